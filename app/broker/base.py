@@ -1,0 +1,115 @@
+"""The Broker contract: what every backend (memory://, redis://) provides.
+
+The broker is the only place that assigns event ids, keeps history and knows
+subscribers. Local fan-out (rings, cursors, wake-ups) is shared by every
+backend and lives in :mod:`app.broker.hub`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.broker.hub import Subscription
+from app.events import Event
+
+
+class BrokerError(Exception):
+    """Base of the broker's own errors."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The backend cannot be reached right now (HTTP 503, retry later)."""
+
+
+class KindConflict(BrokerError):
+    """A publish or declaration names a kind other than the channel's."""
+
+    def __init__(self, channel: str, kind: str, wanted: str) -> None:
+        super().__init__(f"channel {channel!r} is of kind {kind!r}, not {wanted!r}")
+        self.channel = channel
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a new subscription starts.
+
+    Attributes:
+        after: the client's Last-Event-ID, or None for a fresh connect.
+        history: on a fresh connect, replay the last N events per channel first.
+        snapshot: instead of replaying, hand recent events per channel (and the
+            channels of a gap) to the caller in ``Subscription.snapshots`` so it
+            can render them as one replacing swap (the html format).
+    """
+
+    after: str | None = None
+    history: int = 0
+    snapshot: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """A channel as ``GET /api/channels`` shows it."""
+
+    name: str
+    kind: str
+    subscribers: int
+    last_id: str | None
+    retained: int
+
+    def as_json_dict(self) -> dict[str, Any]:
+        """The public JSON shape."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "subscribers": self.subscribers,
+            "last_id": self.last_id,
+            "retained": self.retained,
+        }
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """Events after a cursor; ``gap`` when the cursor was unknown or already trimmed."""
+
+    events: list[Event]
+    gap: bool
+
+
+class Broker(Protocol):
+    """What the gateway and the sources need from a broker backend."""
+
+    epoch: str
+
+    async def start(self) -> None:
+        """Connect and start background work (readers); called once before serving."""
+
+    async def close(self) -> None:
+        """Stop background work and end every subscription."""
+
+    @property
+    def ready(self) -> bool:
+        """True while the backend is reachable (``/readyz``)."""
+
+    async def declare(self, channel: str, kind: str) -> None:
+        """Fix ``channel``'s kind (configured channels); KindConflict if it has another."""
+
+    async def kind_of(self, channel: str) -> str | None:
+        """The channel's kind, or None when it has never been declared or published to."""
+
+    async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+        """Append one event (data already validated) and wake its subscribers."""
+
+    def subscribe(
+        self, patterns: Sequence[str], start: Start
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """A cursor over every channel matching ``patterns``, freed when the block exits."""
+
+    async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
+        """Up to ``limit`` retained events of ``channel`` after ``after`` (oldest first)."""
+
+    def channels(self) -> list[ChannelInfo]:
+        """Every channel this broker knows, sorted by name."""

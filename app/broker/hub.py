@@ -1,0 +1,247 @@
+"""Local fan-out shared by every broker backend: channel rings and subscriber cursors.
+
+Each channel is a ring buffer of its newest events. A subscriber holds one
+cursor (the next offset to read) per channel it follows, plus an
+``asyncio.Event`` that the hub sets when something is appended. A woken
+subscriber reads everything new in one go (:meth:`Subscription.take`), merged
+across channels in broker order. Nothing is copied per subscriber and nothing
+queues per subscriber: memory is the rings, whatever the subscriber count.
+
+Deliberate oddities:
+- ``take`` never blocks and never awaits: a subscriber can only fall behind by
+  not calling it, which the ring detects (overwritten cursor) and
+  ``max_lag`` bounds.
+- Latest-value channels (kinds with ``latest_value_key``) never cut a slow
+  subscriber: it skips to the newest event per key instead (conflation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Iterable, Sequence
+
+from app.events import Event, KindRegistry, pattern_matches
+
+
+class SubscriberLagging(Exception):
+    """The subscriber fell more than ``max_lag`` events behind and must reconnect."""
+
+
+class ChannelLog:
+    """A channel's ring of its newest ``capacity`` events, indexed by channel offset."""
+
+    def __init__(self, name: str, kind: str, capacity: int, latest_value_key: str | None) -> None:
+        self.name = name
+        self.kind = kind
+        self.capacity = capacity
+        self.latest_value_key = latest_value_key
+        self.next_offset = 0
+        self.dropped_seq = 0
+        self.subscribers: set[Subscription] = set()
+        self.latest_by_key: dict[str, Event] = {}
+        self._ring: list[Event | None] = [None] * capacity
+
+    @property
+    def first_offset(self) -> int:
+        """Offset of the oldest event still retained."""
+        return max(0, self.next_offset - self.capacity)
+
+    @property
+    def retained(self) -> int:
+        """How many events the ring holds."""
+        return self.next_offset - self.first_offset
+
+    @property
+    def last(self) -> Event | None:
+        """The newest event, if any."""
+        return self.get(self.next_offset - 1) if self.next_offset else None
+
+    def get(self, offset: int) -> Event:
+        """The event at ``offset`` (which must be retained)."""
+        event = self._ring[offset % self.capacity]
+        assert event is not None and event.offset == offset
+        return event
+
+    def append(self, event: Event) -> None:
+        """Store ``event`` (its offset must be ``next_offset``) and wake subscribers."""
+        slot = event.offset % self.capacity
+        evicted = self._ring[slot]
+        if evicted is not None:
+            self.dropped_seq = evicted.seq
+        self._ring[slot] = event
+        self.next_offset = event.offset + 1
+        if self.latest_value_key is not None:
+            self.latest_by_key[str(event.data.get(self.latest_value_key))] = event
+        for subscriber in self.subscribers:
+            subscriber.wake.set()
+
+    def offset_after(self, seq: int) -> int:
+        """Offset of the first retained event whose seq is greater than ``seq``."""
+        low, high = self.first_offset, self.next_offset
+        while low < high:
+            middle = (low + high) // 2
+            if self.get(middle).seq <= seq:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def slice(self, start: int, stop: int) -> list[Event]:
+        """Events with offsets in ``[start, stop)``, all retained."""
+        return [self.get(offset) for offset in range(start, stop)]
+
+    def recent(self, count: int) -> list[Event]:
+        """The newest ``count`` events, oldest first (latest per key on latest-value channels)."""
+        if self.latest_value_key is not None:
+            return sorted(self.latest_by_key.values(), key=lambda event: event.seq)
+        return self.slice(max(self.first_offset, self.next_offset - count), self.next_offset)
+
+
+class Subscription:
+    """A subscriber's cursors into the channels matching its patterns.
+
+    Attributes:
+        wake: set by the hub when one of its channels has news (and by the
+            gateway for heartbeats and shutdown); the stream clears it.
+        gap_channels: channels whose history after the client's cursor is lost.
+        snapshots: per channel, recent events to render as a replacing swap
+            (only when the start asked for snapshots).
+        closed_reason: set when the hub ends the subscription (shutdown).
+    """
+
+    def __init__(self, patterns: Sequence[str], max_lag: int) -> None:
+        self.patterns = tuple(patterns)
+        self.max_lag = max_lag
+        self.wake = asyncio.Event()
+        self.cursors: dict[ChannelLog, int] = {}
+        self.gap_channels: list[str] = []
+        self.snapshots: dict[str, list[Event]] = {}
+        self.closed_reason: str | None = None
+        self.last_seq = 0
+
+    def matches(self, channel: str) -> bool:
+        """True when one of the patterns matches ``channel``."""
+        return any(pattern_matches(pattern, channel) for pattern in self.patterns)
+
+    def follow(self, log: ChannelLog, offset: int) -> None:
+        """Start reading ``log`` at ``offset``."""
+        self.cursors[log] = offset
+        log.subscribers.add(self)
+        if offset < log.next_offset:
+            self.wake.set()
+
+    def release(self) -> None:
+        """Stop following every channel."""
+        for log in self.cursors:
+            log.subscribers.discard(self)
+        self.cursors.clear()
+
+    def lag(self) -> int:
+        """Events waiting on the most-behind channel that does not conflate."""
+        behind = [
+            log.next_offset - offset
+            for log, offset in self.cursors.items()
+            if log.latest_value_key is None
+        ]
+        return max(behind, default=0)
+
+    def take(self, limit: int = 512) -> list[Event]:
+        """Everything new on every channel (at most ``limit``), in broker order.
+
+        Raises:
+            SubscriberLagging: a channel that does not conflate is more than
+                ``max_lag`` events ahead of this cursor, or overwrote it.
+        """
+        ready = [(log, offset) for log, offset in self.cursors.items() if offset < log.next_offset]
+        if not ready:
+            return []
+        runs = [self._run(log, offset, limit) for log, offset in ready]
+        if len(runs) == 1:
+            events = runs[0][:limit]
+        else:
+            events = list(_first(heapq.merge(*runs, key=_by_seq), limit))
+        logs = {log.name: log for log, _offset in ready}
+        for event in events:
+            self.cursors[logs[event.channel]] = event.offset + 1
+        if events:
+            self.last_seq = events[-1].seq
+        return events
+
+    def _run(self, log: ChannelLog, offset: int, limit: int) -> list[Event]:
+        behind = log.next_offset - offset
+        if log.latest_value_key is not None and (
+            offset < log.first_offset or behind > self.max_lag
+        ):
+            return self._conflate(log, offset)
+        if offset < log.first_offset or behind > self.max_lag:
+            raise SubscriberLagging(f"{behind} events behind on {log.name}")
+        return log.slice(offset, min(log.next_offset, offset + limit))
+
+    def _conflate(self, log: ChannelLog, offset: int) -> list[Event]:
+        newest = {
+            key: event for key, event in log.latest_by_key.items() if event.offset >= offset
+        }
+        events = sorted(newest.values(), key=_by_seq)
+        self.cursors[log] = log.next_offset
+        return events
+
+
+def _by_seq(event: Event) -> int:
+    return event.seq
+
+
+def _first(events: Iterable[Event], limit: int) -> Iterable[Event]:
+    for index, event in enumerate(events):
+        if index == limit:
+            return
+        yield event
+
+
+class Hub:
+    """The channel rings and live subscriptions of one process."""
+
+    def __init__(self, kinds: KindRegistry, history_size: int, max_lag: int) -> None:
+        self.kinds = kinds
+        self.history_size = history_size
+        self.max_lag = max_lag
+        self.logs: dict[str, ChannelLog] = {}
+        self.subscriptions: set[Subscription] = set()
+
+    def log(self, channel: str, kind: str) -> ChannelLog:
+        """The ring of ``channel``, created (and offered to matching subscribers) if new."""
+        existing = self.logs.get(channel)
+        if existing is not None:
+            return existing
+        latest_key = self.kinds.get(kind).latest_value_key
+        created = ChannelLog(channel, kind, self.history_size, latest_key)
+        self.logs[channel] = created
+        for subscription in self.subscriptions:
+            if subscription.matches(channel):
+                subscription.follow(created, 0)
+        return created
+
+    def matching(self, patterns: Sequence[str]) -> list[ChannelLog]:
+        """Existing channels matching any of ``patterns``."""
+        return [
+            log
+            for name, log in sorted(self.logs.items())
+            if any(pattern_matches(pattern, name) for pattern in patterns)
+        ]
+
+    def open(self, patterns: Sequence[str]) -> Subscription:
+        """Register a subscription that has no cursors yet (the caller places them)."""
+        subscription = Subscription(patterns, self.max_lag)
+        self.subscriptions.add(subscription)
+        return subscription
+
+    def close(self, subscription: Subscription) -> None:
+        """Forget ``subscription``; it stops being woken at once."""
+        subscription.release()
+        self.subscriptions.discard(subscription)
+
+    def end_all(self, reason: str) -> None:
+        """Mark every subscription closed and wake it (shutdown)."""
+        for subscription in self.subscriptions:
+            subscription.closed_reason = reason
+            subscription.wake.set()

@@ -1,0 +1,152 @@
+"""memory:// — the embedded broker: one process, history in per-channel rings.
+
+The epoch is drawn at start, so ids from a previous run (a restart) are
+recognised as unknown and answered with a gap, never misread as positions.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from app.broker.base import ChannelInfo, HistoryPage, KindConflict, Start
+from app.broker.hub import ChannelLog, Hub, Subscription
+from app.events import Event, KindRegistry, format_event_id, is_pattern, parse_event_id
+
+
+def new_epoch() -> str:
+    """A short random token that tells one broker incarnation from another."""
+    return secrets.token_hex(4)
+
+
+class MemoryBroker:
+    """In-process broker; see :class:`app.broker.base.Broker` for the contract."""
+
+    def __init__(self, kinds: KindRegistry, history_size: int, max_lag: int) -> None:
+        self.kinds = kinds
+        self.epoch = new_epoch()
+        self.hub = Hub(kinds, history_size, max_lag)
+        self._seq = 0
+
+    async def start(self) -> None:
+        """Nothing to connect to."""
+
+    async def close(self) -> None:
+        """End every live subscription."""
+        self.hub.end_all("shutdown")
+
+    @property
+    def ready(self) -> bool:
+        """Always reachable."""
+        return True
+
+    async def declare(self, channel: str, kind: str) -> None:
+        """Create ``channel`` with ``kind`` unless it exists with that kind already."""
+        self._log(channel, kind)
+
+    async def kind_of(self, channel: str) -> str | None:
+        """The channel's kind, None when unknown."""
+        log = self.hub.logs.get(channel)
+        return log.kind if log else None
+
+    async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+        """Assign the next id and append; subscribers are woken before this returns."""
+        log = self._log(channel, kind)
+        self._seq += 1
+        event = Event(
+            id=format_event_id(self.epoch, self._seq),
+            channel=channel,
+            kind=kind,
+            time=time.time(),
+            data=data,
+            seq=self._seq,
+            offset=log.next_offset,
+        )
+        log.append(event)
+        return event
+
+    @asynccontextmanager
+    async def subscribe(self, patterns: Sequence[str], start: Start) -> AsyncIterator[Subscription]:
+        """Place cursors per ``start`` and follow; cursors are freed on exit."""
+        subscription = self.hub.open(patterns)
+        try:
+            self._place(subscription, start)
+            yield subscription
+        finally:
+            self.hub.close(subscription)
+
+    async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
+        """Retained events after ``after``; a gap (from the oldest) when it is unknown."""
+        log = self.hub.logs.get(channel)
+        if log is None:
+            return HistoryPage([], gap=False)
+        if after is None:
+            return HistoryPage(log.slice(log.first_offset, log.next_offset)[:limit], gap=False)
+        after_seq = self._known_seq(after)
+        if after_seq is None or log.dropped_seq > after_seq:
+            return HistoryPage(log.slice(log.first_offset, log.next_offset)[:limit], gap=True)
+        start = log.offset_after(after_seq)
+        return HistoryPage(log.slice(start, min(log.next_offset, start + limit)), gap=False)
+
+    def channels(self) -> list[ChannelInfo]:
+        """Every channel, with its subscriber count and newest id."""
+        return [
+            ChannelInfo(
+                name=log.name,
+                kind=log.kind,
+                subscribers=len(log.subscribers),
+                last_id=last.id if (last := log.last) else None,
+                retained=log.retained,
+            )
+            for _name, log in sorted(self.hub.logs.items())
+        ]
+
+    def _log(self, channel: str, kind: str) -> ChannelLog:
+        log = self.hub.log(channel, kind)
+        if log.kind != kind:
+            raise KindConflict(channel, log.kind, kind)
+        return log
+
+    def _known_seq(self, event_id: str) -> int | None:
+        """The seq of one of this incarnation's ids, None for anything else."""
+        parsed = parse_event_id(event_id)
+        if parsed is None or parsed[0] != self.epoch or parsed[1] > self._seq:
+            return None
+        return parsed[1]
+
+    def _place(self, subscription: Subscription, start: Start) -> None:
+        logs = self.hub.matching(subscription.patterns)
+        if start.after is None:
+            for log in logs:
+                self._fresh(subscription, log, start)
+            return
+        after_seq = self._known_seq(start.after)
+        if after_seq is None:
+            subscription.gap_channels = sorted(
+                {log.name for log in logs}
+                | {p for p in subscription.patterns if not is_pattern(p)}
+            )
+        for log in logs:
+            if after_seq is not None and log.dropped_seq > after_seq:
+                subscription.gap_channels.append(log.name)
+            if after_seq is None or log.dropped_seq > after_seq:
+                self._gap(subscription, log, start)
+            else:
+                subscription.follow(log, log.offset_after(after_seq))
+
+    def _fresh(self, subscription: Subscription, log: ChannelLog, start: Start) -> None:
+        if start.snapshot:
+            snapshot_size = self.kinds.get(log.kind).snapshot_size
+            subscription.snapshots[log.name] = log.recent(snapshot_size)
+            subscription.follow(log, log.next_offset)
+        else:
+            subscription.follow(log, max(log.first_offset, log.next_offset - start.history))
+
+    def _gap(self, subscription: Subscription, log: ChannelLog, start: Start) -> None:
+        if start.snapshot:
+            self._fresh(subscription, log, start)
+        else:
+            subscription.follow(log, log.first_offset)

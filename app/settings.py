@@ -1,0 +1,217 @@
+"""Typed settings: one TOML file plus ``PULSEBOARD_*`` environment overrides.
+
+``PULSEBOARD_SERVER__BIND=0.0.0.0:8000`` sets ``[server] bind``: sections and
+keys are joined by a double underscore; a numeric part indexes an array of
+tables (``PULSEBOARD_SOURCES__0__INTERVAL=0.1``). A value is read as a TOML
+value when it parses as one (``15``, ``true``, ``["a", "b"]``) and as a plain
+string otherwise.
+
+Unknown keys and bad values are refused with a message that names the key:
+Hypercorn's own loader ignores misspellings silently, ours must not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from app.events import PayloadError, validate_channel, validate_pattern
+
+ENV_PREFIX = "PULSEBOARD_"
+DEFAULT_CONFIG = Path("config/default.toml")
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+Count = Annotated[int, msgspec.Meta(ge=1)]
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
+
+class SettingsError(ValueError):
+    """A config file or override we refuse; the message names the key."""
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerSettings(_Section):
+    bind: str = "127.0.0.1:8000"
+    heartbeat: Annotated[float, msgspec.Meta(ge=0.05, le=3600)] = 15.0
+    retry_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 2000
+    max_lag: Count = 1000
+    write_timeout: Annotated[float, msgspec.Meta(ge=0.05, le=3600)] = 10.0
+    max_body_bytes: Count = 64 * 1024
+    shutdown_grace: Annotated[float, msgspec.Meta(ge=0, le=60)] = 2.0
+
+
+class BrokerSettings(_Section):
+    url: str = "memory://"
+    history: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
+    key_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "pulseboard"
+
+
+class AuthSettings(_Section):
+    publish_tokens: list[str] = msgspec.field(default_factory=list)
+    read_tokens: list[str] = msgspec.field(default_factory=list)
+
+
+class LimitsSettings(_Section):
+    publish_rate: Positive = 1000
+    publish_burst: Count = 5000
+    chat_rate: Positive = 2
+    chat_burst: Count = 10
+    streams_per_client: Count = 256
+    channels_per_stream: Count = 64
+    history_limit: Count = 1000
+
+
+class ChannelSettings(_Section):
+    name: str
+    kind: str
+    title: str | None = None
+
+
+class AlertSettings(_Section):
+    channel: str
+    pattern: str
+    notify: str
+    level: str | None = None
+    webhook: str | None = None
+    window: Positive = 60.0
+
+
+class Settings(_Section):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    broker: BrokerSettings = msgspec.field(default_factory=BrokerSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    channels: list[ChannelSettings] = msgspec.field(default_factory=list)
+    sources: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    alerts: list[AlertSettings] = msgspec.field(default_factory=list)
+
+
+def load_settings(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read ``path`` (default ``config/default.toml`` when it exists), then env, then overrides.
+
+    ``overrides`` is a nested dict merged last (tests and the CLI's ``--bind``).
+    """
+    raw = _read_toml(path)
+    _apply_environment(raw, os.environ if environ is None else environ)
+    if overrides:
+        _merge(raw, overrides)
+    return settings_from_dict(raw)
+
+
+def settings_from_dict(raw: dict[str, Any]) -> Settings:
+    """Validate a nested dict as Settings; errors name the key, e.g. ``server.heartbeat``."""
+    try:
+        settings = msgspec.convert(raw, Settings, strict=True)
+    except msgspec.ValidationError as error:
+        raise SettingsError(_describe(str(error))) from None
+    _check(settings)
+    return settings
+
+
+def _read_toml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        if not DEFAULT_CONFIG.exists():
+            return {}
+        path = DEFAULT_CONFIG
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise SettingsError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{path}: not valid TOML: {error}") from None
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if not all(parts):
+            raise SettingsError(f"{name}: empty key part")
+        _set_path(raw, parts, _parse_env_value(text), name)
+
+
+def _parse_env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_path(raw: dict[str, Any], parts: list[str], value: Any, name: str) -> None:
+    node: Any = raw
+    for index, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = _list_item(node, part, name)
+            continue
+        default: Any = [] if parts[index + 1].isdigit() else {}
+        node = node.setdefault(part, default)
+    last = parts[-1]
+    if isinstance(node, list):
+        raise SettingsError(f"{name}: cannot replace a whole array entry, name a key inside it")
+    if not isinstance(node, dict):
+        raise SettingsError(f"{name}: {'.'.join(parts[:-1])} is not a table")
+    node[last] = value
+
+
+def _list_item(items: list[Any], part: str, name: str) -> Any:
+    if not part.isdigit() or int(part) >= len(items):
+        raise SettingsError(f"{name}: {part!r} is not an index of an existing array entry")
+    return items[int(part)]
+
+
+def _merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _describe(message: str) -> str:
+    """msgspec says "Expected `int` >= 1 - at `$.server.max_lag`"; say "server.max_lag: ..."."""
+    text, _, where = message.rpartition(" - at `$.")
+    where = where.rstrip("`") if text else ""
+    text = text or message
+    unknown = _UNKNOWN_FIELD.search(text)
+    if unknown:
+        key = f"{where}.{unknown.group(1)}" if where else unknown.group(1)
+        return f"{key}: unknown key"
+    missing = _MISSING_FIELD.search(text)
+    if missing:
+        key = f"{where}.{missing.group(1)}" if where else missing.group(1)
+        return f"{key}: required"
+    return f"{where}: {text}" if where else text
+
+
+def _check(settings: Settings) -> None:
+    host, _, port = settings.server.bind.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SettingsError(f"server.bind: expected HOST:PORT, got {settings.server.bind!r}")
+    if not settings.broker.url.startswith(("memory://", "redis://", "rediss://", "unix://")):
+        raise SettingsError(
+            f"broker.url: expected memory:// or redis://HOST:PORT/DB, got {settings.broker.url!r}"
+        )
+    try:
+        for index, channel in enumerate(settings.channels):
+            validate_channel(channel.name, field=f"channels[{index}].name")
+        for index, alert in enumerate(settings.alerts):
+            validate_pattern(alert.channel, field=f"alerts[{index}].channel")
+            validate_channel(alert.notify, field=f"alerts[{index}].notify")
+    except PayloadError as error:
+        raise SettingsError(str(error)) from None

@@ -1,0 +1,208 @@
+"""The Source contract, the registry of source types, and the supervisor that runs them.
+
+A source type is found through the entry-point group ``pulseboard.sources``;
+the built-ins are registered there exactly like a third-party plugin, so the
+plugin path runs every day. A source never touches HTTP, Quart or
+subscribers: it gets its typed config, a ``publish`` callable and a ``stop``
+event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+import msgspec
+
+from app.events import Event, Kind, PayloadError
+
+log = logging.getLogger("pulseboard.sources")
+
+ENTRY_POINT_GROUP = "pulseboard.sources"
+
+
+class Publish(Protocol):
+    """What a source calls to publish: ``await publish(channel, kind, data)``."""
+
+    def __call__(self, channel: str, kind: str, data: dict[str, Any]) -> Awaitable[Event]: ...
+
+
+class Source(Protocol):
+    """A running source: produce payloads until ``stop`` is set, then return."""
+
+    async def run(self, publish: Publish, stop: asyncio.Event) -> None: ...
+
+
+@dataclass(frozen=True)
+class SourceType:
+    """A kind of source, as a plugin registers it.
+
+    Attributes:
+        name: the ``type`` in ``[[sources]]``.
+        config: msgspec struct for the source's keys (unknown keys are refused);
+            every config has a ``type`` field, which is not passed on.
+        create: builds a Source from a validated config.
+        channels: the ``(channel, kind)`` pairs a config declares up front (panels
+            on the dashboard); sources may publish to more channels later.
+        kinds: kinds this type adds to the registry (plugins with a new kind).
+    """
+
+    name: str
+    config: type[msgspec.Struct]
+    create: Callable[[Any], Source]
+    channels: Callable[[Any], list[tuple[str, str]]] = lambda config: []
+    kinds: tuple[Kind, ...] = ()
+    description: str = ""
+
+
+class SourceConfigError(ValueError):
+    """A ``[[sources]]`` entry that cannot run; the message names the key."""
+
+
+def load_source_types(extra: Iterable[SourceType] = ()) -> dict[str, SourceType]:
+    """Every source type installed (entry points) plus ``extra``; a duplicate name is an error."""
+    found: dict[str, tuple[SourceType, str]] = {}
+    candidates: list[tuple[SourceType, str]] = []
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        source_type = entry.load()
+        if not isinstance(source_type, SourceType):
+            raise SourceConfigError(f"entry point {entry.value} is not a SourceType")
+        candidates.append((source_type, entry.value))
+    candidates.extend((t, f"{type(t.create).__module__}") for t in extra)
+    for source_type, origin in candidates:
+        if source_type.name in found:
+            raise SourceConfigError(
+                f"source type {source_type.name!r} is registered twice: "
+                f"by {found[source_type.name][1]} and by {origin}"
+            )
+        found[source_type.name] = (source_type, origin)
+    return {name: pair[0] for name, pair in found.items()}
+
+
+@dataclass
+class ConfiguredSource:
+    """One ``[[sources]]`` entry, validated: its type, config and a display name."""
+
+    index: int
+    type: SourceType
+    config: Any
+
+    @property
+    def label(self) -> str:
+        """``ticker#0``: how logs and metrics name this source."""
+        return f"{self.type.name}#{self.index}"
+
+
+def configure_sources(
+    entries: list[dict[str, Any]], types: dict[str, SourceType]
+) -> list[ConfiguredSource]:
+    """Validate every ``[[sources]]`` entry against its type's config schema."""
+    configured = []
+    for index, entry in enumerate(entries):
+        where = f"sources[{index}]"
+        type_name = entry.get("type")
+        if not isinstance(type_name, str):
+            raise SourceConfigError(f"{where}.type: required (one of {', '.join(sorted(types))})")
+        if type_name not in types:
+            known = ", ".join(sorted(types))
+            raise SourceConfigError(f"{where}.type: unknown source type {type_name!r} ({known})")
+        source_type = types[type_name]
+        try:
+            config = msgspec.convert(entry, source_type.config, strict=True)
+        except msgspec.ValidationError as error:
+            raise SourceConfigError(_name_key(where, str(error))) from None
+        except PayloadError as error:
+            raise SourceConfigError(f"{where}.{error.field}: {error.message}") from None
+        configured.append(ConfiguredSource(index, source_type, config))
+    return configured
+
+
+def _name_key(where: str, message: str) -> str:
+    text, _, key = message.rpartition(" - at `$.")
+    if text:
+        return f"{where}.{key.rstrip('`')}: {text}"
+    return f"{where}: {message}"
+
+
+@dataclass
+class SourceStats:
+    """What the supervisor knows of one source (for /readyz and metrics)."""
+
+    running: bool = False
+    crashes: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class Supervisor:
+    """Runs each configured source as a task; a crash is logged and restarted with backoff.
+
+    Backoff doubles from ``min_backoff_s`` up to ``max_backoff_s``, each wait
+    drawn between half and all of it (jitter), and resets after a run that lasted longer than ``max_backoff_s``.
+    """
+
+    sources: list[ConfiguredSource]
+    publish: Publish
+    min_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    on_crash: Callable[[ConfiguredSource, BaseException], None] | None = None
+    stats: dict[str, SourceStats] = field(default_factory=dict)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Start one task per source."""
+        for source in self.sources:
+            self.stats[source.label] = SourceStats()
+            task = asyncio.create_task(self._supervise(source), name=f"source {source.label}")
+            self._tasks.append(task)
+
+    async def stop(self, timeout_s: float = 3.0) -> None:
+        """Ask every source to stop, then cancel those that have not within ``timeout_s``."""
+        self._stop.set()
+        if not self._tasks:
+            return
+        _done, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks.clear()
+
+    @property
+    def healthy(self) -> bool:
+        """True when every source is running (for /readyz)."""
+        return all(stat.running for stat in self.stats.values())
+
+    async def _supervise(self, source: ConfiguredSource) -> None:
+        loop = asyncio.get_running_loop()
+        stat = self.stats[source.label]
+        backoff = self.min_backoff_s
+        while not self._stop.is_set():
+            started = loop.time()
+            stat.running = True
+            try:
+                await source.type.create(source.config).run(self.publish, self._stop)
+                if self._stop.is_set():
+                    break
+                log.warning("source %s returned before stop; restarting", source.label)
+            except Exception as error:
+                stat.crashes += 1
+                stat.last_error = f"{type(error).__name__}: {error}"
+                log.exception("source %s crashed", source.label)
+                if self.on_crash is not None:
+                    self.on_crash(source, error)
+            finally:
+                stat.running = False
+            if loop.time() - started > self.max_backoff_s:
+                backoff = self.min_backoff_s
+            delay = random.uniform(backoff / 2, backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            except TimeoutError:
+                continue

@@ -1,0 +1,51 @@
+"""Server-Sent Events wire encoding: pure functions, no I/O.
+
+A frame is ``id:``, ``event:`` and one ``data:`` line per line of the body,
+ended by a blank line. Bodies are split on every line end the SSE spec knows
+(CRLF, CR, LF), so no payload can end a field early or forge a frame; ids and
+event names must not contain line ends at all (they are refused, not split).
+"""
+
+from __future__ import annotations
+
+import re
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class FieldError(ValueError):
+    """An id or event name that would break the frame."""
+
+
+def _check_field(name: str, value: str) -> str:
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise FieldError(f"SSE {name} must not contain CR, LF or NUL: {value!r}")
+    return value
+
+
+def encode_event(data: str, *, event: str | None = None, id: str | None = None) -> bytes:
+    """Encode one event.
+
+    >>> encode_event("a\\nb", event="chat.lobby", id="x-1")
+    b'id: x-1\\nevent: chat.lobby\\ndata: a\\ndata: b\\n\\n'
+    """
+    parts: list[str] = []
+    if id is not None:
+        parts.append(f"id: {_check_field('id', id)}\n")
+    if event is not None:
+        parts.append(f"event: {_check_field('event', event)}\n")
+    for line in _LINE_END.split(data):
+        parts.append(f"data: {line}\n")
+    parts.append("\n")
+    return "".join(parts).encode()
+
+
+def encode_retry(retry_ms: int) -> bytes:
+    """Tell the client how long to wait before reconnecting."""
+    return f"retry: {int(retry_ms)}\n\n".encode()
+
+
+def encode_comment(text: str = "") -> bytes:
+    """A comment line (``: ping``): keeps proxies and idle timers from closing the stream."""
+    lines = _LINE_END.split(text)
+    return "".join(f": {line}\n" for line in lines).encode() + b"\n"
