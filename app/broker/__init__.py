@@ -1,0 +1,17 @@
+"""Broker backends, chosen by URL: ``memory://`` (embedded) or ``redis://`` (shared)."""
+
+from __future__ import annotations
+
+from app.broker.base import Broker
+from app.events import KindRegistry
+from app.settings import Settings
+
+
+def create_broker(settings: Settings, kinds: KindRegistry) -> Broker:
+    """The backend ``broker.url`` names; drivers are imported only when chosen."""
+    url = settings.broker.url
+    if url.startswith("memory://"):
+        from app.broker.memory import MemoryBroker
+
+        return MemoryBroker(kinds, settings.broker.history, settings.server.max_lag)
+    raise ValueError(f"broker.url: unsupported scheme in {url!r}")
