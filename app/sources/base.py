@@ -10,16 +10,17 @@ event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Protocol
 
 import msgspec
 
-from app.events import Event, Kind, PayloadError
+from app.events import Event, Kind, KindRegistry, PayloadError
 
 log = logging.getLogger("pulseboard.sources")
 
@@ -30,6 +31,16 @@ class Publish(Protocol):
     """What a source calls to publish: ``await publish(channel, kind, data)``."""
 
     def __call__(self, channel: str, kind: str, data: dict[str, Any]) -> Awaitable[Event]: ...
+
+
+Pause = Callable[[asyncio.Event, float], Awaitable[None]]
+"""How a source waits between two steps: ``await pause(stop, seconds)`` (tests inject a fake)."""
+
+
+async def pause_unless_stopped(stop: asyncio.Event, delay_s: float) -> None:
+    """Wait ``delay_s`` seconds, or less when ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=delay_s)
 
 
 class Source(Protocol):
@@ -65,15 +76,14 @@ class SourceConfigError(ValueError):
 
 
 def load_source_types(extra: Iterable[SourceType] = ()) -> dict[str, SourceType]:
-    """Every source type installed (entry points) plus ``extra``; a duplicate name is an error."""
+    """Every source type installed (entry points) plus ``extra``; a duplicate name is an error.
+
+    The error names both registrations (distribution and object), so the user
+    knows which package to remove.
+    """
+    candidates = [_load_entry(entry) for entry in entry_points(group=ENTRY_POINT_GROUP)]
+    candidates.extend((t, _origin_of(t)) for t in extra)
     found: dict[str, tuple[SourceType, str]] = {}
-    candidates: list[tuple[SourceType, str]] = []
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        source_type = entry.load()
-        if not isinstance(source_type, SourceType):
-            raise SourceConfigError(f"entry point {entry.value} is not a SourceType")
-        candidates.append((source_type, entry.value))
-    candidates.extend((t, f"{type(t.create).__module__}") for t in extra)
     for source_type, origin in candidates:
         if source_type.name in found:
             raise SourceConfigError(
@@ -82,6 +92,32 @@ def load_source_types(extra: Iterable[SourceType] = ()) -> dict[str, SourceType]
             )
         found[source_type.name] = (source_type, origin)
     return {name: pair[0] for name, pair in found.items()}
+
+
+def _load_entry(entry: EntryPoint) -> tuple[SourceType, str]:
+    dist = entry.dist.name if entry.dist is not None else "?"
+    origin = f"{dist} ({entry.name} = {entry.value})"
+    try:
+        source_type = entry.load()
+    except Exception as error:
+        raise SourceConfigError(
+            f"source plugin {origin} failed to load: {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(source_type, SourceType):
+        raise SourceConfigError(f"source plugin {origin} is not a SourceType")
+    return source_type, origin
+
+
+def _origin_of(source_type: SourceType) -> str:
+    module = getattr(source_type.create, "__module__", None) or "?"
+    return f"{module} (passed in)"
+
+
+def register_kinds(types: Iterable[SourceType], registry: KindRegistry) -> None:
+    """Add the kinds plugins bring to ``registry`` (before the broker creates channels)."""
+    for source_type in types:
+        for kind in source_type.kinds:
+            registry.register(kind)
 
 
 @dataclass
@@ -140,10 +176,13 @@ class SourceStats:
 
 @dataclass
 class Supervisor:
-    """Runs each configured source as a task; a crash is logged and restarted with backoff.
+    """Runs each configured source as a task; a crash is logged, counted and restarted.
 
-    Backoff doubles from ``min_backoff_s`` up to ``max_backoff_s``, each wait
-    drawn between half and all of it (jitter), and resets after a run that lasted longer than ``max_backoff_s``.
+    Restarts wait with capped exponential backoff: from ``min_backoff_s``
+    doubling up to ``max_backoff_s``, each wait drawn between half and all of
+    it (jitter, so sources failing together do not retry in lockstep). A run
+    that lasted longer than ``max_backoff_s`` resets the backoff. A source
+    that returns before stop is restarted the same way, without counting a crash.
     """
 
     sources: list[ConfiguredSource]
@@ -151,6 +190,7 @@ class Supervisor:
     min_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     on_crash: Callable[[ConfiguredSource, BaseException], None] | None = None
+    rng: random.Random = field(default_factory=random.Random)
     stats: dict[str, SourceStats] = field(default_factory=dict)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -169,6 +209,9 @@ class Supervisor:
             return
         _done, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
         for task in pending:
+            log.warning(
+                "source task %r ignored stop for %.1fs; cancelling", task.get_name(), timeout_s
+            )
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         self._tasks.clear()
@@ -180,29 +223,28 @@ class Supervisor:
 
     async def _supervise(self, source: ConfiguredSource) -> None:
         loop = asyncio.get_running_loop()
-        stat = self.stats[source.label]
         backoff = self.min_backoff_s
         while not self._stop.is_set():
             started = loop.time()
-            stat.running = True
-            try:
-                await source.type.create(source.config).run(self.publish, self._stop)
-                if self._stop.is_set():
-                    break
-                log.warning("source %s returned before stop; restarting", source.label)
-            except Exception as error:
-                stat.crashes += 1
-                stat.last_error = f"{type(error).__name__}: {error}"
-                log.exception("source %s crashed", source.label)
-                if self.on_crash is not None:
-                    self.on_crash(source, error)
-            finally:
-                stat.running = False
+            await self._run_once(source, self.stats[source.label])
+            if self._stop.is_set():
+                return
             if loop.time() - started > self.max_backoff_s:
                 backoff = self.min_backoff_s
-            delay = random.uniform(backoff / 2, backoff)
+            await pause_unless_stopped(self._stop, self.rng.uniform(backoff / 2, backoff))
             backoff = min(backoff * 2, self.max_backoff_s)
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=delay)
-            except TimeoutError:
-                continue
+
+    async def _run_once(self, source: ConfiguredSource, stat: SourceStats) -> None:
+        stat.running = True
+        try:
+            await source.type.create(source.config).run(self.publish, self._stop)
+            if not self._stop.is_set():
+                log.warning("source %s returned before stop; restarting", source.label)
+        except Exception as error:
+            stat.crashes += 1
+            stat.last_error = f"{type(error).__name__}: {error}"
+            log.exception("source %s crashed (%d so far); restarting", source.label, stat.crashes)
+            if self.on_crash is not None:
+                self.on_crash(source, error)
+        finally:
+            stat.running = False
