@@ -1,0 +1,37 @@
+"""Pulseboard: a real-time dashboard server. ``create_app`` wires the pieces; nothing else."""
+
+from __future__ import annotations
+
+from quart import Quart
+
+from app.runtime import Runtime, build_runtime
+from app.settings import Settings, load_settings
+from app.web import api, ops, stream
+from app.web.asgi import StreamingHTTPConnection
+from app.web.errors import install_error_handlers
+from app.web.runtime import EXTENSION
+
+BODY_TIMEOUT_S = 10
+
+
+def create_app(settings: Settings | None = None, *, run_sources: bool = True) -> Quart:
+    """Build the Quart app for ``settings`` (default: config file plus environment)."""
+    settings = settings if settings is not None else load_settings()
+    runtime = build_runtime(settings, run_sources=run_sources)
+    app = Quart(__name__, static_folder=None)
+    app.asgi_http_class = StreamingHTTPConnection
+    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
+    app.config["BODY_TIMEOUT"] = BODY_TIMEOUT_S
+    app.extensions[EXTENSION] = runtime
+    for blueprint in (stream.blueprint, api.blueprint, ops.blueprint):
+        app.register_blueprint(blueprint)
+    install_error_handlers(app)
+    app.before_serving(runtime.start)
+    app.after_serving(runtime.stop)
+    return app
+
+
+def runtime_of(app: Quart) -> Runtime:
+    """The Runtime ``create_app`` attached to ``app``."""
+    runtime: Runtime = app.extensions[EXTENSION]
+    return runtime

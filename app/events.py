@@ -183,7 +183,8 @@ class Kind:
             instead of cutting a slow client.
         snapshot_size: events sent as the replacing snapshot on a fresh html connect.
         text: the searchable text of a payload (what ``q=`` matches).
-        level: the payload's severity on the log scale, or None (``level=`` filter).
+        level: the payload's severity on the log scale (``level=`` filter); None
+            for kinds that have no severity, which that filter leaves alone.
         form_field: for a form or text/plain body without the schema's fields,
             the field that receives the whole body (notify's ``message``).
     """
@@ -194,7 +195,7 @@ class Kind:
     latest_value_key: str | None = None
     snapshot_size: int = 50
     text: Callable[[dict[str, Any]], str] = lambda data: ""
-    level: Callable[[dict[str, Any]], str | None] = lambda data: None
+    level: Callable[[dict[str, Any]], str | None] | None = None
     form_field: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
 

@@ -49,3 +49,13 @@ def encode_comment(text: str = "") -> bytes:
     """A comment line (``: ping``): keeps proxies and idle timers from closing the stream."""
     lines = _LINE_END.split(text)
     return "".join(f": {line}\n" for line in lines).encode() + b"\n"
+
+
+def encode_json_event(json_body: bytes, *, event: str, id: str) -> bytes:
+    """Encode a one-line JSON body without re-splitting it.
+
+    JSON encoders escape every control character inside strings, so the body
+    holds no CR or LF and needs exactly one ``data:`` line; ``event`` and
+    ``id`` must already be valid (channel names and broker ids are).
+    """
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (id.encode(), event.encode(), json_body)

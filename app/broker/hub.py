@@ -179,9 +179,7 @@ class Subscription:
         return log.slice(offset, min(log.next_offset, offset + limit))
 
     def _conflate(self, log: ChannelLog, offset: int) -> list[Event]:
-        newest = {
-            key: event for key, event in log.latest_by_key.items() if event.offset >= offset
-        }
+        newest = {key: event for key, event in log.latest_by_key.items() if event.offset >= offset}
         events = sorted(newest.values(), key=_by_seq)
         self.cursors[log] = log.next_offset
         return events

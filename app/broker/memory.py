@@ -126,8 +126,7 @@ class MemoryBroker:
         after_seq = self._known_seq(start.after)
         if after_seq is None:
             subscription.gap_channels = sorted(
-                {log.name for log in logs}
-                | {p for p in subscription.patterns if not is_pattern(p)}
+                {log.name for log in logs} | {p for p in subscription.patterns if not is_pattern(p)}
             )
         for log in logs:
             if after_seq is not None and log.dropped_seq > after_seq:

@@ -1,0 +1,150 @@
+"""The ``pulseboard`` command (also ``python -m app``).
+
+User errors (a bad config, an unreachable server) print one line and exit
+with status 2; nothing a user can cause prints a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import httpx
+
+from app.settings import Settings, SettingsError, load_settings
+from app.sources.base import SourceConfigError, configure_sources, load_source_types
+
+USAGE_ERROR = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``message`` to stderr and exit with the usage-error status."""
+    click.echo(f"pulseboard: {message}", err=True)
+    sys.exit(USAGE_ERROR)
+
+
+def read_settings(config: Path | None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Settings from ``config`` and the environment, or a clean exit naming the bad key."""
+    try:
+        settings = load_settings(config, overrides=overrides)
+        configure_sources(settings.sources, load_source_types())
+    except (SettingsError, SourceConfigError) as error:
+        fail(str(error))
+    return settings
+
+
+config_option = click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML config file (default: config/default.toml).",
+)
+
+
+@click.group()
+def main() -> None:
+    """Pulseboard: a real-time dashboard server."""
+
+
+@main.command()
+@config_option
+@click.option("--bind", help="HOST:PORT to listen on (overrides server.bind).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--no-sources", is_flag=True, help="Serve streams only; run no sources.")
+def serve(config: Path | None, bind: str | None, workers: int, no_sources: bool) -> None:
+    """Serve the dashboard, the stream and the API."""
+    overrides = {"server": {"bind": bind}} if bind else None
+    settings = read_settings(config, overrides)
+    if workers > 1 and settings.broker.url.startswith("memory://"):
+        fail(
+            f"--workers {workers} needs a shared broker: the memory broker lives in one "
+            "process, so set broker.url to redis://HOST:PORT/DB"
+        )
+    if workers > 1:
+        fail("--workers above 1 is not supported yet; run several serve processes instead")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    _run(settings, run_sources=not no_sources)
+
+
+def _run(settings: Settings, *, run_sources: bool) -> None:
+    import uvloop
+
+    from app import create_app
+    from app.server import serve as serve_app
+
+    try:
+        app = create_app(settings, run_sources=run_sources)
+    except (SettingsError, SourceConfigError, ValueError) as error:
+        fail(str(error))
+    uvloop.run(serve_app(app, settings.server.bind))
+
+
+@main.command()
+@click.argument("channel")
+@click.argument("message")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Server URL.")
+@click.option("--token", envvar="PULSEBOARD_TOKEN", help="Bearer token for publishing.")
+@click.option("--title", help="Notification title.")
+def publish(channel: str, message: str, url: str, token: str | None, title: str | None) -> None:
+    """Publish MESSAGE to CHANNEL (a notification unless the channel is a chat room)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    endpoint = f"{url.rstrip('/')}/api/channels/{channel}/events"
+    try:
+        if title:
+            response = httpx.post(
+                endpoint, json={"message": message, "title": title}, headers=headers
+            )
+        else:
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+            response = httpx.post(endpoint, content=message.encode(), headers=headers)
+    except httpx.HTTPError as error:
+        fail(f"cannot reach {url}: {error}")
+    if response.status_code != 201:
+        fail(f"{response.status_code}: {_error_text(response)}")
+    click.echo(response.json()["id"])
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+
+
+@main.command("check-config")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
+def check_config(file: Path | None) -> None:
+    """Validate FILE (default: config/default.toml) plus the environment; exit 2 if bad."""
+    from app.runtime import build_runtime
+
+    settings = read_settings(file)
+    try:
+        build_runtime(settings)
+    except ValueError as error:
+        fail(str(error))
+    click.echo(f"ok: {file or 'config/default.toml'}")
+
+
+@main.group()
+def sources() -> None:
+    """Inspect and run sources."""
+
+
+@sources.command("list")
+def sources_list() -> None:
+    """List the installed source types (built-in and plugins)."""
+    try:
+        types = load_source_types()
+    except SourceConfigError as error:
+        fail(str(error))
+    for name, source_type in sorted(types.items()):
+        click.echo(f"{name:12} {source_type.description}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Everything one Pulseboard process runs, wired together once per app.
+
+The Quart app keeps a :class:`Runtime` in ``app.extensions["pulseboard"]``;
+blueprints read the broker, renderer and settings from it instead of from
+module globals, so every test gets a fresh one from ``create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.broker import create_broker
+from app.broker.base import Broker
+from app.events import Event, KindRegistry
+from app.render import Renderer, create_environment
+from app.settings import Settings
+from app.sources.base import (
+    ConfiguredSource,
+    SourceType,
+    Supervisor,
+    configure_sources,
+    load_source_types,
+    register_kinds,
+)
+from app.streams import StreamRegistry, StreamTimings
+
+log = logging.getLogger("pulseboard")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A channel the dashboard shows: configured in ``[[channels]]`` or declared by a source."""
+
+    channel: str
+    kind: str
+    title: str
+
+
+@dataclass
+class Runtime:
+    """The broker, renderer, streams and sources of one process."""
+
+    settings: Settings
+    kinds: KindRegistry
+    broker: Broker
+    renderer: Renderer
+    streams: StreamRegistry
+    source_types: dict[str, SourceType]
+    sources: list[ConfiguredSource]
+    panels: list[Panel]
+    run_sources: bool = True
+    accepting: bool = True
+    supervisor: Supervisor | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _stop: asyncio.Event | None = None
+
+    async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+        """Validate ``data`` against the kind's schema and publish it (what sources call)."""
+        return await self.broker.publish(channel, kind, self.kinds.get(kind).validate(data))
+
+    async def start(self) -> None:
+        """Connect the broker, declare the panels' channels, start streams' timers and sources."""
+        await self.broker.start()
+        for panel in self.panels:
+            await self.broker.declare(panel.channel, panel.kind)
+        self.streams.start()
+        self._stop = asyncio.Event()
+        if self.run_sources:
+            self.supervisor = Supervisor(self.sources, self.publish)
+            self.supervisor.start()
+        log.info(
+            "started broker=%s channels=%d sources=%d",
+            self.settings.broker.url,
+            len(self.panels),
+            len(self.sources) if self.run_sources else 0,
+        )
+
+    async def stop(self) -> None:
+        """Stop sources and timers, end the streams still open, close the broker."""
+        self.accepting = False
+        await self.streams.close_all(self.settings.server.shutdown_grace)
+        if self._stop is not None:
+            self._stop.set()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.streams.stop()
+        await self.broker.close()
+        log.info("stopped")
+
+    @property
+    def ready(self) -> bool:
+        """Accepting traffic, broker reachable, every source running."""
+        sources_ok = self.supervisor is None or self.supervisor.healthy
+        return self.accepting and self.broker.ready and sources_ok
+
+
+def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
+    """Resolve source types, validate their configs and build the broker (no I/O yet)."""
+    kinds = KindRegistry()
+    source_types = load_source_types()
+    register_kinds(source_types.values(), kinds)
+    sources = configure_sources(settings.sources, source_types)
+    return Runtime(
+        settings=settings,
+        kinds=kinds,
+        broker=create_broker(settings, kinds),
+        renderer=Renderer(create_environment()),
+        streams=StreamRegistry(
+            StreamTimings(
+                heartbeat_s=settings.server.heartbeat,
+                write_timeout_s=settings.server.write_timeout,
+                retry_ms=settings.server.retry_ms,
+            )
+        ),
+        source_types=source_types,
+        sources=sources,
+        panels=_panels(settings, sources, kinds),
+        run_sources=run_sources,
+    )
+
+
+def _panels(
+    settings: Settings, sources: list[ConfiguredSource], kinds: KindRegistry
+) -> list[Panel]:
+    panels: dict[str, Panel] = {}
+    for index, channel in enumerate(settings.channels):
+        if channel.kind not in kinds:
+            known = ", ".join(kinds.names())
+            raise ValueError(f"channels[{index}].kind: unknown kind {channel.kind!r} ({known})")
+        panels[channel.name] = Panel(channel.name, channel.kind, channel.title or channel.name)
+    for source in sources:
+        for name, kind in source.type.channels(source.config):
+            existing = panels.setdefault(name, Panel(name, kind, name))
+            if existing.kind != kind:
+                raise ValueError(
+                    f"sources[{source.index}]: channel {name!r} is of kind {existing.kind!r}, "
+                    f"not {kind!r}"
+                )
+    return list(panels.values())

@@ -1,0 +1,52 @@
+"""Serving the app with Hypercorn on uvloop, and ending streams ourselves on a signal.
+
+Shutdown sequence (DESIGN rule 6 and 8): SIGTERM/SIGINT → readiness flips to
+503 → every stream ends its response cleanly (clients reconnect elsewhere with
+their cursor) → Hypercorn stops accepting and closes idle connections →
+Quart's after_serving stops the sources and closes the broker. Hypercorn
+would otherwise cancel the open streams itself before Quart hears of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+from quart import Quart
+
+from app import runtime_of
+
+log = logging.getLogger("pulseboard")
+
+GRACEFUL_TIMEOUT_S = 3.0
+
+
+def hypercorn_config(bind: str) -> Config:
+    """Hypercorn settings for long-lived streams."""
+    config = Config()
+    config.bind = [bind]
+    config.graceful_timeout = GRACEFUL_TIMEOUT_S
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+async def serve(app: Quart, bind: str) -> None:
+    """Serve ``app`` on ``bind`` until SIGTERM or SIGINT."""
+    runtime = runtime_of(app)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        log.info("stopping: ending %d open streams", len(runtime.streams.streams))
+        runtime.accepting = False
+        await runtime.streams.close_all(runtime.settings.server.shutdown_grace)
+
+    log.info("listening on http://%s", bind)
+    await hypercorn_serve(app, hypercorn_config(bind), shutdown_trigger=shutdown_trigger)

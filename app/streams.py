@@ -1,0 +1,308 @@
+"""One client's SSE stream, and the registry that times every open stream.
+
+A stream owns one broker subscription. It sleeps on the subscription's
+``wake`` event, then writes everything new in one ``send`` (under load that
+batches by itself). The registry runs one sweeper task for all streams
+instead of a timer per stream: it asks idle streams for a heartbeat, cuts
+streams whose socket accepted no write for ``write_timeout`` seconds
+(Hypercorn's ``send`` waits on the socket without a deadline: the deadline
+is ours), and ends every stream at shutdown.
+
+Deliberate oddities:
+- A write-timeout cut cancels the stream's task: the only way to interrupt
+  a ``send`` blocked on a socket. ``CancelledError`` is re-raised, never
+  swallowed; cleanup is in ``finally``.
+- Frames are cached on the event per format, so N subscribers of one format
+  share one bytes object; filtered html streams (highlighting) render their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from app import sse
+from app.broker.base import Broker, Start
+from app.broker.hub import SubscriberLagging, Subscription
+from app.events import Event
+from app.filters import EventFilter
+from app.render import Renderer
+
+log = logging.getLogger("pulseboard.stream")
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+STREAM_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+BATCH_EVENTS = 512
+_json_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """A validated ``/events`` request."""
+
+    patterns: tuple[str, ...]
+    format: str
+    filter: EventFilter
+    start: Start
+    client: str
+
+
+@dataclass(frozen=True)
+class StreamTimings:
+    """The server settings a stream runs by."""
+
+    heartbeat_s: float
+    write_timeout_s: float
+    retry_ms: int
+
+
+class EventStream:
+    """Writes one subscription to one client as SSE."""
+
+    def __init__(
+        self,
+        request: StreamRequest,
+        broker: Broker,
+        renderer: Renderer,
+        registry: StreamRegistry,
+    ) -> None:
+        self.request = request
+        self.broker = broker
+        self.renderer = renderer
+        self.registry = registry
+        self.subscription: Subscription | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.write_started: float | None = None
+        self.last_write = 0.0
+        self.ping_due = False
+        self.cut_reason: str | None = None
+
+    async def run(self, send: Send) -> None:
+        """Send the response: headers, ``retry:``, the start frames, then events until the end."""
+        self.task = asyncio.current_task()
+        await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
+        self.registry.add(self)
+        try:
+            async with self.broker.subscribe(self.request.patterns, self.request.start) as sub:
+                self.subscription = sub
+                await self._write(send, sse.encode_retry(self.registry.timings.retry_ms))
+                await self._write(send, self._start_frames(sub))
+                await self._follow(send, sub)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self.registry.remove(self)
+
+    async def _follow(self, send: Send, sub: Subscription) -> None:
+        while not self.registry.closing:
+            await sub.wake.wait()
+            sub.wake.clear()
+            if self.registry.closing or sub.closed_reason:
+                return
+            try:
+                events = sub.take(BATCH_EVENTS)
+            except SubscriberLagging as lagging:
+                self.registry.cut(self, f"lagging: {lagging}")
+                return
+            if len(events) == BATCH_EVENTS:
+                sub.wake.set()
+            chunk = self._frames(events)
+            if self.ping_due:
+                self.ping_due = False
+                chunk += self._heartbeat()
+            if chunk:
+                await self._write(send, chunk)
+
+    async def _write(self, send: Send, body: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        self.write_started = loop.time()
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        self.write_started = None
+        self.last_write = loop.time()
+
+    def _start_frames(self, sub: Subscription) -> bytes:
+        frames: list[bytes] = []
+        html = self.request.format == "html"
+        if html:
+            frames.append(sse.encode_event(self.renderer.status(), event="_status"))
+        if sub.gap_channels:
+            frames.append(self._gap_frame(sub.gap_channels))
+        if sub.snapshots:
+            frames.append(self._snapshot_frames(sub.snapshots))
+        return b"".join(frames)
+
+    def _gap_frame(self, channels: list[str]) -> bytes:
+        if self.request.format == "html":
+            return sse.encode_event(self.renderer.gap(channels), event="gap")
+        return sse.encode_event(_json_encode({"channels": channels}).decode(), event="gap")
+
+    def _snapshot_frames(self, snapshots: dict[str, list[Event]]) -> bytes:
+        """One replacing swap per channel; the last carries the newest id as the cursor."""
+        newest = max((e for events in snapshots.values() for e in events), key=_seq, default=None)
+        frames = []
+        for channel, events in snapshots.items():
+            kind = events[-1].kind if events else self._kind_of(channel)
+            if kind is None:
+                continue
+            html = self.renderer.snapshot(channel, kind, self._filtered(events))
+            frames.append(sse.encode_event(html, event=channel))
+        if newest is not None and frames:
+            frames[-1] = b"id: %s\n" % newest.id.encode() + frames[-1]
+        return b"".join(frames)
+
+    def _kind_of(self, channel: str) -> str | None:
+        for info in self.broker.channels():
+            if info.name == channel:
+                return info.kind
+        return None
+
+    def _filtered(self, events: list[Event]) -> list[Event]:
+        event_filter = self.request.filter
+        if not event_filter.active:
+            return events
+        return [event for event in events if event_filter.accepts(event)]
+
+    def _frames(self, events: list[Event]) -> bytes:
+        if not events:
+            return b""
+        encode = self._encode_html if self.request.format == "html" else _encode_json
+        if not self.request.filter.active:
+            return b"".join([encode(event) for event in events])
+        return b"".join([encode(event) for event in self._filtered(events)])
+
+    def _encode_html(self, event: Event) -> bytes:
+        pattern = self.request.filter.pattern
+        if pattern is not None:
+            html = self.renderer.event(event, highlight=pattern)
+            return sse.encode_event(html, event=event.channel, id=event.id)
+        frame = event.frames.get("html")
+        if frame is None:
+            html = self.renderer.event(event)
+            frame = event.frames["html"] = sse.encode_event(html, event=event.channel, id=event.id)
+        return frame
+
+    def _heartbeat(self) -> bytes:
+        if self.request.format == "html":
+            return sse.encode_comment("ping") + sse.encode_event(
+                self.renderer.status(), event="_status"
+            )
+        return sse.encode_comment("ping")
+
+
+def _seq(event: Event) -> int:
+    return event.seq
+
+
+def _encode_json(event: Event) -> bytes:
+    frame = event.frames.get("json")
+    if frame is None:
+        body = _json_encode(event.as_json_dict())
+        frame = event.frames["json"] = sse.encode_json_event(body, event=event.channel, id=event.id)
+    return frame
+
+
+class StreamRegistry:
+    """Every open stream of this process; one sweeper task times them all."""
+
+    def __init__(self, timings: StreamTimings) -> None:
+        self.timings = timings
+        self.streams: set[EventStream] = set()
+        self.clients: Counter[str] = Counter()
+        self.closing = False
+        self.cuts = 0
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def sweep_interval_s(self) -> float:
+        """How often the sweeper looks: fine enough for the shortest timer it serves."""
+        shortest = min(self.timings.heartbeat_s, self.timings.write_timeout_s)
+        return max(0.02, min(1.0, shortest / 4))
+
+    def per_client(self, client: str) -> int:
+        """Open streams of one client address."""
+        return self.clients[client]
+
+    def add(self, stream: EventStream) -> None:
+        """Track a stream that has started its response."""
+        stream.last_write = asyncio.get_running_loop().time()
+        self.streams.add(stream)
+        self.clients[stream.request.client] += 1
+        self._empty.clear()
+
+    def remove(self, stream: EventStream) -> None:
+        """Forget a stream that ended, however it ended."""
+        if stream not in self.streams:
+            return
+        self.streams.remove(stream)
+        self.clients[stream.request.client] -= 1
+        if not self.clients[stream.request.client]:
+            del self.clients[stream.request.client]
+        if not self.streams:
+            self._empty.set()
+
+    def start(self) -> None:
+        """Start the sweeper."""
+        self._sweeper = asyncio.create_task(self._sweep(), name="stream sweeper")
+
+    async def stop(self) -> None:
+        """Stop the sweeper."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+
+    async def close_all(self, grace_s: float) -> None:
+        """End every stream cleanly; cancel those still blocked after ``grace_s`` seconds."""
+        self.closing = True
+        for stream in list(self.streams):
+            if stream.subscription is not None:
+                stream.subscription.wake.set()
+        try:
+            await asyncio.wait_for(self._empty.wait(), timeout=grace_s)
+        except TimeoutError:
+            for stream in list(self.streams):
+                if stream.task is not None:
+                    stream.task.cancel()
+
+    def cut(self, stream: EventStream, reason: str) -> None:
+        """Record that ``stream`` is being disconnected for being slow."""
+        stream.cut_reason = reason
+        self.cuts += 1
+        log.warning(
+            "slow client cut client=%s channels=%s reason=%s",
+            stream.request.client,
+            ",".join(stream.request.patterns),
+            reason,
+        )
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.sweep_interval_s)
+            now = loop.time()
+            for stream in list(self.streams):
+                self._check(stream, now)
+
+    def _check(self, stream: EventStream, now: float) -> None:
+        started = stream.write_started
+        if started is not None:
+            if now - started > self.timings.write_timeout_s and stream.cut_reason is None:
+                self.cut(stream, f"no write accepted for {self.timings.write_timeout_s:g} s")
+                if stream.task is not None:
+                    stream.task.cancel()
+            return
+        if now - stream.last_write >= self.timings.heartbeat_s and stream.subscription:
+            stream.ping_due = True
+            stream.subscription.wake.set()

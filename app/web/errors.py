@@ -1,0 +1,53 @@
+"""JSON errors for every route: a fitting 4xx with a message, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Quart, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from app.broker.base import BrokerUnavailable, KindConflict
+from app.events import PayloadError
+
+log = logging.getLogger("pulseboard.http")
+
+RETRY_AFTER_UNAVAILABLE_S = 2
+
+
+def error_response(
+    status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    """``{"error": message, "detail": detail}`` with ``status``."""
+    response = jsonify({"error": message, "detail": detail})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def install_error_handlers(app: Quart) -> None:
+    """Map our exceptions and Werkzeug's HTTP errors to JSON responses."""
+
+    @app.errorhandler(PayloadError)
+    async def payload_error(error: PayloadError) -> Response:
+        return error_response(400, str(error), {"field": error.field})
+
+    @app.errorhandler(KindConflict)
+    async def kind_conflict(error: KindConflict) -> Response:
+        return error_response(409, str(error), {"channel": error.channel, "kind": error.kind})
+
+    @app.errorhandler(BrokerUnavailable)
+    async def unavailable(error: BrokerUnavailable) -> Response:
+        headers = {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}
+        return error_response(503, f"broker unavailable: {error}", None, headers)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        return error_response(error.code or 500, error.name.lower(), error.description)
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal error", None)

@@ -1,0 +1,85 @@
+"""``GET /events``: the SSE stream. Parameters are checked here, before any byte is streamed."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, request
+from werkzeug.datastructures import Headers, MultiDict
+
+from app.broker.base import Start
+from app.events import KindRegistry, PayloadError, check_cursor_text, validate_pattern
+from app.filters import EventFilter, compile_user_regex, parse_level
+from app.runtime import Runtime
+from app.settings import LimitsSettings
+from app.streams import EventStream, StreamRequest
+from app.web.asgi import StreamResponse
+from app.web.errors import error_response
+from app.web.runtime import current_runtime
+
+blueprint = Blueprint("stream", __name__)
+
+FORMATS = ("json", "html")
+
+
+def parse_stream_request(
+    args: MultiDict[str, str],
+    headers: Headers,
+    kinds: KindRegistry,
+    limits: LimitsSettings,
+    client: str,
+) -> StreamRequest:
+    """Validate ``/events`` parameters; a PayloadError names the bad one."""
+    patterns = tuple(dict.fromkeys(args.getlist("channel")))
+    if not patterns:
+        raise PayloadError("channel", "at least one channel=NAME or pattern is required")
+    if len(patterns) > limits.channels_per_stream:
+        raise PayloadError("channel", f"at most {limits.channels_per_stream} channels per stream")
+    for pattern in patterns:
+        validate_pattern(pattern)
+    fmt = args.get("format", "json")
+    if fmt not in FORMATS:
+        raise PayloadError("format", f"expected json or html, got {fmt!r}")
+    query = args.get("q") or None
+    level = args.get("level") or None
+    event_filter = EventFilter(
+        kinds,
+        pattern=compile_user_regex(query) if query is not None else None,
+        level=parse_level(level) if level is not None else None,
+    )
+    return StreamRequest(
+        patterns=patterns,
+        format=fmt,
+        filter=event_filter,
+        start=_parse_start(args, headers, fmt, limits),
+        client=client,
+    )
+
+
+def _parse_start(
+    args: MultiDict[str, str], headers: Headers, fmt: str, limits: LimitsSettings
+) -> Start:
+    after = headers.get("Last-Event-ID") or args.get("last_event_id") or None
+    if after is not None:
+        check_cursor_text(after)
+    history_text = args.get("history", "0")
+    if not history_text.isdigit() or int(history_text) > limits.history_limit:
+        raise PayloadError("history", f"expected a whole number from 0 to {limits.history_limit}")
+    return Start(after=after, history=int(history_text), snapshot=fmt == "html")
+
+
+@blueprint.get("/events")
+async def events() -> Response:
+    """Open an SSE stream on the requested channels (DESIGN section 5)."""
+    runtime: Runtime = current_runtime()
+    client = request.remote_addr or "-"
+    stream_request = parse_stream_request(
+        request.args, request.headers, runtime.kinds, runtime.settings.limits, client
+    )
+    if not runtime.accepting:
+        return error_response(503, "shutting down", None, {"Retry-After": "1"})
+    limit = runtime.settings.limits.streams_per_client
+    if runtime.streams.per_client(client) >= limit:
+        return error_response(
+            429, f"at most {limit} concurrent streams per client", None, {"Retry-After": "5"}
+        )
+    stream = EventStream(stream_request, runtime.broker, runtime.renderer, runtime.streams)
+    return StreamResponse(stream)
