@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -25,6 +26,8 @@ from app.events import Event, Kind, KindRegistry, PayloadError
 log = logging.getLogger("pulseboard.sources")
 
 ENTRY_POINT_GROUP = "pulseboard.sources"
+_FIELD_ERROR = re.compile(r"(missing required|contains unknown) field `([^`]+)`")
+_KEY_PREFIX = re.compile(r"([a-z_][a-z0-9_]*): (.+)\Z", re.DOTALL)
 
 
 class Publish(Protocol):
@@ -159,9 +162,15 @@ def configure_sources(
 
 
 def _name_key(where: str, message: str) -> str:
+    """Make msgspec's "... - at `$.interval`" or a check's "key: reason" name the full key."""
     text, _, key = message.rpartition(" - at `$.")
     if text:
         return f"{where}.{key.rstrip('`')}: {text}"
+    if field_error := _FIELD_ERROR.search(message):
+        reason = "required" if field_error.group(1) == "missing required" else "unknown key"
+        return f"{where}.{field_error.group(2)}: {reason}"
+    if key_error := _KEY_PREFIX.match(message):
+        return f"{where}.{key_error.group(1)}: {key_error.group(2)}"
     return f"{where}: {message}"
 
 

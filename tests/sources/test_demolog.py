@@ -1,0 +1,104 @@
+"""demo-log: realistic lines in mixed levels land in files a logtail source can follow."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from app.events import Event
+from app.sources.base import pause_unless_stopped
+from app.sources.demolog import (
+    DEMO_LOG,
+    DemoLogConfig,
+    DemoLogSource,
+    access_line,
+    app_lines,
+    append_lines,
+)
+
+NOW = 1_800_000_000.0
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def file_names(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+async def nothing_published(channel: str, kind: str, data: dict[str, Any]) -> Event:
+    raise AssertionError("demo-log publishes through the files, not directly")
+
+
+def test_application_lines_come_in_every_level_with_colour_and_tracebacks() -> None:
+    rng = random.Random(5)
+    records = [app_lines(rng, NOW) for _ in range(500)]
+    firsts = [record[0] for record in records]
+    for level in ("ERROR", "WARN", "INFO", "DEBUG"):
+        assert any(f" {level} " in line for line in firsts), level
+    assert any(ANSI.search(line) for line in firsts)
+    tracebacks = [record for record in records if len(record) > 1]
+    assert tracebacks
+    assert all(" ERROR " in record[0] for record in tracebacks)
+    assert all(record[1] == "Traceback (most recent call last):" for record in tracebacks)
+    assert all("\n" not in line for record in records for line in record)
+
+
+def test_access_lines_use_the_combined_format() -> None:
+    line = access_line(random.Random(1), NOW)
+    assert re.match(
+        r'203\.0\.113\.\d+ - - \[15/Jan/2027:08:00:00 \+0000\] "[A-Z]+ /\S* HTTP/1\.1" \d{3} ', line
+    )
+
+
+def test_a_file_past_max_bytes_is_rotated_by_rename(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    append_lines(log, ["x" * 100] * 20, max_bytes=1024)
+    append_lines(log, ["fresh"], max_bytes=1024)
+    assert log.read_text() == "fresh\n"
+    assert (tmp_path / "app.log.1").read_text().count("\n") == 20
+
+
+async def test_run_writes_records_into_a_new_directory_and_stops(tmp_path: Path) -> None:
+    directory = tmp_path / "var" / "log"
+    config = msgspec.convert({"type": "demo-log", "path": str(directory)}, DemoLogConfig)
+    stop = asyncio.Event()
+    pauses: list[float] = []
+
+    async def pause(stop_: asyncio.Event, delay_s: float) -> None:
+        pauses.append(delay_s)
+        if len(pauses) == 40:
+            stop.set()
+
+    source = DemoLogSource(config, random.Random(2), clock=lambda: NOW, pause=pause)
+    await asyncio.wait_for(source.run(nothing_published, stop), timeout=10)
+
+    assert file_names(directory) == ["access.log", "app.log"]
+    assert set(pauses) == {1 / 3.0}
+    access = (directory / "access.log").read_text().splitlines()
+    app = (directory / "app.log").read_text().splitlines()
+    assert len(access) + sum(1 for line in app if line.startswith("2027-")) == 40
+
+
+async def test_the_real_pause_ends_promptly_on_stop(tmp_path: Path) -> None:
+    config = msgspec.convert(
+        {"type": "demo-log", "path": str(tmp_path), "rate": 0.001}, DemoLogConfig
+    )
+    stop, pausing = asyncio.Event(), asyncio.Event()
+
+    async def real_pause(stop_: asyncio.Event, delay_s: float) -> None:
+        pausing.set()
+        await pause_unless_stopped(stop_, delay_s)
+
+    task = asyncio.create_task(DemoLogSource(config, pause=real_pause).run(nothing_published, stop))
+    await asyncio.wait_for(pausing.wait(), timeout=5)
+    stop.set()
+    await asyncio.wait_for(task, timeout=1)
+    assert file_names(tmp_path) in (["access.log"], ["app.log"])
+
+
+def test_it_declares_no_channels() -> None:
+    assert DEMO_LOG.channels(DemoLogConfig()) == []
