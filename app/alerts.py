@@ -1,0 +1,327 @@
+"""Alerts on logs: ``[[alerts]]`` rules that watch log channels for a pattern.
+
+A matching log line becomes a ``notify`` event on the rule's notify channel
+(the line, its file, a link to the log channel) and, when the rule has a
+``webhook``, a JSON POST to that URL, retried with exponential backoff.
+
+Deliberate oddities:
+- Per rule, a storm of matching lines sends one alert per ``window``: the
+  first match alerts at once, later matches in the window are counted, and
+  when the window closes one more alert carries the latest line and the count
+  of suppressed matches. Quiet windows send nothing.
+- Patterns are RE2 (``google-re2``): user regexes run in linear time, so a
+  rule like ``(a+)+$`` cannot stall the server.
+- Webhook POSTs run as tasks beside the subscription, so a slow receiver never
+  delays the next alert; at most one per rule per window is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import re2
+
+from app.broker.base import Broker, BrokerError, Start
+from app.broker.hub import SubscriberLagging, Subscription
+from app.events import BUILTIN_KINDS, LEVEL_ORDER, Event, PayloadError
+from app.settings import AlertSettings, SettingsError
+
+log = logging.getLogger("pulseboard.alerts")
+
+_NOTIFY = next(kind for kind in BUILTIN_KINDS if kind.name == "notify")
+MESSAGE_MAX = 3800
+TITLE_MAX = 200
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One validated ``[[alerts]]`` entry; ``index`` is its place in the config."""
+
+    index: int
+    channel: str
+    pattern: str
+    notify: str
+    level: str | None
+    webhook: str | None
+    window_s: float
+    regex: Any = field(repr=False, compare=False)
+
+    @classmethod
+    def from_settings(cls, index: int, rule: AlertSettings) -> AlertRule:
+        """Compile and check a rule; errors name the key, e.g. ``alerts[0].pattern``."""
+        where = f"alerts[{index}]"
+        if rule.level is not None and rule.level not in LEVEL_ORDER:
+            levels = ", ".join(LEVEL_ORDER)
+            raise SettingsError(f"{where}.level: expected one of {levels}, got {rule.level!r}")
+        if rule.webhook is not None and not rule.webhook.startswith(("http://", "https://")):
+            raise SettingsError(f"{where}.webhook: expected an http(s) URL, got {rule.webhook!r}")
+        return cls(
+            index=index,
+            channel=rule.channel,
+            pattern=rule.pattern,
+            notify=rule.notify,
+            level=rule.level,
+            webhook=rule.webhook,
+            window_s=rule.window,
+            regex=compile_pattern(rule.pattern, f"{where}.pattern"),
+        )
+
+    def matches(self, event: Event) -> bool:
+        """True for a log event on one of the rule's channels, at its level, matching."""
+        if event.kind != "log":
+            return False
+        if self.level is not None:
+            level = event.data.get("level")
+            if level is None or LEVEL_ORDER[level] < LEVEL_ORDER[self.level]:
+                return False
+        return self.regex.search(event.data["line"]) is not None
+
+
+def compile_pattern(pattern: str, key: str) -> Any:
+    """Compile a user pattern with RE2 (linear time); errors are SettingsErrors naming ``key``."""
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as error:
+        reason = error.args[0].decode() if error.args else "invalid"
+        raise SettingsError(f"{key}: not a valid RE2 pattern: {reason}") from None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What to send: the matching log event and how many matches were held back before it."""
+
+    rule: AlertRule
+    event: Event
+    suppressed: int = 0
+
+
+@dataclass
+class AlertWindow:
+    """A rule's rate limit: one alert per ``window_s``, the rest counted (pure, clock passed in)."""
+
+    rule: AlertRule
+    opened_at: float | None = None
+    suppressed: int = 0
+    latest: Event | None = None
+
+    @property
+    def deadline(self) -> float | None:
+        """When the open window closes, or None when no window is open."""
+        return None if self.opened_at is None else self.opened_at + self.rule.window_s
+
+    def offer(self, event: Event, now: float) -> Alert | None:
+        """A match at ``now``: the alert to send now, or None when it is held back and counted."""
+        if self.opened_at is not None:
+            self.suppressed += 1
+            self.latest = event
+            return None
+        self.opened_at = now
+        return Alert(self.rule, event)
+
+    def close_if_due(self, now: float) -> Alert | None:
+        """At the window's end: the summary of held-back matches, if there were any."""
+        deadline = self.deadline
+        if deadline is None or now < deadline:
+            return None
+        if self.latest is None:
+            self.opened_at = None
+            return None
+        alert = Alert(self.rule, self.latest, self.suppressed)
+        self.opened_at, self.suppressed, self.latest = now, 0, None
+        return alert
+
+
+def notify_payload(alert: Alert) -> dict[str, Any]:
+    """The notify event a user sees: the line as message, rule and file in the title."""
+    event, rule = alert.event, alert.rule
+    file = str(event.data.get("file") or event.channel)
+    title = f"{file}: /{rule.pattern}/"
+    message = _clip(event.data["line"], MESSAGE_MAX)
+    if alert.suppressed:
+        title = f"{title} (+{alert.suppressed} more)"
+        message += f"\n\n{alert.suppressed} more matching lines in {rule.window_s:g}s; the latest."
+    payload = {
+        "message": message or "(empty line)",
+        "title": _clip(title, TITLE_MAX),
+        "level": "error" if event.data.get("level") == "error" else "warning",
+        "tags": ["alert", _clip(event.channel, 50)],
+        "link": f"/channels/{event.channel}",
+    }
+    return _NOTIFY.validate(payload)
+
+
+def webhook_body(alert: Alert) -> dict[str, Any]:
+    """The JSON POSTed to a rule's webhook."""
+    event = alert.event
+    return {
+        "rule": alert.rule.index,
+        "pattern": alert.rule.pattern,
+        "channel": event.channel,
+        "file": event.data.get("file"),
+        "line": event.data["line"],
+        "level": event.data.get("level"),
+        "id": event.id,
+        "time": event.time,
+        "suppressed": alert.suppressed,
+        "link": f"/channels/{event.channel}",
+    }
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class AlertStats:
+    """Counters for logs and metrics."""
+
+    matches: int = 0
+    notified: int = 0
+    webhooks_sent: int = 0
+    webhooks_failed: int = 0
+
+
+class AlertEngine:
+    """Follows the rules' log channels through the broker and sends alerts.
+
+    Example (what the app does at start-up)::
+
+        engine = AlertEngine(settings.alerts, broker)
+        task = asyncio.create_task(engine.run(stop))
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[AlertSettings],
+        broker: Broker,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        webhook_timeout_s: float = 5.0,
+        retry_delays_s: Sequence[float] = (1.0, 2.0, 4.0),
+        drain_s: float = 1.0,
+    ) -> None:
+        self.rules = [AlertRule.from_settings(index, rule) for index, rule in enumerate(rules)]
+        self.broker = broker
+        self.clock = clock
+        self.webhook_timeout_s = webhook_timeout_s
+        self.retry_delays_s = tuple(retry_delays_s)
+        self.drain_s = drain_s
+        self.stats = AlertStats()
+        self._windows = [AlertWindow(rule) for rule in self.rules]
+        self._posts: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until ``stop`` is set; webhook POSTs still in flight get ``drain_s`` to finish."""
+        if not self.rules:
+            await stop.wait()
+            return
+        async with httpx.AsyncClient(timeout=self.webhook_timeout_s) as client:
+            try:
+                while not stop.is_set():
+                    await self._follow(stop, client)
+            finally:
+                await self._drain()
+
+    async def _follow(self, stop: asyncio.Event, client: httpx.AsyncClient) -> None:
+        patterns = sorted({rule.channel for rule in self.rules})
+        async with self.broker.subscribe(patterns, Start()) as subscription:
+            stop_waker = asyncio.create_task(_wake_on(stop, subscription))
+            try:
+                await self._watch(subscription, stop, client)
+            except SubscriberLagging as error:
+                log.warning("alerts fell behind (%s); matching resumes from now", error)
+            finally:
+                stop_waker.cancel()
+
+    async def _watch(
+        self, subscription: Subscription, stop: asyncio.Event, client: httpx.AsyncClient
+    ) -> None:
+        while not stop.is_set() and subscription.closed_reason is None:
+            await self._sleep_until_news(subscription)
+            subscription.wake.clear()
+            while events := subscription.take():
+                for event in events:
+                    await self._check(event, client)
+            for window in self._windows:
+                if alert := window.close_if_due(self.clock()):
+                    await self._send(alert, client)
+
+    async def _sleep_until_news(self, subscription: Subscription) -> None:
+        deadlines = [w.deadline for w in self._windows if w.deadline is not None]
+        timeout = max(0.0, min(deadlines) - self.clock()) if deadlines else None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(subscription.wake.wait(), timeout)
+
+    async def _check(self, event: Event, client: httpx.AsyncClient) -> None:
+        for window in self._windows:
+            if window.rule.matches(event):
+                self.stats.matches += 1
+                if alert := window.offer(event, self.clock()):
+                    await self._send(alert, client)
+
+    async def _send(self, alert: Alert, client: httpx.AsyncClient) -> None:
+        try:
+            await self.broker.publish(alert.rule.notify, "notify", notify_payload(alert))
+            self.stats.notified += 1
+        except (BrokerError, PayloadError) as error:
+            log.error(
+                "alert for rule %d not published to %s: %s",
+                alert.rule.index,
+                alert.rule.notify,
+                error,
+            )
+        if alert.rule.webhook is not None:
+            task = asyncio.create_task(self._post(client, alert.rule.webhook, webhook_body(alert)))
+            self._posts.add(task)
+            task.add_done_callback(self._posts.discard)
+
+    async def _post(self, client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> None:
+        for attempt, delay in enumerate((*self.retry_delays_s, None), start=1):
+            outcome, retry = await _post_once(client, url, body)
+            if outcome is None:
+                self.stats.webhooks_sent += 1
+                return
+            if delay is None or not retry:
+                break
+            log.info(
+                "webhook %s attempt %d failed (%s); retrying in %gs", url, attempt, outcome, delay
+            )
+            await asyncio.sleep(delay)
+        self.stats.webhooks_failed += 1
+        log.error("webhook %s failed after %d attempts: %s", url, attempt, outcome)
+
+    async def _drain(self) -> None:
+        if not self._posts:
+            return
+        _done, pending = await asyncio.wait(self._posts, timeout=self.drain_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _post_once(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any]
+) -> tuple[str | None, bool]:
+    """POST once: (None, _) on success, else (why it failed, whether a retry may help)."""
+    try:
+        response = await client.post(url, json=body)
+    except httpx.HTTPError as error:
+        return f"{type(error).__name__}: {error}", True
+    status = response.status_code
+    if status >= 400:
+        return f"HTTP {status}", status >= 500 or status in (408, 429)
+    return None, False
+
+
+async def _wake_on(stop: asyncio.Event, subscription: Subscription) -> None:
+    await stop.wait()
+    subscription.wake.set()
