@@ -37,6 +37,7 @@ class ChannelLog:
         self.capacity = capacity
         self.latest_value_key = latest_value_key
         self.next_offset = 0
+        self.floor = 0
         self.dropped_seq = 0
         self.subscribers: set[Subscription] = set()
         self.latest_by_key: dict[str, Event] = {}
@@ -45,7 +46,7 @@ class ChannelLog:
     @property
     def first_offset(self) -> int:
         """Offset of the oldest event still retained."""
-        return max(0, self.next_offset - self.capacity)
+        return max(self.floor, self.next_offset - self.capacity)
 
     @property
     def retained(self) -> int:
@@ -62,6 +63,14 @@ class ChannelLog:
         event = self._ring[offset % self.capacity]
         assert event is not None and event.offset == offset
         return event
+
+    def start_at(self, offset: int, dropped_seq: int) -> None:
+        """Begin an empty ring part-way into its channel (a backend loading retained history).
+
+        Nothing before ``offset`` is retained; cursors at or before ``dropped_seq`` get a gap.
+        """
+        self.floor = self.next_offset = offset
+        self.dropped_seq = dropped_seq
 
     def append(self, event: Event) -> None:
         """Store ``event`` (its offset must be ``next_offset``) and wake subscribers."""
