@@ -1,0 +1,436 @@
+"""The ``logtail`` source: ``tail -F`` of a path or a glob, one ``log`` event per line.
+
+Payload: ``{"line": str, "file": <file name>, "level": "error"|"warn"|"info"|"debug"|None}``.
+``line`` is plain text: ANSI escape codes are stripped (no colour field is
+carried), invalid UTF-8 is replaced, an over-long line is cut with a visible
+marker (see :mod:`app.sources.lines`).
+
+How it follows, and deliberate oddities (do not "fix"):
+- The parent directory is watched (a watch on the file itself dies with the
+  first rename), with a short debounce so an appended line is published within
+  milliseconds. The watcher only says *when* to look; *what* changed is read
+  from stat results and the bytes themselves, and every file is also checked
+  on a 250 ms tick, so a lost or merged notification costs latency, never a line.
+- Files present at start begin with their last ``lines`` lines; files that
+  appear later (created, re-created, the new file after a rotation) are read
+  from their first byte.
+- A file rotated away (renamed or deleted) stays open and is drained, before
+  the new file on every wake, until it has been idle for ``flush_timeout``:
+  a writer that appends to the old file for a moment after the rename loses
+  nothing.
+- copytruncate and truncation: see :mod:`app.sources.rotation`; the lines not
+  yet read when the file was truncated are read from the rotated copy.
+- A partial line is held until its newline arrives or no byte has arrived for
+  ``flush_timeout`` seconds; a rotated or truncated file's last partial line is
+  published as it is.
+- With a glob, rotated copies must not match it (``*.log``, not ``*.log*``),
+  or they are followed as files of their own.
+- A restart (after a crash) backfills again, so lines can repeat across a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from glob import has_magic
+from typing import Annotated, Any
+
+import msgspec
+from watchfiles import awatch
+
+from app.events import Event, PayloadError, validate_channel
+from app.sources.base import Publish, SourceType
+from app.sources.lines import LineSplitter, RawLine, backfill_offset, detect_level, line_text
+from app.sources.rotation import (
+    MATCH_BYTES,
+    FileId,
+    PathState,
+    copy_matches,
+    keep_tail,
+    match_window,
+    path_state,
+    rotated_names,
+    was_truncated,
+)
+
+log = logging.getLogger("pulseboard.sources.logtail")
+
+READ_CHUNK_BYTES = 256 * 1024
+TRUNCATION_CHECK_BYTES = 256
+DEBOUNCE_MS = 50
+STEP_MS = 5
+TICK_MS = 250
+POLL_DELAY_MS = 50
+COPY_CANDIDATES = 5
+BACKFILL_MAX_BYTES = 64 * 1024 * 1024
+_CHANNEL_JUNK = re.compile(r"[^a-z0-9_-]+")
+
+
+class LogTailConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[[sources]] type = "logtail"``: what to follow and how."""
+
+    type: str
+    path: str
+    channel: str | None = None
+    lines: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 100
+    poll: bool = False
+    flush_timeout: Annotated[float, msgspec.Meta(ge=1.0, le=3600.0)] = 5.0
+    max_line_bytes: Annotated[int, msgspec.Meta(ge=256, le=16 * 1024 * 1024)] = 65536
+
+    def __post_init__(self) -> None:
+        if self.channel is not None:
+            validate_channel(self.channel)
+        directory, pattern = os.path.split(self.path)
+        if not pattern or has_magic(directory):
+            raise PayloadError("path", f"{self.path!r}: a file path, or a glob in its file name")
+
+
+def channel_for(file_name: str) -> str:
+    """``app.log`` -> ``log.app``: the file name up to its first dot, as a channel segment."""
+    stem = _CHANNEL_JUNK.sub("-", file_name.split(".", 1)[0].lower()).strip("-_")[:96]
+    return validate_channel(f"log.{stem or 'file'}")
+
+
+def matches(pattern: str, file_name: str) -> bool:
+    """Does ``file_name`` match the configured file name or glob (dot files only explicitly)?"""
+    if file_name.startswith(".") and not pattern.startswith("."):
+        return False
+    return fnmatch.fnmatchcase(file_name, pattern)
+
+
+def _split_path(config: LogTailConfig) -> tuple[str, str]:
+    directory, pattern = os.path.split(os.path.abspath(config.path))
+    return directory, pattern
+
+
+def _channels(config: LogTailConfig) -> list[tuple[str, str]]:
+    if config.channel is not None:
+        return [(config.channel, "log")]
+    directory, pattern = _split_path(config)
+    if not has_magic(pattern):
+        return [(channel_for(pattern), "log")]
+    try:
+        names = [name for name in os.listdir(directory) if matches(pattern, name)]
+    except FileNotFoundError:
+        names = []
+    return [(channel, "log") for channel in sorted(set(map(channel_for, names)))]
+
+
+@dataclass
+class FileTail:
+    """One open file being followed: where we are in it and the line we are in."""
+
+    name: str
+    channel: str
+    fd: int
+    file_id: FileId
+    position: int
+    splitter: LineSplitter
+    history: bytes = b""
+    last_read_at: float = 0.0
+
+    def advance(self, data: bytes, now: float) -> list[RawLine]:
+        """Account for ``data`` read at our position; return the lines it completes."""
+        self.position += len(data)
+        self.history = keep_tail(self.history, data)
+        self.last_read_at = now
+        return self.splitter.feed(data)
+
+    def restart_at_zero(self) -> None:
+        """The file was truncated: what comes next starts at its first byte."""
+        self.position = 0
+        self.history = b""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the followed name and the open file look like now."""
+
+    at_path: FileId | None
+    size: int
+    on_disk_before: bytes
+
+
+class _Halt(asyncio.Event):
+    """Stops the watcher when ``stop`` is set, without the watcher ever setting ``stop``."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        super().__init__()
+        self._stop = stop
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._stop.is_set()
+
+
+@dataclass
+class LogTailSource:
+    """Follows the files of one ``logtail`` config.
+
+    ``ready`` is set once the files present at start are known and watched (or
+    their directory is known to be missing).
+    """
+
+    config: LogTailConfig
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _tails: dict[str, FileTail] = field(default_factory=dict)
+    _draining: list[FileTail] = field(default_factory=list)
+    _unreadable: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._directory, self._pattern = _split_path(self.config)
+        self._publish: Publish = _not_running
+        self._stop = asyncio.Event()
+        self._last_full_scan = 0.0
+
+    async def run(self, publish: Publish, stop: asyncio.Event) -> None:
+        """Follow the files until ``stop`` is set."""
+        self._publish, self._stop = publish, stop
+        try:
+            if await self._wait_for_directory():
+                await self._scan(None, initial=True)
+                await self._watch()
+        finally:
+            self._close_all()
+
+    async def _wait_for_directory(self) -> bool:
+        while not await asyncio.to_thread(os.path.isdir, self._directory):
+            self.ready.set()  # nothing to backfill: whatever appears is read from its start
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=TICK_MS / 1000)
+        return not self._stop.is_set()
+
+    async def _watch(self) -> None:
+        changes = awatch(
+            self._directory,
+            watch_filter=None,
+            debounce=DEBOUNCE_MS,
+            step=STEP_MS,
+            stop_event=_Halt(self._stop),
+            rust_timeout=TICK_MS,
+            yield_on_timeout=True,
+            force_polling=self.config.poll,
+            poll_delay_ms=POLL_DELAY_MS,
+            recursive=False,
+        )
+        async with contextlib.aclosing(changes):
+            async for batch in changes:
+                changed = {os.path.basename(path) for _change, path in batch}
+                await self._scan(changed or None)
+                self.ready.set()
+
+    async def _scan(self, changed: set[str] | None, *, initial: bool = False) -> None:
+        """Look at the files: those named in ``changed``, or all of them once per tick."""
+        if changed is None or self._now() - self._last_full_scan >= TICK_MS / 1000:
+            changed = None
+            self._last_full_scan = self._now()
+        for tail in list(self._draining):
+            await self._drain(tail)
+        for name in await self._names_to_check(changed):
+            if self._stop.is_set():
+                return
+            await self._follow(name, backfill=initial)
+
+    async def _names_to_check(self, changed: set[str] | None) -> list[str]:
+        if not has_magic(self._pattern):
+            return [self._pattern]
+        if changed is None:
+            listed = await asyncio.to_thread(os.listdir, self._directory)
+            found = sorted(name for name in listed if matches(self._pattern, name))
+            return list(dict.fromkeys([*self._tails, *found]))
+        return sorted(name for name in changed if matches(self._pattern, name))
+
+    async def _follow(self, name: str, *, backfill: bool) -> None:
+        tail = self._tails.get(name)
+        if tail is None:
+            tail = await self._open(name, backfill=backfill)
+            if tail is None:
+                return
+            self._tails[name] = tail
+        probe = await asyncio.to_thread(_probe, self._path(name), tail)
+        before = tail.history[-TRUNCATION_CHECK_BYTES:]
+        if was_truncated(tail.position, probe.size, before, probe.on_disk_before):
+            await self._recover_truncated(tail)
+        await self._read_to_end(tail)
+        state = path_state(tail.file_id, probe.at_path)
+        if state is PathState.SAME:
+            await self._flush_if_idle(tail)
+            return
+        del self._tails[name]
+        self._draining.append(tail)
+        if state is PathState.REPLACED:
+            await self._follow(name, backfill=False)
+
+    async def _drain(self, tail: FileTail) -> None:
+        await self._read_to_end(tail)
+        if self._now() - tail.last_read_at >= self.config.flush_timeout:
+            await self._flush(tail)
+            self._draining.remove(tail)
+            os.close(tail.fd)
+
+    async def _open(self, name: str, *, backfill: bool) -> FileTail | None:
+        path = self._path(name)
+        try:
+            lines = self.config.lines if backfill else None
+            opened = await asyncio.to_thread(
+                _open_at_start, path, lines, self.config.max_line_bytes
+            )
+        except PermissionError as error:
+            if name not in self._unreadable:
+                log.warning("logtail: cannot read %s: %s", path, error)
+                self._unreadable.add(name)
+            return None
+        if opened is None:
+            return None
+        fd, file_id, position, history = opened
+        channel = self.config.channel or channel_for(name)
+        splitter = LineSplitter(self.config.max_line_bytes)
+        return FileTail(name, channel, fd, file_id, position, splitter, history, self._now())
+
+    async def _read_to_end(self, tail: FileTail) -> None:
+        while not self._stop.is_set():
+            data = await asyncio.to_thread(os.pread, tail.fd, READ_CHUNK_BYTES, tail.position)
+            for line in tail.advance(data, self._now()) if data else ():
+                await self._emit(tail, line)
+            if len(data) < READ_CHUNK_BYTES:
+                return
+
+    async def _recover_truncated(self, tail: FileTail) -> None:
+        """Publish what the rotated copy holds beyond our position, then restart at byte 0."""
+        copy = await asyncio.to_thread(_find_copy, self._directory, tail)
+        if copy is not None:
+            fd, size = copy
+            try:
+                while tail.position < size and not self._stop.is_set():
+                    want = min(READ_CHUNK_BYTES, size - tail.position)
+                    data = await asyncio.to_thread(os.pread, fd, want, tail.position)
+                    if not data:
+                        break
+                    for line in tail.advance(data, self._now()):
+                        await self._emit(tail, line)
+            finally:
+                os.close(fd)
+        await self._flush(tail)
+        tail.restart_at_zero()
+
+    async def _flush_if_idle(self, tail: FileTail) -> None:
+        if self._now() - tail.last_read_at >= self.config.flush_timeout:
+            await self._flush(tail)
+
+    async def _flush(self, tail: FileTail) -> None:
+        line = tail.splitter.flush()
+        if line is not None:
+            await self._emit(tail, line)
+
+    async def _emit(self, tail: FileTail, raw: RawLine) -> None:
+        text = line_text(raw)
+        data: dict[str, Any] = {"line": text, "file": tail.name, "level": detect_level(text)}
+        await self._publish(tail.channel, "log", data)
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self._directory, name)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _close_all(self) -> None:
+        for tail in [*self._tails.values(), *self._draining]:
+            os.close(tail.fd)
+        self._tails.clear()
+        self._draining.clear()
+
+
+async def _not_running(channel: str, kind: str, data: dict[str, Any]) -> Event:
+    raise RuntimeError("LogTailSource.run() has not started")
+
+
+# -- blocking file work, run in a thread -----------------------------------------
+
+
+def _open_at_start(
+    path: str, lines: int | None, max_line_bytes: int
+) -> tuple[int, FileId, int, bytes] | None:
+    """Open a regular file; start at its last ``lines`` lines, or at byte 0 when None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(fd)
+        return None
+    size = status.st_size
+    position = 0 if lines is None else _backfill_start(fd, size, lines, max_line_bytes)
+    known = min(position, MATCH_BYTES)
+    history = os.pread(fd, known, position - known) if known else b""
+    return fd, FileId.of(status), position, history
+
+
+def _backfill_start(fd: int, size: int, lines: int, max_line_bytes: int) -> int:
+    """Offset of the last ``lines`` lines, reading backwards in growing blocks (bounded)."""
+    limit = min(size, max(READ_CHUNK_BYTES, (lines + 1) * max_line_bytes), BACKFILL_MAX_BYTES)
+    want = min(size, READ_CHUNK_BYTES)
+    while True:
+        block = os.pread(fd, want, size - want)
+        offset = backfill_offset(block, size - want, lines)
+        if offset is not None:
+            return offset
+        if want >= limit:
+            first_end = block.find(b"\n")
+            return size if first_end < 0 else size - want + first_end + 1
+        want = min(want * 4, limit)
+
+
+def _probe(path: str, tail: FileTail) -> Probe:
+    try:
+        at_path: FileId | None = FileId.of(os.stat(path))
+    except FileNotFoundError:
+        at_path = None
+    size = os.fstat(tail.fd).st_size
+    known = min(len(tail.history), TRUNCATION_CHECK_BYTES)
+    on_disk = os.pread(tail.fd, known, tail.position - known) if known else b""
+    return Probe(at_path, size, on_disk)
+
+
+def _find_copy(directory: str, tail: FileTail) -> tuple[int, int] | None:
+    """The rotated copy holding the bytes we read last: ``(open fd, size)``, or None."""
+    entries = []
+    with os.scandir(directory) as listing:
+        for entry in listing:
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file():
+                    entries.append((entry.name, entry.stat().st_mtime))
+    for name in rotated_names(tail.name, entries)[:COPY_CANDIDATES]:
+        found = _open_if_copy(os.path.join(directory, name), tail)
+        if found is not None:
+            return found
+    return None
+
+
+def _open_if_copy(path: str, tail: FileTail) -> tuple[int, int] | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except (FileNotFoundError, PermissionError):
+        return None
+    size = os.fstat(fd).st_size
+    window = match_window(tail.position, len(tail.history), size)
+    if window is not None:
+        start, end = window
+        if copy_matches(tail.history, tail.position, start, os.pread(fd, end - start, start)):
+            return fd, size
+    os.close(fd)
+    return None
+
+
+LOGTAIL = SourceType(
+    name="logtail",
+    config=LogTailConfig,
+    create=LogTailSource,
+    channels=_channels,
+    description="tail -F of a path or glob: one log event per line",
+)

@@ -1,0 +1,328 @@
+"""The logtail source against real files: every line exactly once, in order, whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.sources.base import SourceConfigError, configure_sources
+from app.sources.lines import CUT_MARKER
+from app.sources.logtail import LOGTAIL, channel_for
+
+MIB = 1024 * 1024
+
+
+def rotate_by_rename(path: Path, suffix: str = ".1") -> Path:
+    """What logrotate does without copytruncate: rename the file away (no new file yet)."""
+    rotated = path.with_name(path.name + suffix)
+    os.rename(path, rotated)
+    return rotated
+
+
+async def test_files_present_at_start_begin_with_their_last_lines(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    writer.lines(150)
+    async with tail(log_dir / "app.log", lines=100) as got:
+        await got.wait_for(100)
+        writer.lines(5)
+        await got.wait_for(105)
+        await got.settle(0.3)
+    assert got.lines() == writer.written[50:]
+    assert {channel for channel, _kind, _data in got.events} == {"log.app"}
+
+
+async def test_backfill_counts_an_unterminated_last_line_and_holds_it(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    writer.lines(3)
+    writer.write(b"half")
+    async with tail(log_dir / "app.log", lines=2) as got:
+        await got.wait_for(1)
+        writer.write(b" done\n")
+        await got.wait_for(2)
+        await got.settle(0.3)
+    assert got.lines() == ["line 000002", "half done"]
+
+
+async def test_rename_rotation_while_the_old_writer_still_appends(log_dir, tail, make_writer):
+    path = log_dir / "app.log"
+    writer = make_writer(path)
+    async with tail(path) as got:
+        writer.lines(50)
+        rotate_by_rename(path)
+        path.touch()
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:  # the daemon has not reopened yet
+            writer.lines(5)
+            await asyncio.sleep(0.02)
+        writer.reopen()
+        writer.lines(50)
+        await got.wait_for(len(writer.written))
+        await got.settle()
+    assert got.lines() == writer.written
+
+
+async def test_two_rotations_within_500_ms(log_dir, tail, make_writer):
+    path = log_dir / "app.log"
+    writer = make_writer(path)
+    async with tail(path) as got:
+        writer.lines(30)
+        rotate_by_rename(path, ".2")
+        writer.reopen()
+        writer.lines(30)
+        await asyncio.sleep(0.2)
+        rotate_by_rename(path, ".1")
+        writer.lines(10)  # still the old handle, now app.log.1
+        writer.reopen()
+        writer.lines(30)
+        await got.wait_for(len(writer.written))
+        await got.settle()
+    assert got.lines() == writer.written
+
+
+async def test_truncate_and_refill(log_dir, tail, make_writer):
+    path = log_dir / "app.log"
+    writer = make_writer(path, prefix="before")
+    async with tail(path) as got:
+        writer.lines(50)
+        await got.wait_for(50)
+        os.truncate(path, 0)
+        writer.prefix = "after"
+        writer.lines(80)  # refilled past where we were before the tailer looked
+        await got.wait_for(130)
+        await got.settle()
+    assert got.lines() == writer.written
+
+
+async def test_truncate_then_slow_refill(log_dir, tail, make_writer):
+    path = log_dir / "app.log"
+    writer = make_writer(path, prefix="before")
+    async with tail(path) as got:
+        writer.lines(50)
+        await got.wait_for(50)
+        os.truncate(path, 0)
+        await asyncio.sleep(0.3)
+        writer.prefix = "after"
+        writer.lines(10)
+        await got.wait_for(60)
+        await got.settle()
+    assert got.lines() == writer.written
+
+
+async def test_delete_then_recreate_after_2_s(log_dir, tail, make_writer):
+    path = log_dir / "app.log"
+    first = make_writer(path, prefix="first")
+    async with tail(path) as got:
+        first.lines(20)
+        await got.wait_for(20)
+        first.close()
+        path.unlink()
+        await asyncio.sleep(2)
+        second = make_writer(path, prefix="second")
+        second.lines(20)
+        await got.wait_for(40)
+        await got.settle()
+    assert got.lines() == first.written + second.written
+
+
+async def test_file_missing_at_start_is_read_from_its_beginning(log_dir, tail, make_writer):
+    path = log_dir / "app.log"
+    async with tail(path) as got:
+        await asyncio.sleep(0.3)
+        writer = make_writer(path)
+        writer.lines(200)
+        await got.wait_for(200)
+        await got.settle()
+    assert got.lines() == writer.written
+
+
+async def test_directory_missing_at_start(tmp_path, tail, make_writer):
+    path = tmp_path / "later" / "app.log"
+    async with tail(path) as got:
+        path.parent.mkdir()
+        writer = make_writer(path)
+        writer.lines(20)
+        await got.wait_for(20)
+        await got.settle()
+    assert got.lines() == writer.written
+
+
+async def test_glob_picks_up_a_new_file_on_its_own_channel(log_dir, tail, make_writer):
+    first = make_writer(log_dir / "api.log", prefix="api")
+    first.lines(3)
+    async with tail(log_dir / "*.log") as got:
+        await got.wait_for(3)
+        (log_dir / "notes.txt").write_text("not a log\n")
+        second = make_writer(log_dir / "worker.log", prefix="worker")
+        second.lines(20)
+        first.lines(5)
+        await got.wait_for(28)
+        await got.settle()
+    assert got.lines("api.log") == first.written
+    assert got.lines("worker.log") == second.written
+    channels = {data["file"]: channel for channel, _kind, data in got.events}
+    assert channels == {"api.log": "log.api", "worker.log": "log.worker"}
+
+
+async def test_configured_channel_is_used_for_every_file(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "a.log")
+    async with tail(log_dir / "*.log", channel="log.all") as got:
+        writer.lines(2)
+        await got.wait_for(2)
+    assert {channel for channel, _kind, _data in got.events} == {"log.all"}
+
+
+async def test_a_line_written_in_two_halves_1_s_apart_is_one_line(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    async with tail(log_dir / "app.log") as got:
+        writer.write(b"first half")
+        await asyncio.sleep(1)
+        assert got.lines() == []
+        writer.write(b", second half\n")
+        await got.wait_for(1)
+        await got.settle(0.3)
+    assert got.lines() == ["first half, second half"]
+
+
+async def test_a_partial_line_is_published_after_the_flush_timeout(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    async with tail(log_dir / "app.log", flush_timeout=1.0) as got:
+        writer.write(b"no newline yet")
+        started = time.monotonic()
+        await got.wait_for(1, timeout_s=5)
+        waited = time.monotonic() - started
+        writer.lines(1)
+        await got.wait_for(2)
+    assert got.lines() == ["no newline yet", "line 000000"]
+    assert 0.9 <= waited < 3
+
+
+async def test_a_10_mib_line_is_cut_with_a_marker_and_following_goes_on(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    async with tail(log_dir / "app.log") as got:
+        writer.write(b"x" * (10 * MIB))
+        writer.write(b"\n")
+        writer.lines(3)
+        await got.wait_for(4, timeout_s=20)
+        await got.settle(0.3)
+    huge, *rest = got.lines()
+    assert huge == "x" * 65536 + CUT_MARKER.format(cut=10 * MIB - 65536)
+    assert rest == writer.written
+
+
+async def test_invalid_utf8_and_split_multibyte_characters(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    async with tail(log_dir / "app.log") as got:
+        writer.write(b"bad \xff\xfe bytes\n")
+        writer.write("café ".encode()[:-2])  # "caf" + the first byte of "é"
+        await got.wait_for(1)
+        await asyncio.sleep(0.2)  # the tailer reads the cut character on its own
+        writer.write("café ".encode()[-2:] + "€ 𝄞\n".encode()[:2])
+        await asyncio.sleep(0.2)
+        writer.write("€ 𝄞\n".encode()[2:])
+        await got.wait_for(2)
+        await got.settle(0.3)
+    assert got.lines() == ["bad \ufffd\ufffd bytes", "café € 𝄞"]
+
+
+async def test_10000_lines_written_in_one_burst(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    async with tail(log_dir / "app.log") as got:
+        lines = [f"burst {n:05d} " + "y" * (n % 97) for n in range(10_000)]
+        writer.write("".join(f"{line}\n" for line in lines).encode())
+        await got.wait_for(10_000, timeout_s=30)
+        await got.settle(0.3)
+    assert got.lines() == lines
+
+
+async def test_crlf_ansi_and_levels(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    async with tail(log_dir / "app.log") as got:
+        writer.write(b"\x1b[31mERROR\x1b[0m disk full\r\n")
+        writer.write(b'{"level": "warning", "msg": "slow"}\r\n')
+        writer.write(b"ts=1 level=debug msg=ok\n")
+        writer.write(b"nothing to see\n")
+        await got.wait_for(4)
+    assert [(d["line"], d["level"]) for _c, _k, d in got.events] == [
+        ("ERROR disk full", "error"),
+        ('{"level": "warning", "msg": "slow"}', "warn"),
+        ("ts=1 level=debug msg=ok", "debug"),
+        ("nothing to see", None),
+    ]
+    assert all(d["file"] == "app.log" for _c, _k, d in got.events)
+
+
+async def test_polling_mode_follows_appends(log_dir, tail, make_writer):
+    path = log_dir / "app.log"
+    writer = make_writer(path)
+    async with tail(path, poll=True) as got:
+        writer.lines(10)
+        rotate_by_rename(path)
+        writer.reopen()
+        writer.lines(10)
+        await got.wait_for(20)
+        await got.settle()
+    assert got.lines() == writer.written
+
+
+async def test_cancelling_the_source_propagates_cancelled_error(log_dir):
+    source = LOGTAIL.create(_config(str(log_dir / "app.log")))
+
+    async def publish(channel: str, kind: str, data: dict[str, Any]) -> Any:
+        raise AssertionError("nothing to publish")
+
+    task = asyncio.create_task(source.run(publish, asyncio.Event()))
+    await asyncio.wait_for(source.ready.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"flush_timeout": 0.5}, "sources[0].flush_timeout"),
+        ({"max_line_bytes": 10}, "sources[0].max_line_bytes"),
+        ({"lines": -1}, "sources[0].lines"),
+        ({"channel": "Not A Channel"}, "channel"),
+        ({"path": "/var/*/app.log"}, "path"),
+        ({"follow": True}, "follow"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_key(entry, message):
+    with pytest.raises(SourceConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        configure_sources([{"type": "logtail", "path": "/tmp/a.log", **entry}], _types())
+
+
+def test_channels_known_at_start(log_dir):
+    for name in ("api.log", "Worker Two.log", ".hidden.log"):
+        (log_dir / name).touch()
+    glob = _config(str(log_dir / "*.log"))
+    assert LOGTAIL.channels(glob) == [("log.api", "log"), ("log.worker-two", "log")]
+    assert LOGTAIL.channels(_config(str(log_dir / "missing.log"))) == [("log.missing", "log")]
+    assert LOGTAIL.channels(_config(str(log_dir / "*.log"), channel="log.x")) == [("log.x", "log")]
+
+
+@pytest.mark.parametrize(
+    ("name", "channel"),
+    [
+        ("app.log", "log.app"),
+        ("nginx.access.log", "log.nginx"),
+        ("_x!.log", "log.x"),
+        (".log", "log.file"),
+    ],
+)
+def test_channel_for(name, channel):
+    assert channel_for(name) == channel
+
+
+def _types() -> dict[str, Any]:
+    return {"logtail": LOGTAIL}
+
+
+def _config(path: str, **options: Any) -> Any:
+    return configure_sources([{"type": "logtail", "path": path, **options}], _types())[0].config
