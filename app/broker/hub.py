@@ -124,6 +124,7 @@ class Subscription:
         self.max_lag = max_lag
         self.wake = asyncio.Event()
         self.cursors: dict[ChannelLog, int] = {}
+        self._allowance: dict[ChannelLog, int] = {}
         self.gap_channels: list[str] = []
         self.snapshots: dict[str, list[Event]] = {}
         self.closed_reason: str | None = None
@@ -136,6 +137,7 @@ class Subscription:
     def follow(self, log: ChannelLog, offset: int) -> None:
         """Start reading ``log`` at ``offset``."""
         self.cursors[log] = offset
+        self._allowance[log] = self.max_lag + log.next_offset - offset
         log.subscribers.add(self)
         if offset < log.next_offset:
             self.wake.set()
@@ -145,22 +147,18 @@ class Subscription:
         for log in self.cursors:
             log.subscribers.discard(self)
         self.cursors.clear()
-
-    def lag(self) -> int:
-        """Events waiting on the most-behind channel that does not conflate."""
-        behind = [
-            log.next_offset - offset
-            for log, offset in self.cursors.items()
-            if log.latest_value_key is None
-        ]
-        return max(behind, default=0)
+        self._allowance.clear()
 
     def take(self, limit: int = 512) -> list[Event]:
         """Everything new on every channel (at most ``limit``), in broker order.
 
+        A subscriber that starts behind (a resume) may catch up: its allowance
+        is its starting backlog plus ``max_lag`` and only shrinks, so it is cut
+        when it falls further behind, not while it catches up.
+
         Raises:
-            SubscriberLagging: a channel that does not conflate is more than
-                ``max_lag`` events ahead of this cursor, or overwrote it.
+            SubscriberLagging: a channel that does not conflate is further ahead
+                of this cursor than the allowance, or overwrote it.
         """
         ready = [(log, offset) for log, offset in self.cursors.items() if offset < log.next_offset]
         if not ready:
@@ -173,6 +171,9 @@ class Subscription:
         logs = {log.name: log for log, _offset in ready}
         for event in events:
             self.cursors[logs[event.channel]] = event.offset + 1
+        for log, _offset in ready:
+            backlog = log.next_offset - self.cursors[log]
+            self._allowance[log] = min(self._allowance[log], backlog + self.max_lag)
         if events:
             self.last_seq = events[-1].seq
         return events
@@ -180,10 +181,10 @@ class Subscription:
     def _run(self, log: ChannelLog, offset: int, limit: int) -> list[Event]:
         behind = log.next_offset - offset
         if log.latest_value_key is not None and (
-            offset < log.first_offset or behind > self.max_lag
+            offset < log.first_offset or behind > self._allowance[log]
         ):
             return self._conflate(log, offset)
-        if offset < log.first_offset or behind > self.max_lag:
+        if offset < log.first_offset or behind > self._allowance[log]:
             raise SubscriberLagging(f"{behind} events behind on {log.name}")
         return log.slice(offset, min(log.next_offset, offset + limit))
 

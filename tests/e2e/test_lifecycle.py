@@ -1,0 +1,162 @@
+"""Disconnects, slow clients and shutdown, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import struct
+import time
+
+import httpx
+
+from tests.support.server import ServerProcess
+from tests.support.sse_client import SSEStream
+
+
+def subscribers(server: ServerProcess, channel: str) -> int:
+    listing = httpx.get(f"{server.url}/api/channels").json()["channels"]
+    return next((c["subscribers"] for c in listing if c["name"] == channel), 0)
+
+
+def raw_stream(server: ServerProcess, channel: str, rcvbuf: int | None = None) -> socket.socket:
+    """A client that sends the request and then reads only when told to."""
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(f"GET /events?channel={channel} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return sock
+
+
+def wait_until(check, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within} s: {what}")
+        time.sleep(0.05)
+
+
+def test_connect_disconnect_churn_leaves_no_subscribers_or_files(start_server) -> None:
+    server = start_server({"server": {"heartbeat": 0.2}, "limits": {"streams_per_client": 2000}})
+    httpx.post(f"{server.url}/api/channels/t.churn/events", content=b"x")
+    files_before = server.open_files()
+    for cycle in range(1000):
+        sock = raw_stream(server, "t.churn")
+        sock.recv(200)  # the response has started: the subscription exists
+        if cycle % 2:
+            # abrupt: RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    wait_until(lambda: subscribers(server, "t.churn") == 0, 5, "all subscriptions freed")
+    wait_until(lambda: server.open_files() <= files_before + 5, 5, "sockets closed")
+
+
+def test_stalled_reader_is_cut_while_another_gets_everything(start_server) -> None:
+    server = start_server(
+        {
+            "server": {
+                "write_timeout": 1.0,
+                "max_lag": 100000,
+                "heartbeat": 0.5,
+                "max_body_bytes": 1 << 20,
+            },
+            "broker": {"history": 200},
+        }
+    )
+    httpx.post(f"{server.url}/api/channels/t.slow/events", content=b"created")
+    stalled = raw_stream(server, "t.slow", rcvbuf=4096)
+    stalled.recv(100)
+
+    async def scenario() -> list[str]:
+        async with SSEStream(f"{server.url}/events?channel=t.slow") as healthy:
+            await healthy.wait_for(lambda: healthy.parser.retry is not None)
+            wait_until(lambda: subscribers(server, "t.slow") == 2, 5, "both subscribed")
+            rss_before = server.rss_kib()
+            big = "x" * 3900
+            async with httpx.AsyncClient() as client:
+                for batch in range(30):
+                    body = "\n".join(
+                        json.dumps({"message": f"{batch}-{i} {big}"}) for i in range(100)
+                    )
+                    response = await client.post(
+                        f"{server.url}/api/channels/t.slow/events",
+                        content=body,
+                        headers={"Content-Type": "application/x-ndjson"},
+                    )
+                    assert response.status_code == 201
+                    # drain as we go so the healthy reader never lags
+                    await healthy.events(100, within=10)
+            await asyncio.to_thread(
+                wait_until, lambda: subscribers(server, "t.slow") == 1, 6, "stalled reader cut"
+            )
+            assert server.rss_kib() - rss_before < 64 * 1024
+            return [event.id for event in healthy.parser.events]
+
+    ids = asyncio.run(scenario())
+    stalled.close()
+    assert len(ids) == len(set(ids)) == 3000
+    assert "slow client cut" in server.log()
+
+
+def test_lagging_reader_is_cut_and_resumes_from_history(start_server) -> None:
+    server = start_server(
+        {"server": {"max_lag": 50, "max_body_bytes": 1 << 20}, "broker": {"history": 1000}}
+    )
+    created = httpx.post(f"{server.url}/api/channels/t.lag/events", content=b"created")
+    sock = raw_stream(server, "t.lag", rcvbuf=4096)
+    sock.recv(100)
+    body = "\n".join(json.dumps({"message": f"m{i} " + "y" * 2000}) for i in range(300))
+    response = httpx.post(
+        f"{server.url}/api/channels/t.lag/events",
+        content=body,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 201
+    # the response ends (last chunk) well before 300 events arrive
+    sock.settimeout(5)
+    received = b""
+    while not received.endswith(b"\r\n0\r\n\r\n"):
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before the response ended"
+        received += chunk
+    sock.close()
+    assert received.count(b"\nevent: t.lag\n") < 300
+    assert "slow client cut" in server.log()
+
+    async def resume() -> list[str]:
+        headers = {"Last-Event-ID": created.json()["id"]}
+        async with SSEStream(f"{server.url}/events?channel=t.lag", headers) as stream:
+            events = await stream.events(300)
+            return [json.loads(e.data)["data"]["message"].split()[0] for e in events]
+
+    assert asyncio.run(resume()) == [f"m{i}" for i in range(300)]
+
+
+def test_sigterm_with_100_open_streams_exits_within_5_s(start_server) -> None:
+    server = start_server({"limits": {"streams_per_client": 1000}})
+
+    async def scenario() -> tuple[int, float]:
+        streams = [SSEStream(f"{server.url}/events?channel=t.bye") for _ in range(100)]
+        for stream in streams:
+            await stream.__aenter__()
+        for stream in streams:
+            await stream.wait_for(lambda s=stream: s.parser.retry is not None)
+        started = time.monotonic()
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        for stream in streams:
+            await asyncio.wait_for(stream.ended.wait(), 5)
+        code = await asyncio.to_thread(server.process.wait, 10)
+        elapsed = time.monotonic() - started
+        for stream in streams:
+            await stream.__aexit__(None, None, None)
+        return code, elapsed
+
+    code, elapsed = asyncio.run(scenario())
+    assert code == 0
+    assert elapsed < 5
+    log = server.log()
+    assert "Traceback" not in log
+    assert "stopping: ending 100 open streams" in log
