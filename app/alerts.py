@@ -30,7 +30,7 @@ import re2
 
 from app.broker.base import Broker, BrokerError, Start
 from app.broker.hub import SubscriberLagging, Subscription
-from app.events import BUILTIN_KINDS, LEVEL_ORDER, Event, PayloadError
+from app.events import BUILTIN_KINDS, LEVEL_ORDER, Event, PayloadError, pattern_matches
 from app.settings import AlertSettings, SettingsError
 
 log = logging.getLogger("pulseboard.alerts")
@@ -38,6 +38,7 @@ log = logging.getLogger("pulseboard.alerts")
 _NOTIFY = next(kind for kind in BUILTIN_KINDS if kind.name == "notify")
 MESSAGE_MAX = 3800
 TITLE_MAX = 200
+CATCH_UP_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,9 @@ def notify_payload(alert: Alert) -> dict[str, Any]:
     message = _clip(event.data["line"], MESSAGE_MAX)
     if alert.suppressed:
         title = f"{title} (+{alert.suppressed} more)"
-        message += f"\n\n{alert.suppressed} more matching lines in {rule.window_s:g}s; the latest."
+        lines = "line" if alert.suppressed == 1 else "lines"
+        held_back = f"{alert.suppressed} more matching {lines} in {rule.window_s:g}s"
+        message += f"\n\n{held_back}; this is the latest."
     payload = {
         "message": message or "(empty line)",
         "title": _clip(title, TITLE_MAX),
@@ -212,48 +215,62 @@ class AlertEngine:
         self.rules = [AlertRule.from_settings(index, rule) for index, rule in enumerate(rules)]
         self.broker = broker
         self.clock = clock
-        self.webhook_timeout_s = webhook_timeout_s
         self.retry_delays_s = tuple(retry_delays_s)
         self.drain_s = drain_s
         self.stats = AlertStats()
         self._windows = [AlertWindow(rule) for rule in self.rules]
         self._posts: set[asyncio.Task[None]] = set()
+        self._cursors: dict[str, str | None] = {}
+        self._client = httpx.AsyncClient(timeout=webhook_timeout_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Watch until ``stop`` is set; webhook POSTs still in flight get ``drain_s`` to finish."""
+        """Watch until ``stop`` is set (call once); POSTs in flight get ``drain_s`` to finish."""
         if not self.rules:
             await stop.wait()
             return
-        async with httpx.AsyncClient(timeout=self.webhook_timeout_s) as client:
+        async with self._client:
             try:
                 while not stop.is_set():
-                    await self._follow(stop, client)
+                    await self._follow(stop)
             finally:
                 await self._drain()
 
-    async def _follow(self, stop: asyncio.Event, client: httpx.AsyncClient) -> None:
+    def watches(self, channel: str) -> bool:
+        """True when a rule's channel pattern matches ``channel``."""
+        return any(pattern_matches(rule.channel, channel) for rule in self.rules)
+
+    async def _follow(self, stop: asyncio.Event) -> None:
+        self._cursors = {c.name: c.last_id for c in self.broker.channels() if self.watches(c.name)}
         patterns = sorted({rule.channel for rule in self.rules})
         async with self.broker.subscribe(patterns, Start()) as subscription:
             stop_waker = asyncio.create_task(_wake_on(stop, subscription))
             try:
-                await self._watch(subscription, stop, client)
+                await self._watch(subscription, stop)
             except SubscriberLagging as error:
-                log.warning("alerts fell behind (%s); matching resumes from now", error)
+                log.warning("alerts fell behind (%s); catching up from history", error)
+                await self._catch_up()
             finally:
                 stop_waker.cancel()
 
-    async def _watch(
-        self, subscription: Subscription, stop: asyncio.Event, client: httpx.AsyncClient
-    ) -> None:
+    async def _watch(self, subscription: Subscription, stop: asyncio.Event) -> None:
         while not stop.is_set() and subscription.closed_reason is None:
             await self._sleep_until_news(subscription)
             subscription.wake.clear()
             while events := subscription.take():
                 for event in events:
-                    await self._check(event, client)
+                    await self._check(event)
             for window in self._windows:
                 if alert := window.close_if_due(self.clock()):
-                    await self._send(alert, client)
+                    await self._send(alert)
+
+    async def _catch_up(self) -> None:
+        """Check, from the broker's history, the lines a burst pushed past our cursor."""
+        for channel in [c.name for c in self.broker.channels() if self.watches(c.name)]:
+            page = await self.broker.history(channel, self._cursors.get(channel), CATCH_UP_MAX)
+            if page.gap:
+                log.warning("alerts: lines of %s were dropped before they were checked", channel)
+            for event in page.events:
+                await self._check(event)
 
     async def _sleep_until_news(self, subscription: Subscription) -> None:
         deadlines = [w.deadline for w in self._windows if w.deadline is not None]
@@ -261,14 +278,15 @@ class AlertEngine:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(subscription.wake.wait(), timeout)
 
-    async def _check(self, event: Event, client: httpx.AsyncClient) -> None:
+    async def _check(self, event: Event) -> None:
+        self._cursors[event.channel] = event.id
         for window in self._windows:
             if window.rule.matches(event):
                 self.stats.matches += 1
                 if alert := window.offer(event, self.clock()):
-                    await self._send(alert, client)
+                    await self._send(alert)
 
-    async def _send(self, alert: Alert, client: httpx.AsyncClient) -> None:
+    async def _send(self, alert: Alert) -> None:
         try:
             await self.broker.publish(alert.rule.notify, "notify", notify_payload(alert))
             self.stats.notified += 1
@@ -280,13 +298,13 @@ class AlertEngine:
                 error,
             )
         if alert.rule.webhook is not None:
-            task = asyncio.create_task(self._post(client, alert.rule.webhook, webhook_body(alert)))
+            task = asyncio.create_task(self._post(alert.rule.webhook, webhook_body(alert)))
             self._posts.add(task)
             task.add_done_callback(self._posts.discard)
 
-    async def _post(self, client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> None:
+    async def _post(self, url: str, body: dict[str, Any]) -> None:
         for attempt, delay in enumerate((*self.retry_delays_s, None), start=1):
-            outcome, retry = await _post_once(client, url, body)
+            outcome, retry = await _post_once(self._client, url, body)
             if outcome is None:
                 self.stats.webhooks_sent += 1
                 return
