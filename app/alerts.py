@@ -196,6 +196,9 @@ class AlertStats:
 class AlertEngine:
     """Follows the rules' log channels through the broker and sends alerts.
 
+    ``watching`` is set once the engine follows its channels: lines published
+    before that are not checked.
+
     Example (what the app does at start-up)::
 
         engine = AlertEngine(settings.alerts, broker)
@@ -221,6 +224,7 @@ class AlertEngine:
         self._windows = [AlertWindow(rule) for rule in self.rules]
         self._posts: set[asyncio.Task[None]] = set()
         self._cursors: dict[str, str | None] = {}
+        self.watching = asyncio.Event()
         self._client = httpx.AsyncClient(timeout=webhook_timeout_s)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -243,6 +247,7 @@ class AlertEngine:
         self._cursors = {c.name: c.last_id for c in self.broker.channels() if self.watches(c.name)}
         patterns = sorted({rule.channel for rule in self.rules})
         async with self.broker.subscribe(patterns, Start()) as subscription:
+            self.watching.set()
             stop_waker = asyncio.create_task(_wake_on(stop, subscription))
             try:
                 await self._watch(subscription, stop)

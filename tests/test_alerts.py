@@ -206,14 +206,11 @@ async def log_line(
 
 
 async def start(engine: AlertEngine) -> tuple[asyncio.Event, asyncio.Task[None]]:
-    """Run ``engine`` and wait until it has subscribed (lines before that are not its business)."""
-    hub = engine.broker.hub  # type: ignore[attr-defined]
-    subscribed = len(hub.subscriptions) + 1
+    """Run ``engine`` and wait until it follows its channels."""
     stop = asyncio.Event()
     task = asyncio.create_task(engine.run(stop))
-    async with asyncio.timeout(2):
-        while engine.rules and len(hub.subscriptions) < subscribed:
-            await asyncio.sleep(0)
+    if engine.rules:
+        await asyncio.wait_for(engine.watching.wait(), timeout=2)
     return stop, task
 
 
