@@ -1,0 +1,198 @@
+"""The supervisor: a crashing source is logged, counted, restarted with backoff; stop is prompt."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from typing import Any
+
+import msgspec
+import pytest
+
+from app.broker.memory import MemoryBroker
+from app.events import Event, KindRegistry
+from app.sources.base import (
+    ConfiguredSource,
+    Publish,
+    SourceType,
+    Supervisor,
+    configure_sources,
+)
+
+
+class Plain(msgspec.Struct, forbid_unknown_fields=True):
+    type: str
+
+
+class Crashing:
+    """Publishes one line, then fails: a source with a bug."""
+
+    def __init__(self, config: Plain) -> None:
+        pass
+
+    async def run(self, publish: Publish, stop: asyncio.Event) -> None:
+        await publish("notes.crashing", "notify", {"message": "about to fail"})
+        raise RuntimeError("disk on fire")
+
+
+class Counting:
+    """Publishes a counter as fast as it can yield, until stopped."""
+
+    def __init__(self, config: Plain) -> None:
+        pass
+
+    async def run(self, publish: Publish, stop: asyncio.Event) -> None:
+        count = 0
+        while not stop.is_set():
+            count += 1
+            await publish("notes.steady", "notify", {"message": str(count)})
+            await asyncio.sleep(0.001)
+
+
+class Returning:
+    """Returns at once without being asked to."""
+
+    def __init__(self, config: Plain) -> None:
+        pass
+
+    async def run(self, publish: Publish, stop: asyncio.Event) -> None:
+        await publish("notes.returning", "notify", {"message": "done already"})
+
+
+class Stubborn:
+    """Ignores stop: only cancellation ends it (and its cleanup still runs)."""
+
+    started = asyncio.Event()
+    cleaned_up = False
+
+    def __init__(self, config: Plain) -> None:
+        pass
+
+    async def run(self, publish: Publish, stop: asyncio.Event) -> None:
+        Stubborn.started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            Stubborn.cleaned_up = True
+
+
+class Polite:
+    def __init__(self, config: Plain) -> None:
+        pass
+
+    async def run(self, publish: Publish, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+
+TYPES = {
+    name: SourceType(name=name, config=Plain, create=create)
+    for name, create in [
+        ("crashing", Crashing),
+        ("counting", Counting),
+        ("returning", Returning),
+        ("stubborn", Stubborn),
+        ("polite", Polite),
+    ]
+}
+
+
+def configured(*names: str) -> list[ConfiguredSource]:
+    return configure_sources([{"type": name} for name in names], TYPES)
+
+
+@pytest.fixture
+def broker() -> MemoryBroker:
+    return MemoryBroker(KindRegistry(), history_size=100_000, max_lag=1000)
+
+
+def retained(broker: MemoryBroker, channel: str) -> int:
+    return next((c.retained for c in broker.channels() if c.name == channel), 0)
+
+
+async def test_a_crash_is_logged_counted_and_restarted_with_growing_backoff(
+    broker: MemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    loop = asyncio.get_running_loop()
+    crash_times: list[float] = []
+    fourth_crash = asyncio.Event()
+
+    def on_crash(source: ConfiguredSource, error: BaseException) -> None:
+        crash_times.append(loop.time())
+        if len(crash_times) == 4:
+            fourth_crash.set()
+
+    supervisor = Supervisor(
+        configured("crashing", "counting"),
+        broker.publish,
+        min_backoff_s=0.02,
+        max_backoff_s=0.5,
+        on_crash=on_crash,
+        rng=random.Random(1),
+    )
+    supervisor.start()
+    try:
+        await asyncio.wait_for(fourth_crash.wait(), timeout=5)
+        steady_before = retained(broker, "notes.steady")
+        assert supervisor.stats["counting#1"].running
+        assert supervisor.stats["crashing#0"].crashes == 4
+        assert supervisor.stats["crashing#0"].last_error == "RuntimeError: disk on fire"
+    finally:
+        await supervisor.stop()
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(crash_times)]
+    assert [gap >= 0.02 * 2**n / 2 for n, gap in enumerate(gaps)] == [True, True, True]
+    assert retained(broker, "notes.crashing") == 4
+    assert retained(broker, "notes.steady") >= steady_before > 0
+    crash_logs = [r for r in caplog.records if "source crashing#0 crashed" in r.getMessage()]
+    assert len(crash_logs) == 4
+    assert all(record.exc_info for record in crash_logs)
+
+
+async def test_a_source_that_returns_early_is_restarted_without_counting_a_crash(
+    broker: MemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    third_run = asyncio.Event()
+
+    async def publish(channel: str, kind: str, data: dict[str, Any]) -> Event:
+        event = await broker.publish(channel, kind, data)
+        if retained(broker, channel) == 3:
+            third_run.set()
+        return event
+
+    supervisor = Supervisor(configured("returning"), publish, min_backoff_s=0.01)
+    supervisor.start()
+    try:
+        await asyncio.wait_for(third_run.wait(), timeout=5)
+    finally:
+        await supervisor.stop()
+    assert supervisor.stats["returning#0"].crashes == 0
+    assert "returning#0 returned before stop; restarting" in caplog.text
+
+
+async def test_stop_ends_polite_sources_and_waiting_restarts_at_once(broker: MemoryBroker) -> None:
+    crashed = asyncio.Event()
+    supervisor = Supervisor(
+        configured("polite", "crashing"),
+        broker.publish,
+        min_backoff_s=3600,
+        max_backoff_s=3600,
+        on_crash=lambda source, error: crashed.set(),
+    )
+    supervisor.start()
+    await asyncio.wait_for(crashed.wait(), timeout=5)  # now waiting up to an hour to restart
+    assert supervisor.stats["polite#0"].running
+    await asyncio.wait_for(supervisor.stop(timeout_s=3), timeout=1)
+    assert not supervisor.healthy
+
+
+async def test_stop_cancels_a_source_that_ignores_it_and_its_cleanup_runs(
+    broker: MemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    Stubborn.started, Stubborn.cleaned_up = asyncio.Event(), False
+    supervisor = Supervisor(configured("stubborn", "polite"), broker.publish)
+    supervisor.start()
+    await asyncio.wait_for(Stubborn.started.wait(), timeout=1)
+    await asyncio.wait_for(supervisor.stop(timeout_s=0.1), timeout=1)
+    assert Stubborn.cleaned_up
+    assert "ignored stop" in caplog.text
