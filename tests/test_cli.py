@@ -1,0 +1,91 @@
+"""The pulseboard command as a user types it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.server import ROOT, free_port
+
+
+def pulseboard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_check_config_accepts_the_shipped_config() -> None:
+    done = pulseboard("check-config", "config/default.toml")
+    assert done.returncode == 0, done.stderr
+    assert "ok" in done.stdout
+
+
+def test_check_config_names_the_bad_key_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[server]\nheartbeat = 0\n")
+    done = pulseboard("check-config", str(config))
+    assert done.returncode == 2
+    assert "server.heartbeat" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_check_config_names_a_bad_source_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[[sources]]\ntype = "ticker"\nchannel = "ticker"\nsymbolz = ["A"]\n')
+    done = pulseboard("check-config", str(config))
+    assert done.returncode == 2
+    assert "sources[0]" in done.stderr
+    assert "symbolz" in done.stderr
+
+
+def test_workers_on_the_memory_broker_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "memory.toml"
+    config.write_text('[broker]\nurl = "memory://"\n')
+    done = pulseboard("serve", "--config", str(config), "--workers", "2")
+    assert done.returncode != 0
+    assert "--workers" in done.stderr
+    assert "memory" in done.stderr
+
+
+def test_environment_overrides_reach_serve(tmp_path: Path) -> None:
+    config = tmp_path / "plain.toml"
+    config.write_text('[server]\nbind = "127.0.0.1:1"\n')
+    port = free_port()
+    env = {**os.environ, "PULSEBOARD_SERVER__BIND": f"127.0.0.1:{port}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "server did not answer on the env port"
+                time.sleep(0.05)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
+def test_sources_list_shows_the_builtins() -> None:
+    done = pulseboard("sources", "list")
+    assert done.returncode == 0, done.stderr
+    for name in ("chat", "logtail", "notify", "ticker", "demo-log"):
+        assert name in done.stdout

@@ -1,0 +1,72 @@
+"""Settings: TOML plus environment; every refusal names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import SettingsError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pulseboard.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_the_shipped_config_load() -> None:
+    settings = load_settings(Path("config/default.toml"), environ={})
+    assert settings.broker.url == "memory://"
+    assert settings.server.bind == "127.0.0.1:8000"
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nbind = "127.0.0.1:8000"\nheartbeat = 15.0\n')
+    settings = load_settings(
+        path,
+        environ={
+            "PULSEBOARD_SERVER__BIND": "127.0.0.1:9000",
+            "PULSEBOARD_SERVER__HEARTBEAT": "2",
+            "PULSEBOARD_AUTH__PUBLISH_TOKENS": '["a", "b"]',
+            "OTHER": "ignored",
+        },
+    )
+    assert settings.server.bind == "127.0.0.1:9000"
+    assert settings.server.heartbeat == 2.0
+    assert settings.auth.publish_tokens == ["a", "b"]
+
+
+def test_environment_reaches_into_arrays_of_tables(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[channels]]\nname = "chat.lobby"\nkind = "chat"\n')
+    settings = load_settings(path, environ={"PULSEBOARD_CHANNELS__0__TITLE": "Lobby"})
+    assert settings.channels[0].title == "Lobby"
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "key"),
+    [
+        ("[server]\nbnd = 1\n", {}, "server.bnd: unknown key"),
+        ("[servr]\n", {}, "servr: unknown key"),
+        ("[server]\nheartbeat = -1\n", {}, "server.heartbeat:"),
+        ('[server]\nheartbeat = "soon"\n', {}, "server.heartbeat:"),
+        ('[server]\nbind = "nowhere"\n', {}, "server.bind:"),
+        ('[broker]\nurl = "mysql://x"\n', {}, "broker.url:"),
+        ('[[channels]]\nname = "Bad"\nkind = "chat"\n', {}, "channels[0].name:"),
+        ('[[channels]]\nname = "ok"\n', {}, "channels[0].kind: required"),
+        ("", {"PULSEBOARD_SERVER__MAX_LAG": "0"}, "server.max_lag:"),
+        ("", {"PULSEBOARD_SERVER__NOPE": "1"}, "server.nope: unknown key"),
+        ("[server\n", {}, "not valid TOML"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_key(
+    tmp_path: Path, text: str, environ: dict[str, str], key: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(write(tmp_path, text), environ=environ)
+    assert key in str(refused.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
