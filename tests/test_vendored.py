@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static"
 TEMPLATES = ROOT / "templates"
-ROW = re.compile(r"^\| (?P<file>[^|]+?) \| (?P<package>[^|]+?) \| [^|]+ \| (?P<sha>[0-9a-f]{64}) \|$")
+ROW = re.compile(r"^\| (?P<file>[^|]+?) \| (?P<package>[^|]+?) \| .+? \| (?P<sha>[0-9a-f]{64}) \|")
 INLINE_SCRIPT = re.compile(
     r"<script(?![^>]*\bsrc=)|\bhx-on|\bdata-hx-on|\son[a-z]+\s*=|javascript:", re.IGNORECASE
 )

@@ -1,0 +1,219 @@
+"""The dashboard pages: ``/`` (one panel per configured channel) and ``/channels/<channel>``.
+
+Pages are rendered once with each panel's recent history; from then on one
+``sse-connect`` per page (``/events?channel=...&format=html``) keeps every
+panel live. The log viewer's filter, level and pause are plain GET parameters
+that re-render the page with a new ``sse-connect`` URL: no script of ours.
+
+``chat_form_response`` is what the publish API answers to an htmx chat post
+(``HX-Request: true``): the form again, emptied after a post or refilled with
+an inline error, and the nickname remembered in a cookie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from quart import Blueprint, Response, request
+
+from app.events import Event, PayloadError, validate_channel
+from app.filters import EventFilter, compile_user_regex, parse_level
+from app.runtime import Panel, Runtime
+from app.web.runtime import current_runtime
+
+STATIC = Path(__file__).resolve().parent.parent.parent / "static"
+NICK_COOKIE = "pulseboard_nick"
+NICK_MAX_AGE_S = 365 * 24 * 3600
+PAGE_HISTORY = {"log": 200, "chat": 50, "notify": 20, "ticker": 1000}
+LEVELS = ("debug", "info", "warn", "error")
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    )
+)
+
+blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
+
+
+@dataclass(frozen=True)
+class LogView:
+    """The log viewer's controls as the request set them, checked."""
+
+    q: str = ""
+    level: str = ""
+    paused: bool = False
+    error: str | None = None
+    filter_args: tuple[tuple[str, str], ...] = ()
+
+
+@blueprint.get("/")
+async def dashboard() -> Response:
+    """One panel per configured channel, all fed by one stream."""
+    runtime = current_runtime()
+    lists = {panel.channel: await _initial_list(runtime, panel) for panel in runtime.panels}
+    return _page(
+        runtime,
+        "dashboard.html",
+        panels=runtime.panels,
+        lists=lists,
+        stream_url=stream_url([panel.channel for panel in runtime.panels]),
+    )
+
+
+@blueprint.get("/channels/<channel>")
+async def channel_page(channel: str) -> Response:
+    """One channel full-screen: the log viewer for log channels, else the kind's board."""
+    runtime = current_runtime()
+    panel = await _find_panel(runtime, channel)
+    if panel is None:
+        return _page(runtime, "not_found.html", status=404, channel=channel, panels=runtime.panels)
+    if panel.kind == "log":
+        return await _log_viewer(runtime, panel)
+    return _page(
+        runtime,
+        "channel.html",
+        panel=panel,
+        panels=runtime.panels,
+        lists={panel.channel: await _initial_list(runtime, panel)},
+        stream_url=stream_url([panel.channel]),
+    )
+
+
+async def _log_viewer(runtime: Runtime, panel: Panel) -> Response:
+    view = read_log_view(request.args)
+    event_filter = EventFilter(
+        runtime.kinds,
+        pattern=_pattern(dict(view.filter_args).get("q")),
+        level=dict(view.filter_args).get("level"),
+    )
+    events = [e for e in await _recent(runtime, panel) if event_filter.accepts(e)]
+    log_list = runtime.renderer.page_list(
+        panel.channel, panel.kind, events, highlight=event_filter.pattern
+    )
+    live_url = stream_url([panel.channel], view.filter_args)
+    return _page(
+        runtime,
+        "log.html",
+        panel=panel,
+        panels=runtime.panels,
+        view=view,
+        levels=LEVELS,
+        log_list=log_list,
+        stream_url=None if view.paused else live_url,
+        pause_url=_self_url(panel.channel, view, paused=not view.paused),
+    )
+
+
+def read_log_view(args: Mapping[str, str]) -> LogView:
+    """The viewer's ``q``, ``level`` and ``paused`` parameters; a bad one becomes ``error``."""
+    q, level = args.get("q", ""), args.get("level", "")
+    kept: list[tuple[str, str]] = []
+    errors: list[str] = []
+    for name, value, normalise in (("q", q, _check_regex), ("level", level, parse_level)):
+        if not value:
+            continue
+        try:
+            kept.append((name, normalise(value)))
+        except PayloadError as error:
+            errors.append(str(error))
+    paused = args.get("paused", "") in ("1", "true", "yes")
+    return LogView(q, level, paused, "; ".join(errors) or None, tuple(kept))
+
+
+def _check_regex(text: str) -> str:
+    compile_user_regex(text)
+    return text
+
+
+def stream_url(channels: list[str], extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """The page's ``sse-connect`` URL: every channel it shows, html format, plus filters."""
+    query = [("channel", channel) for channel in channels] + [("format", "html"), *extra]
+    return "/events?" + urlencode(query)
+
+
+async def chat_form_response(
+    channel: str, fields: Mapping[str, str], *, status: int, error: str | None = None
+) -> Response:
+    """The chat form as the answer to an htmx post: emptied on success, else with ``error``.
+
+    Example (the publish API, for a chat channel and ``HX-Request: true``)::
+
+        return await chat_form_response(channel, form, status=201)
+        return await chat_form_response(channel, form, status=429, error="Slow down: ...")
+    """
+    renderer = current_runtime().renderer
+    user = fields.get("user", "")[:64]
+    text = "" if error is None else fields.get("text", "")
+    html = renderer.chat_form(channel, user=user, text=text, error=error)
+    response = Response(html, status=status, content_type="text/html; charset=utf-8")
+    if error is None and user:
+        response.set_cookie(
+            NICK_COOKIE, user, max_age=NICK_MAX_AGE_S, samesite="Lax", httponly=True
+        )
+    return response
+
+
+@blueprint.after_request
+async def _security_headers(response: Response) -> Response:
+    if response.content_type and response.content_type.startswith("text/html"):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+async def _find_panel(runtime: Runtime, channel: str) -> Panel | None:
+    try:
+        validate_channel(channel)
+    except PayloadError:
+        return None
+    for panel in runtime.panels:
+        if panel.channel == channel:
+            return panel
+    kind = await runtime.broker.kind_of(channel)
+    return None if kind is None else Panel(channel, kind, channel)
+
+
+async def _recent(runtime: Runtime, panel: Panel) -> list[Event]:
+    """The newest events a page starts with (the broker's history is oldest first)."""
+    wanted = PAGE_HISTORY.get(panel.kind, 50)
+    page = await runtime.broker.history(panel.channel, None, runtime.settings.broker.history)
+    return page.events[-wanted:]
+
+
+async def _initial_list(runtime: Runtime, panel: Panel) -> Any:
+    return runtime.renderer.page_list(panel.channel, panel.kind, await _recent(runtime, panel))
+
+
+def _pattern(text: str | None) -> Any:
+    return compile_user_regex(text) if text else None
+
+
+def _self_url(channel: str, view: LogView, *, paused: bool) -> str:
+    query = [*view.filter_args, *([("paused", "1")] if paused else [])]
+    return f"/channels/{channel}" + (f"?{urlencode(query)}" if query else "")
+
+
+def _page(runtime: Runtime, template: str, *, status: int = 200, **context: Any) -> Response:
+    heartbeat_s = runtime.settings.server.heartbeat
+    html = runtime.renderer.env.get_template(template).render(
+        renderer=runtime.renderer,
+        nick=request.cookies.get(NICK_COOKIE, "")[:32],
+        retry_after_s=round(heartbeat_s * 2 + 1, 1),
+        stale_after_s=round(heartbeat_s * 4 + 5, 1),
+        **context,
+    )
+    return Response(html, status=status, content_type="text/html; charset=utf-8")

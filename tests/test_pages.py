@@ -1,0 +1,123 @@
+"""The dashboard pages, rendered in-process: one stream per page, panels, log viewer controls."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from quart import Quart
+
+from app import create_app
+from app.settings import settings_from_dict
+from app.web import dashboard
+from app.web.runtime import EXTENSION
+
+CONFIG: dict[str, Any] = {
+    "channels": [
+        {"name": "chat.lobby", "kind": "chat", "title": "Lobby"},
+        {"name": "log.app", "kind": "log", "title": "App log"},
+        {"name": "ops.deploys", "kind": "notify", "title": "Deploys"},
+        {"name": "ticker", "kind": "ticker", "title": "Markets"},
+    ]
+}
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[Quart]:
+    quart_app = create_app(settings_from_dict(CONFIG), run_sources=False)
+    if "dashboard" not in quart_app.blueprints:
+        quart_app.register_blueprint(dashboard.blueprint)
+    async with quart_app.test_app():
+        yield quart_app
+
+
+async def get(app: Quart, path: str, **kwargs: Any) -> tuple[int, str, Any]:
+    response = await app.test_client().get(path, **kwargs)
+    return response.status_code, await response.get_data(as_text=True), response.headers
+
+
+def stream_params(page: str) -> list[tuple[str, str]]:
+    found = re.findall(r'sse-connect="([^"]+)"', page)
+    assert len(found) == 1, "one sse-connect per page"
+    url = urlsplit(html.unescape(found[0]))
+    assert url.path == "/events"
+    return parse_qsl(url.query)
+
+
+async def test_dashboard_has_one_stream_and_a_panel_per_channel(app: Quart) -> None:
+    status, page, headers = await get(app, "/")
+    assert status == 200
+    params = stream_params(page)
+    assert [v for k, v in params if k == "channel"] == [c["name"] for c in CONFIG["channels"]]
+    assert ("format", "html") in params
+    for channel in ("chat.lobby", "log.app", "ops.deploys", "ticker", "_status", "gap"):
+        assert f'sse-swap="{channel}"' in page
+    assert 'name="user"' in page and 'name="text"' in page
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+
+
+async def test_published_events_are_on_the_first_render(app: Quart) -> None:
+    runtime = app.extensions[EXTENSION]
+    await runtime.broker.publish("chat.lobby", "chat", {"user": "ann", "text": "<b>hi</b>"})
+    _status, page, _headers = await get(app, "/")
+    assert "&lt;b&gt;hi&lt;/b&gt;" in page and "<b>hi" not in page
+
+
+async def test_log_viewer_reconnects_with_filter_and_level(app: Quart) -> None:
+    _status, page, _headers = await get(app, "/channels/log.app?q=time%7Cout&level=warning")
+    params = stream_params(page)
+    assert ("channel", "log.app") in params and ("q", "time|out") in params
+    assert ("level", "warn") in params
+    assert 'value="time|out"' in page
+
+
+async def test_log_viewer_refuses_a_bad_regex_inline(app: Quart) -> None:
+    _status, page, _headers = await get(app, "/channels/log.app?q=(unclosed&level=warn")
+    assert 'role="alert">q: not a valid regular expression' in page
+    params = stream_params(page)
+    assert not any(k == "q" for k, _v in params) and ("level", "warn") in params
+
+
+async def test_paused_log_viewer_does_not_stream(app: Quart) -> None:
+    _status, page, _headers = await get(app, "/channels/log.app?paused=1&q=x")
+    assert "sse-connect" not in page
+    assert 'href="/channels/log.app?q=x"' in page
+
+
+async def test_chat_page_remembers_the_nickname(app: Quart) -> None:
+    client = app.test_client()
+    client.set_cookie("localhost", dashboard.NICK_COOKIE, "zoë")
+    response = await client.get("/channels/chat.lobby")
+    page = await response.get_data(as_text=True)
+    assert 'name="user" value="zoë"' in page
+
+
+async def test_unknown_channel_is_a_404_page(app: Quart) -> None:
+    status, page, _headers = await get(app, "/channels/nope")
+    assert status == 404 and "No channel" in page
+
+
+async def test_vendored_assets_are_served(app: Quart) -> None:
+    for name in ("htmx.min.js", "htmx-ext-sse.min.js", "pulseboard.css"):
+        status, _body, _headers = await get(app, f"/static/{name}")
+        assert status == 200, name
+
+
+async def test_chat_form_response_clears_the_text_and_sets_the_cookie(app: Quart) -> None:
+    async with app.test_request_context("/api/channels/chat.lobby/events", method="POST"):
+        ok = await dashboard.chat_form_response(
+            "chat.lobby", {"user": "ann", "text": "hi"}, status=201
+        )
+        refused = await dashboard.chat_form_response(
+            "chat.lobby", {"user": "ann", "text": "x" * 3000}, status=400, error="text: too long"
+        )
+    ok_html = await ok.get_data(as_text=True)
+    assert ok.status_code == 201 and 'name="text" value=""' in ok_html
+    assert "pulseboard_nick=ann" in ok.headers["Set-Cookie"]
+    refused_html = await refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "text: too long" in refused_html
+    assert "Set-Cookie" not in refused.headers

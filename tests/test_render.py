@@ -1,0 +1,208 @@
+"""Partials rendered directly: escaping, replacing and appending swaps, caps, ANSI, sparklines."""
+
+from __future__ import annotations
+
+import re
+from itertools import count
+from typing import Any
+
+import pytest
+import re2
+
+from app.events import Event
+from app.render import (
+    CAPS,
+    Renderer,
+    ansi_markup,
+    ansi_segments,
+    create_environment,
+    key_slug,
+    sparkline_svg,
+    symbol_order,
+    web_link,
+)
+
+XSS = '<img src=x onerror=alert(1)><script>alert(2)</script><b hx-get="/x">b</b>'
+CHANNELS = {"log": "log.app", "chat": "chat.lobby", "ticker": "ticker", "notify": "ops.alerts"}
+_offsets = count(1)
+
+
+def make_event(kind: str, data: dict[str, Any], offset: int | None = None) -> Event:
+    offset = next(_offsets) if offset is None else offset
+    channel = CHANNELS.get(kind, "x.y")
+    return Event(f"e-{offset}", channel, kind, 1.7e9 + offset, data, offset, offset)
+
+
+def quote(symbol: str, price: float, offset: int | None = None) -> Event:
+    data = {"symbol": symbol, "price": price, "change": 0.5, "change_pct": 1.0, "volume": 1200}
+    return make_event("ticker", data, offset)
+
+
+@pytest.fixture
+def renderer() -> Renderer:
+    return Renderer(create_environment())
+
+
+def tags(html: str) -> list[str]:
+    return re.findall(r"<([a-zA-Z][\w-]*)", html)
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        ("chat", {"user": XSS[:32], "text": XSS}),
+        ("log", {"line": XSS, "file": XSS, "level": "error"}),
+        ("notify", {"message": XSS, "title": XSS, "level": "info", "tags": [XSS], "key": XSS}),
+        ("ticker", {"symbol": "<b>", "price": 1.0, "change": 0.0, "change_pct": 0.0, "volume": 1}),
+        ("plugin", {"anything": XSS}),
+    ],
+)
+def test_user_text_is_escaped_in_every_partial(renderer: Renderer, kind: str, data: Any) -> None:
+    html = renderer.event(make_event(kind, data)) + renderer.snapshot("c.d", kind, [])
+    assert "<img" not in html and "<script" not in html and "<b " not in html and "<b>" not in html
+    assert "onerror=alert(1)" in html or kind == "ticker"
+    assert 'hx-get="/x"' not in html
+
+
+def test_log_event_appends_a_row_and_deletes_what_falls_off(renderer: Renderer) -> None:
+    html = renderer.event(make_event("log", {"line": "hi", "file": "a", "level": "warn"}, 2000))
+    assert html.startswith(
+        '<div hx-swap-oob="delete:#log-app-list > li:nth-last-child(n+1000)"></div>'
+    )
+    assert '<li id="log-app-2000" class="line lvl-warn"><span class="ln">2001</span>' in html
+
+
+def test_a_young_channel_has_nothing_to_delete(renderer: Renderer) -> None:
+    html = renderer.event(make_event("chat", {"user": "ann", "text": "hi"}, 7))
+    assert "delete" not in html
+
+
+def test_snapshot_replaces_the_list_out_of_band(renderer: Renderer) -> None:
+    events = [make_event("chat", {"user": "ann", "text": f"m{i}"}) for i in range(3)]
+    html = renderer.snapshot("chat.lobby", "chat", events)
+    assert html.startswith('<ol id="chat-lobby-list" class="rows chat-rows" hx-swap-oob="outerHTML')
+    assert html.count("<li ") == 3
+
+
+def test_snapshot_keeps_at_most_the_cap(renderer: Renderer) -> None:
+    events = [make_event("log", {"line": str(i), "file": "a"}) for i in range(CAPS["log"] + 5)]
+    assert renderer.snapshot("log.app", "log", events).count("<li ") == CAPS["log"]
+
+
+def test_page_list_has_no_out_of_band_attribute(renderer: Renderer) -> None:
+    assert "hx-swap-oob" not in renderer.page_list("chat.lobby", "chat", [])
+
+
+def test_ticker_quote_replaces_its_symbols_row(renderer: Renderer) -> None:
+    renderer.event(quote("ACME", 10.0, 1))
+    html = renderer.event(quote("ACME", 9.0, 2))
+    assert html.startswith('<div id="ticker-sym-ACME" hx-swap-oob="delete"></div>')
+    assert '<li id="ticker-sym-ACME" class="quote tick-down"' in html
+    assert f'style="order: {symbol_order("ACME")}"' in html
+
+
+def test_ticker_snapshot_shows_the_latest_quote_per_symbol(renderer: Renderer) -> None:
+    events = [quote("ACME", 1.0), quote("INIT", 2.0), quote("ACME", 3.0)]
+    html = renderer.snapshot("ticker", "ticker", events)
+    assert html.count("<li ") == 2 and "3.00" in html and ">1.00<" not in html
+
+
+def test_sparkline_draws_the_remembered_prices(renderer: Renderer) -> None:
+    for offset, price in enumerate([1.0, 2.0, 1.5, 3.0], start=100):
+        html = renderer.event(quote("GLOB", price, offset))
+    points = re.search(r'points="([^"]+)"', html)
+    assert points is not None and len(points.group(1).split()) == 4
+    assert 'class="spark-up"' in html
+
+
+def test_sparkline_ignores_an_event_seen_twice(renderer: Renderer) -> None:
+    event = quote("DUP", 1.0, 500)
+    renderer.event(event)
+    renderer.snapshot("ticker", "ticker", [event])
+    assert "Last" not in renderer.sparkline("ticker", "DUP")
+
+
+def test_sparkline_svg_is_numbers_only() -> None:
+    svg = sparkline_svg([3.0, 1.0, 2.0], width=100, height=20)
+    assert 'points="0.0,2.0 50.0,18.0 100.0,10.0"' in svg
+    assert "polyline" not in sparkline_svg([1.0])
+
+
+def test_symbol_order_sorts_alphabetically() -> None:
+    symbols = ["UMBRELLA", "ACME", "GLOBEX", "A", "INITECH"]
+    assert sorted(symbols, key=symbol_order) == sorted(symbols)
+
+
+def test_keyed_notification_replaces_the_earlier_one(renderer: Renderer) -> None:
+    data = {"message": "deploy done", "level": "success", "key": "deploy 42"}
+    html = renderer.event(make_event("notify", data))
+    row_id = f"ops-alerts-key-{key_slug('deploy 42')}"
+    assert html.startswith(f'<div id="{row_id}" hx-swap-oob="delete"></div>')
+    assert f'<li id="{row_id}" class="note lvl-success">' in html
+
+
+def test_notification_snapshot_is_newest_first_one_per_key(renderer: Renderer) -> None:
+    events = [
+        make_event("notify", {"message": "old", "level": "info", "key": "k"}),
+        make_event("notify", {"message": "first", "level": "info"}),
+        make_event("notify", {"message": "new", "level": "info", "key": "k"}),
+    ]
+    html = renderer.snapshot("ops.alerts", "notify", events)
+    assert "old" not in html and html.index("new") < html.index("first")
+
+
+def test_only_http_links_become_links(renderer: Renderer) -> None:
+    assert web_link(" https://example.org/x ") == "https://example.org/x"
+    assert web_link("javascript:alert(1)") is None and web_link("//evil") is None
+    data = {"message": "m", "level": "info", "link": "javascript:alert(1)"}
+    html = renderer.event(make_event("notify", data))
+    assert "href" not in html and "javascript:alert(1)" in html
+
+
+def test_key_slug_is_safe_in_ids() -> None:
+    assert key_slug("deploy-42") == "deploy-42"
+    assert re.fullmatch(r"x[0-9a-f]+", key_slug('a "b" <c>'))
+
+
+def test_ansi_colours_become_fixed_classes() -> None:
+    html = ansi_markup("\x1b[1;31mERROR\x1b[0m ok \x1b[92m<b>\x1b[39m")
+    assert html == (
+        '<span class="ansi-bold ansi-fg1">ERROR</span> ok <span class="ansi-fg10">&lt;b&gt;</span>'
+    )
+
+
+def test_other_escapes_stay_visible_as_text() -> None:
+    line = "\x1b]8;;javascript:alert(1)\x1b\\click\x1b]8;;\x1b\\ \x1b[2K"
+    assert "".join(s.text for s in ansi_segments(line)) == (
+        "␛]8;;javascript:alert(1)␛\\click␛]8;;␛\\ ␛[2K"
+    )
+    assert "<a" not in ansi_markup(line) and "href" not in ansi_markup(line)
+
+
+def test_highlight_marks_matches_across_colour_spans() -> None:
+    html = ansi_markup("\x1b[31mtime\x1b[0mout <x>", re2.compile("meou|<x>"))
+    assert html == (
+        '<span class="ansi-fg1">ti<mark>me</mark></span><mark>ou</mark>t <mark>&lt;x&gt;</mark>'
+    )
+
+
+def test_highlight_in_a_log_event(renderer: Renderer) -> None:
+    event = make_event("log", {"line": "GET /a 500", "file": "f"})
+    assert "<mark>500</mark>" in renderer.event(event, highlight=re2.compile(r"5\d\d"))
+
+
+def test_gap_note_names_the_channels_and_resets_their_notes(renderer: Renderer) -> None:
+    html = renderer.gap(["log.app", "chat.lobby"], missed={"log.app": 12})
+    assert "12 events missed on log.app" in html
+    assert '<div id="chat-lobby-note" hx-swap-oob="innerHTML">' in html
+
+
+def test_status_fragment_says_live(renderer: Renderer) -> None:
+    assert 'class="conn conn-live"' in renderer.status()
+
+
+def test_chat_form_keeps_the_text_only_with_an_error(renderer: Renderer) -> None:
+    html = renderer.chat_form("chat.lobby", user="<ann>", text="hello", error="text: too long")
+    assert 'value="&lt;ann&gt;"' in html and 'value="hello"' in html
+    assert 'role="alert">text: too long<' in html
+    assert 'hx-post="/api/channels/chat.lobby/events"' in html
