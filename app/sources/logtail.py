@@ -51,18 +51,18 @@ from app.sources.rotation import (
     MATCH_BYTES,
     FileId,
     PathState,
+    after_check,
     copy_matches,
     keep_tail,
     match_window,
     path_state,
     rotated_names,
-    was_truncated,
 )
 
 log = logging.getLogger("pulseboard.sources.logtail")
 
 READ_CHUNK_BYTES = 256 * 1024
-TRUNCATION_CHECK_BYTES = 256
+CHECK_BYTES = 64
 DEBOUNCE_MS = 50
 STEP_MS = 5
 TICK_MS = 250
@@ -146,15 +146,6 @@ class FileTail:
         """The file was truncated: what comes next starts at its first byte."""
         self.position = 0
         self.history = b""
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What the followed name and the open file look like now."""
-
-    at_path: FileId | None
-    size: int
-    on_disk_before: bytes
 
 
 class _Halt(asyncio.Event):
@@ -252,12 +243,11 @@ class LogTailSource:
             if tail is None:
                 return
             self._tails[name] = tail
-        probe = await asyncio.to_thread(_probe, self._path(name), tail)
-        before = tail.history[-TRUNCATION_CHECK_BYTES:]
-        if was_truncated(tail.position, probe.size, before, probe.on_disk_before):
+        at_path = await asyncio.to_thread(_file_id, self._path(name))
+        if not await self._read_to_end(tail):
             await self._recover_truncated(tail)
-        await self._read_to_end(tail)
-        state = path_state(tail.file_id, probe.at_path)
+            await self._read_to_end(tail)
+        state = path_state(tail.file_id, at_path)
         if state is PathState.SAME:
             await self._flush_if_idle(tail)
             return
@@ -267,8 +257,8 @@ class LogTailSource:
             await self._follow(name, backfill=False)
 
     async def _drain(self, tail: FileTail) -> None:
-        await self._read_to_end(tail)
-        if self._now() - tail.last_read_at >= self.config.flush_timeout:
+        intact = await self._read_to_end(tail)
+        if not intact or self._now() - tail.last_read_at >= self.config.flush_timeout:
             await self._flush(tail)
             self._draining.remove(tail)
             os.close(tail.fd)
@@ -292,13 +282,18 @@ class LogTailSource:
         splitter = LineSplitter(self.config.max_line_bytes)
         return FileTail(name, channel, fd, file_id, position, splitter, history, self._now())
 
-    async def _read_to_end(self, tail: FileTail) -> None:
+    async def _read_to_end(self, tail: FileTail) -> bool:
+        """Publish the lines of what was appended; False when the file was truncated."""
         while not self._stop.is_set():
-            data = await asyncio.to_thread(os.pread, tail.fd, READ_CHUNK_BYTES, tail.position)
+            before = tail.history[-CHECK_BYTES:]
+            data = await asyncio.to_thread(_read_after, tail.fd, tail.position, before)
+            if data is None:
+                return False
             for line in tail.advance(data, self._now()) if data else ():
                 await self._emit(tail, line)
             if len(data) < READ_CHUNK_BYTES:
-                return
+                break
+        return True
 
     async def _recover_truncated(self, tail: FileTail) -> None:
         """Publish what the rotated copy holds beyond our position, then restart at byte 0."""
@@ -386,15 +381,17 @@ def _backfill_start(fd: int, size: int, lines: int, max_line_bytes: int) -> int:
         want = min(want * 4, limit)
 
 
-def _probe(path: str, tail: FileTail) -> Probe:
+def _file_id(path: str) -> FileId | None:
     try:
-        at_path: FileId | None = FileId.of(os.stat(path))
+        return FileId.of(os.stat(path))
     except FileNotFoundError:
-        at_path = None
-    size = os.fstat(tail.fd).st_size
-    known = min(len(tail.history), TRUNCATION_CHECK_BYTES)
-    on_disk = os.pread(tail.fd, known, tail.position - known) if known else b""
-    return Probe(at_path, size, on_disk)
+        return None
+
+
+def _read_after(fd: int, position: int, before: bytes) -> bytes | None:
+    """Up to a chunk of bytes at ``position``; None when ``before`` no longer precedes it."""
+    data = os.pread(fd, len(before) + READ_CHUNK_BYTES, position - len(before))
+    return after_check(before, data)
 
 
 def _find_copy(directory: str, tail: FileTail) -> tuple[int, int] | None:

@@ -4,9 +4,9 @@ Pure code, no I/O: the tailer gathers ``(device, inode, size, position)``
 figures and a few bytes, and these functions decide.
 
 Deliberate oddities (do not "fix"):
-- Truncation is detected by the size dropping below our position *or* by the
-  bytes just before our position no longer being the ones we read: a file
-  truncated and refilled past our position before we looked is still caught.
+- Truncation is detected on every read, which starts a few bytes before our
+  position: when those bytes are no longer the ones we read there, the file
+  was truncated, even if it was refilled past our position before we looked.
 - copytruncate: logrotate copies the file, then truncates it. The lines we had
   not read yet are only in the copy, so the copy is found beside the file by
   name (``app.log.1``, ``app.log-20240101``) and confirmed by comparing the
@@ -56,13 +56,18 @@ def path_state(held: FileId, at_path: FileId | None) -> PathState:
     return PathState.SAME if at_path == held else PathState.REPLACED
 
 
-def was_truncated(position: int, size: int, read_before: bytes, on_disk_before: bytes) -> bool:
-    """Did the file we hold lose the bytes we read (truncation, copytruncate)?
+def after_check(read_before: bytes, data: bytes) -> bytes | None:
+    """The new bytes of a read that began ``len(read_before)`` bytes before our position.
 
-    ``read_before`` are the last bytes we read (ending at ``position``);
-    ``on_disk_before`` are the bytes the file holds now at the same offsets.
+    Returns None when the file no longer holds, before our position, the bytes we
+    read there: it was truncated (or copytruncated), perhaps refilled past us.
+
+    >>> after_check(b"ab", b"abcd"), after_check(b"ab", b"xbcd"), after_check(b"ab", b"a")
+    (b'cd', None, None)
     """
-    return size < position or read_before != on_disk_before
+    if data[: len(read_before)] != read_before or len(data) < len(read_before):
+        return None
+    return data[len(read_before) :]
 
 
 def rotated_names(name: str, entries: Iterable[tuple[str, float]]) -> list[str]:

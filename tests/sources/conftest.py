@@ -22,7 +22,8 @@ from app.sources.logtail import LOGTAIL, LogTailConfig, LogTailSource
 class Collector:
     """A ``publish`` that records what it is given and lets a test await a count."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
         self.events: list[tuple[str, str, dict[str, Any]]] = []
         self.published_at: list[float] = []
         self._seq = itertools.count(1)
@@ -32,6 +33,8 @@ class Collector:
         self.events.append((channel, kind, data))
         self.published_at.append(time.monotonic())
         self._changed.set()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         seq = next(self._seq)
         return Event(str(seq), channel, kind, time.time(), data, seq, seq)
 
@@ -128,12 +131,17 @@ class ContinuousWriter(threading.Thread):
 
 
 @contextlib.asynccontextmanager
-async def tailing(path: Path | str, **options: Any) -> AsyncIterator[Collector]:
-    """Run a logtail source on ``path`` until the block ends; it must stop within 2 s."""
+async def tailing(
+    path: Path | str, *, publish_delay_s: float = 0.0, **options: Any
+) -> AsyncIterator[Collector]:
+    """Run a logtail source on ``path`` until the block ends; it must stop within 2 s.
+
+    ``publish_delay_s`` makes each publish slow, so that the tailer lags behind the writer.
+    """
     config = msgspec.convert({"type": "logtail", "path": str(path), **options}, LogTailConfig)
     source = LOGTAIL.create(config)
     assert isinstance(source, LogTailSource)
-    collector = Collector()
+    collector = Collector(publish_delay_s)
     stop = asyncio.Event()
     task = asyncio.create_task(source.run(collector, stop))
     ready = asyncio.create_task(source.ready.wait())
@@ -175,3 +183,18 @@ def log_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "log"
     directory.mkdir()
     return directory
+
+
+@pytest.fixture
+def continuous_writer() -> Iterator[Callable[..., ContinuousWriter]]:
+    """``continuous_writer(writer, interval_s)``: a started ContinuousWriter, stopped after."""
+    started: list[ContinuousWriter] = []
+
+    def start(writer: LogWriter, interval_s: float = 0.002) -> ContinuousWriter:
+        started.append(ContinuousWriter(writer, interval_s))
+        started[-1].start()
+        return started[-1]
+
+    yield start
+    for thread in started:
+        thread.stop()
