@@ -31,7 +31,23 @@ _MESSAGES = {
     "DEBUG": ("cache lookup key=order:{n} hit=true", "sql SELECT * FROM orders WHERE id={n}"),
     "INFO": ("order {n} created", "user {n} logged in", "payment captured order={n}"),
     "WARN": ("slow query took {n}ms", "retrying upstream call attempt={d}", "pool {d}/20 busy"),
-    "ERROR": ("charge failed for order {n}: card declined", "upstream timeout after 30s"),
+    "ERROR": ("charge failed for order {n}: card declined", "upstream timeout after {d}0s"),
+}
+_TRACEBACKS = {
+    "charge failed": (
+        '  File "/srv/shop/payments.py", line 88, in charge',
+        "    receipt = gateway.capture(order.total)",
+        '  File "/srv/shop/gateway.py", line 41, in capture',
+        "    raise PaymentDeclined(self.last_response)",
+        "shop.gateway.PaymentDeclined: card declined (code 51)",
+    ),
+    "upstream timeout": (
+        '  File "/srv/shop/upstream.py", line 120, in fetch',
+        "    response = await client.get(url, timeout=timeout)",
+        '  File "/srv/shop/.venv/lib/python3.11/site-packages/httpx/_client.py", line 1801, in get',
+        "    raise ReadTimeout(message) from exc",
+        "httpx.ReadTimeout: timed out",
+    ),
 }
 _COLOURS = ("\x1b[32m", "\x1b[33m", "\x1b[36m", "\x1b[1;35m")
 _RESET = "\x1b[0m"
@@ -61,27 +77,21 @@ def access_line(rng: random.Random, now: float) -> str:
 def app_lines(rng: random.Random, now: float) -> list[str]:
     """One application log record: a line, or an ERROR line with its traceback."""
     level = rng.choices(_LEVELS, weights=_LEVEL_WEIGHTS)[0]
-    message = rng.choice(_MESSAGES[level]).format(n=rng.randint(1, 99_999), d=rng.randint(1, 9))
+    template = rng.choice(_MESSAGES[level])
+    message = template.format(n=rng.randint(1, 99_999), d=rng.randint(1, 9))
     if rng.random() < 0.1:
         message = f"{rng.choice(_COLOURS)}{message}{_RESET}"
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now)) + f",{int(now * 1000) % 1000:03d}"
     worker = f"worker-{rng.randint(1, 4)}"
     line = f"{stamp} {level:<5} [{worker}] {rng.choice(_LOGGERS)}: {message}"
     if level == "ERROR" and rng.random() < 0.4:
-        return [line, *_traceback(rng)]
+        return [line, *_traceback(template)]
     return [line]
 
 
-def _traceback(rng: random.Random) -> list[str]:
-    order = rng.randint(1, 99_999)
-    return [
-        "Traceback (most recent call last):",
-        '  File "/srv/shop/payments.py", line 88, in charge',
-        "    receipt = gateway.capture(order.total)",
-        '  File "/srv/shop/gateway.py", line 41, in capture',
-        "    raise PaymentDeclined(self.last_response)",
-        f"shop.gateway.PaymentDeclined: order {order}: card declined (code 51)",
-    ]
+def _traceback(template: str) -> list[str]:
+    frames = next(lines for start, lines in _TRACEBACKS.items() if template.startswith(start))
+    return ["Traceback (most recent call last):", *frames]
 
 
 def append_lines(path: Path, lines: list[str], max_bytes: int) -> None:
