@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,9 @@ from app.broker.hub import Subscription
 from app.broker.memory import MemoryBroker
 from app.events import Event, KindRegistry
 from app.settings import AlertSettings, SettingsError
+from app.sources.base import configure_sources
+from app.sources.demolog import append_lines
+from app.sources.logtail import LOGTAIL, LogTailSource
 
 ERROR_LINE = "2026-11-27 18:30:01,123 ERROR [worker-3] payments: charge failed for order 7"
 INFO_LINE = "2026-11-27 18:30:02,456 INFO  [worker-1] api: order 8 created"
@@ -304,6 +308,30 @@ async def test_a_match_inside_a_burst_past_max_lag_still_alerts(
     [alert] = await next_alerts(alerts)
     assert alert["message"].startswith("ERROR needle again")  # within the window: a summary
     await finish(stop, task)
+
+
+async def test_an_error_appended_to_a_real_log_file_alerts_through_logtail(
+    tmp_path: Path, broker: MemoryBroker, alerts: Subscription, receiver: WebhookReceiver
+) -> None:
+    async def publish(channel: str, kind: str, data: dict[str, Any]) -> Event:
+        return await broker.publish(channel, kind, broker.kinds.get(kind).validate(data))
+
+    entry = {"type": "logtail", "path": str(tmp_path / "*.log"), "lines": 0}
+    [tail_config] = configure_sources([entry], {"logtail": LOGTAIL})
+    tail = LogTailSource(tail_config.config)
+    stop, engine = await start(AlertEngine([rule(webhook=receiver.url)], broker))
+    tailing = asyncio.create_task(tail.run(publish, stop))
+    await asyncio.wait_for(tail.ready.wait(), timeout=5)
+
+    append_lines(tmp_path / "app.log", [INFO_LINE, ERROR_LINE], max_bytes=1 << 20)
+
+    [alert] = await next_alerts(alerts)
+    assert (alert["message"], alert["link"]) == (ERROR_LINE, "/channels/log.app")
+    assert alert["title"] == "app.log: /ERROR|Traceback/"
+    _status, body = await receiver.next()
+    assert (body["line"], body["file"], body["level"]) == (ERROR_LINE, "app.log", "error")
+    await finish(stop, engine)
+    await asyncio.wait_for(tailing, timeout=2)
 
 
 async def test_without_rules_run_just_waits_for_stop(broker: MemoryBroker) -> None:

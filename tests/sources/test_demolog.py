@@ -10,8 +10,17 @@ from typing import Any
 
 import msgspec
 
-from app.events import Event
-from app.sources.base import pause_unless_stopped
+from app.alerts import AlertEngine
+from app.broker.base import Start
+from app.broker.memory import MemoryBroker
+from app.events import Event, KindRegistry
+from app.settings import load_settings
+from app.sources.base import (
+    Supervisor,
+    configure_sources,
+    load_source_types,
+    pause_unless_stopped,
+)
 from app.sources.demolog import (
     DEMO_LOG,
     DemoLogConfig,
@@ -21,6 +30,7 @@ from app.sources.demolog import (
     append_lines,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000.0
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -102,3 +112,47 @@ async def test_the_real_pause_ends_promptly_on_stop(tmp_path: Path) -> None:
 
 def test_it_declares_no_channels() -> None:
     assert DEMO_LOG.channels(DemoLogConfig()) == []
+
+
+async def test_the_default_demo_moves_every_source_panel_within_seconds(tmp_path: Path) -> None:
+    """config/default.toml as `make run` uses it, its files under tmp_path, the writer faster."""
+    settings = load_settings(ROOT / "config" / "default.toml", environ={})
+    types = load_source_types()
+    entries = [_in(tmp_path, entry) for entry in settings.sources]
+    sources = configure_sources(entries, types)
+    kinds = KindRegistry()
+    broker = MemoryBroker(kinds, history_size=1000, max_lag=1000)
+
+    async def publish(channel: str, kind: str, data: dict[str, Any]) -> Event:
+        return await broker.publish(channel, kind, kinds.get(kind).validate(data))
+
+    moving = {"ticker", "log.app", "log.access", "ops.alerts"}
+    assert moving <= {channel.name for channel in settings.channels}
+    seen: set[str] = set()
+    stop = asyncio.Event()
+    engine = AlertEngine(settings.alerts, broker)
+    alerting = asyncio.create_task(engine.run(stop))
+    await asyncio.wait_for(engine.watching.wait(), timeout=5)
+    supervisor = Supervisor(sources, publish)
+    async with broker.subscribe(sorted(moving), Start()) as subscription:
+        supervisor.start()
+        try:
+            async with asyncio.timeout(20):
+                while not moving <= seen:
+                    await subscription.wake.wait()
+                    subscription.wake.clear()
+                    seen.update(event.channel for event in subscription.take())
+        finally:
+            stop.set()
+            await supervisor.stop()
+            await asyncio.wait_for(alerting, timeout=2)
+    assert all(stat.crashes == 0 for stat in supervisor.stats.values())
+
+
+def _in(directory: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """The demo's log paths moved under ``directory``, and the writer sped up to fit a test."""
+    if entry["type"] == "demo-log":
+        return {**entry, "path": str(directory), "rate": 40.0, "seed": 1}
+    if entry["type"] == "logtail":
+        return {**entry, "path": str(directory / Path(entry["path"]).name)}
+    return entry
