@@ -8,6 +8,7 @@ the type through the entry point and runs it under the Supervisor.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from app.sources.base import SourceConfigError, load_source_types
+from app.sources.base import SourceConfigError, SourceType, load_source_types
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "pulseboard-weather"
@@ -208,3 +209,17 @@ def test_an_extra_type_with_a_taken_name_is_refused() -> None:
         SourceConfigError, match=r"'chat' is registered twice: by pulseboard .* and by"
     ):
         load_source_types(extra=[chat])
+
+
+@pytest.mark.parametrize(
+    "path", ["pyproject.toml", "src/pulseboard_weather/__init__.py", "tests/test_weather.py"]
+)
+def test_the_docs_show_the_example_package_as_it_is(path: str) -> None:
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    assert (EXAMPLE / path).read_text().rstrip() in docs
+
+
+def test_the_docs_name_every_field_of_source_type() -> None:
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    for field in dataclasses.fields(SourceType):
+        assert f"`{field.name}" in docs or f"{field.name}=" in docs, field.name
