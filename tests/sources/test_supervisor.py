@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -15,6 +16,7 @@ from app.events import Event, KindRegistry
 from app.sources.base import (
     ConfiguredSource,
     Publish,
+    Source,
     SourceType,
     Supervisor,
     configure_sources,
@@ -85,15 +87,15 @@ class Polite:
         await stop.wait()
 
 
+SOURCES: dict[str, Callable[[Plain], Source]] = {
+    "crashing": Crashing,
+    "counting": Counting,
+    "returning": Returning,
+    "stubborn": Stubborn,
+    "polite": Polite,
+}
 TYPES = {
-    name: SourceType(name=name, config=Plain, create=create)
-    for name, create in [
-        ("crashing", Crashing),
-        ("counting", Counting),
-        ("returning", Returning),
-        ("stubborn", Stubborn),
-        ("polite", Polite),
-    ]
+    name: SourceType(name=name, config=Plain, create=create) for name, create in SOURCES.items()
 }
 
 
