@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from app.sources.base import SourceConfigError, SourceType, load_source_types
+from app.events import Kind, KindRegistry
+from app.sources.base import SourceConfigError, SourceType, load_source_types, register_kinds
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "pulseboard-weather"
@@ -223,3 +224,11 @@ def test_the_docs_name_every_field_of_source_type() -> None:
     docs = (ROOT / "docs" / "plugins.md").read_text()
     for field in dataclasses.fields(SourceType):
         assert f"`{field.name}" in docs or f"{field.name}=" in docs, field.name
+
+
+def test_a_plugin_kind_that_takes_a_builtin_name_is_an_error_naming_the_plugin() -> None:
+    chat = load_source_types()["chat"]
+    other_chat = Kind("chat", KindRegistry().get("notify").schema)
+    plugin = dataclasses.replace(chat, name="fancy-chat", kinds=(other_chat,))
+    with pytest.raises(SourceConfigError, match="source type 'fancy-chat': kind 'chat'"):
+        register_kinds([plugin], KindRegistry())

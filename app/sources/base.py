@@ -120,7 +120,10 @@ def register_kinds(types: Iterable[SourceType], registry: KindRegistry) -> None:
     """Add the kinds plugins bring to ``registry`` (before the broker creates channels)."""
     for source_type in types:
         for kind in source_type.kinds:
-            registry.register(kind)
+            try:
+                registry.register(kind)
+            except ValueError as error:
+                raise SourceConfigError(f"source type {source_type.name!r}: {error}") from None
 
 
 @dataclass
