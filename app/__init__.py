@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from quart import Quart
+import secrets
+
+from quart import Quart, Response, request
 
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings, load_settings
-from app.web import api, ops, stream
+from app.web import api, dashboard, ops, stream
 from app.web.asgi import StreamingHTTPConnection
 from app.web.errors import install_error_handlers
-from app.web.runtime import EXTENSION
+from app.web.runtime import EXTENSION, current_runtime
+from app.web.security import install_security
 
 BODY_TIMEOUT_S = 10
 
@@ -23,12 +26,22 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.config["BODY_TIMEOUT"] = BODY_TIMEOUT_S
     app.extensions[EXTENSION] = runtime
-    for blueprint in (stream.blueprint, api.blueprint, ops.blueprint):
+    secret_key = settings.auth.secret_key or secrets.token_urlsafe(32)
+    install_security(app, secret_key, secure=settings.auth.cookie_secure)
+    for blueprint in (stream.blueprint, api.blueprint, ops.blueprint, dashboard.blueprint):
         app.register_blueprint(blueprint)
     install_error_handlers(app)
+    app.after_request(_count_request)
     app.before_serving(runtime.start)
     app.after_serving(runtime.stop)
     return app
+
+
+async def _count_request(response: Response) -> Response:
+    runtime = current_runtime()
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    runtime.metrics.http_requests.labels(route, str(response.status_code)).inc()
+    return response
 
 
 def runtime_of(app: Quart) -> Runtime:

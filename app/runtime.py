@@ -12,9 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.alerts import AlertEngine
+from app.auth import Authority, build_authority, check_exposure
 from app.broker import create_broker
 from app.broker.base import Broker
 from app.events import Event, KindRegistry
+from app.metrics import Metrics
+from app.ratelimit import RateLimiter
 from app.render import Renderer, create_environment
 from app.settings import Settings
 from app.sources.base import (
@@ -51,6 +55,10 @@ class Runtime:
     source_types: dict[str, SourceType]
     sources: list[ConfiguredSource]
     panels: list[Panel]
+    authority: Authority
+    metrics: Metrics
+    publish_limiter: RateLimiter
+    chat_limiter: RateLimiter
     run_sources: bool = True
     accepting: bool = True
     supervisor: Supervisor | None = None
@@ -59,7 +67,13 @@ class Runtime:
 
     async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
         """Validate ``data`` against the kind's schema and publish it (what sources call)."""
-        return await self.broker.publish(channel, kind, self.kinds.get(kind).validate(data))
+        return await self.publish_valid(channel, kind, self.kinds.get(kind).validate(data))
+
+    async def publish_valid(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+        """Publish an already validated payload, counting it."""
+        event = await self.broker.publish(channel, kind, data)
+        self.metrics.published.labels(channel).inc()
+        return event
 
     async def start(self) -> None:
         """Connect the broker, declare the panels' channels, start streams' timers and sources."""
@@ -71,6 +85,9 @@ class Runtime:
         if self.run_sources:
             self.supervisor = Supervisor(self.sources, self.publish)
             self.supervisor.start()
+        if self.run_sources and self.settings.alerts:
+            alerts = AlertEngine(self.settings.alerts, self.broker)
+            self._tasks.append(asyncio.create_task(alerts.run(self._stop), name="alerts"))
         log.info(
             "started broker=%s channels=%d sources=%d",
             self.settings.broker.url,
@@ -103,10 +120,14 @@ class Runtime:
 def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
     """Resolve source types, validate their configs and build the broker (no I/O yet)."""
     kinds = KindRegistry()
+    metrics = Metrics()
+    limits = settings.limits
     source_types = load_source_types()
     register_kinds(source_types.values(), kinds)
     sources = configure_sources(settings.sources, source_types)
-    return Runtime(
+    authority = build_authority(settings.auth)
+    check_exposure(settings.server.bind, authority, allow_anonymous=settings.auth.allow_anonymous)
+    runtime = Runtime(
         settings=settings,
         kinds=kinds,
         broker=create_broker(settings, kinds),
@@ -116,13 +137,20 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
                 heartbeat_s=settings.server.heartbeat,
                 write_timeout_s=settings.server.write_timeout,
                 retry_ms=settings.server.retry_ms,
-            )
+            ),
+            observe_latency=metrics.write_latency.observe,
         ),
         source_types=source_types,
         sources=sources,
         panels=_panels(settings, sources, kinds),
+        authority=authority,
+        metrics=metrics,
+        publish_limiter=RateLimiter(limits.publish_rate, limits.publish_burst),
+        chat_limiter=RateLimiter(limits.chat_rate, limits.chat_burst),
         run_sources=run_sources,
     )
+    metrics.attach(runtime)
+    return runtime
 
 
 def _panels(

@@ -17,7 +17,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -46,7 +46,7 @@ class ServerSettings(_Section):
     retry_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 2000
     max_lag: Count = 1000
     write_timeout: Annotated[float, msgspec.Meta(ge=0.05, le=3600)] = 10.0
-    max_body_bytes: Count = 64 * 1024
+    max_body_bytes: Count = 1024 * 1024
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0, le=60)] = 2.0
 
 
@@ -54,11 +54,29 @@ class BrokerSettings(_Section):
     url: str = "memory://"
     history: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
     key_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "pulseboard"
+    fanout_max: Annotated[int, msgspec.Meta(ge=100, le=10_000_000)] = 100_000
+    timeout: Annotated[float, msgspec.Meta(ge=0.1, le=60)] = 5.0
+
+
+class TokenSettings(_Section):
+    token: Annotated[str, msgspec.Meta(min_length=8)]
+    read: list[str] = msgspec.field(default_factory=list)
+    publish: list[str] = msgspec.field(default_factory=list)
 
 
 class AuthSettings(_Section):
-    publish_tokens: list[str] = msgspec.field(default_factory=list)
-    read_tokens: list[str] = msgspec.field(default_factory=list)
+    publish_tokens: list[Annotated[str, msgspec.Meta(min_length=8)]] = msgspec.field(
+        default_factory=list
+    )
+    read_tokens: list[Annotated[str, msgspec.Meta(min_length=8)]] = msgspec.field(
+        default_factory=list
+    )
+    tokens: list[TokenSettings] = msgspec.field(default_factory=list)
+    tokens_file: str | None = None
+    secret_key: Annotated[str, msgspec.Meta(min_length=16)] | None = None
+    allow_anonymous: bool = False
+    cookie_secure: bool = False
+    metrics_public: bool = False
 
 
 class LimitsSettings(_Section):
@@ -69,6 +87,16 @@ class LimitsSettings(_Section):
     streams_per_client: Count = 256
     channels_per_stream: Count = 64
     history_limit: Count = 1000
+    form_fields: Count = 20
+    body_bytes: dict[str, Count] = msgspec.field(
+        default_factory=lambda: {"chat": 4096, "notify": 65536}
+    )
+
+
+class LogSettings(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: str | None = None
 
 
 class ChannelSettings(_Section):
@@ -91,6 +119,7 @@ class Settings(_Section):
     broker: BrokerSettings = msgspec.field(default_factory=BrokerSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
     channels: list[ChannelSettings] = msgspec.field(default_factory=list)
     sources: list[dict[str, Any]] = msgspec.field(default_factory=list)
     alerts: list[AlertSettings] = msgspec.field(default_factory=list)

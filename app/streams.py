@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -112,11 +113,15 @@ class EventStream:
             try:
                 events = sub.take(BATCH_EVENTS)
             except SubscriberLagging as lagging:
-                self.registry.cut(self, f"lagging: {lagging}")
+                self.registry.cut(self, "lagging", str(lagging))
                 return
             if len(events) == BATCH_EVENTS:
                 sub.wake.set()
+            if self.request.filter.active:
+                events = self._filtered(events)
             chunk = self._frames(events)
+            if events:
+                self.registry.count_delivered(events)
             if self.ping_due:
                 self.ping_due = False
                 chunk += self._heartbeat()
@@ -129,6 +134,7 @@ class EventStream:
         await send({"type": "http.response.body", "body": body, "more_body": True})
         self.write_started = None
         self.last_write = loop.time()
+        self.registry.stats.bytes_sent += len(body)
 
     def _start_frames(self, sub: Subscription) -> bytes:
         frames: list[bytes] = []
@@ -142,6 +148,7 @@ class EventStream:
         return b"".join(frames)
 
     def _gap_frame(self, channels: list[str]) -> bytes:
+        self.registry.stats.gaps += 1
         if self.request.format == "html":
             return sse.encode_event(self.renderer.gap(channels), event="gap")
         return sse.encode_event(_json_encode({"channels": channels}).decode(), event="gap")
@@ -173,12 +180,8 @@ class EventStream:
         return [event for event in events if event_filter.accepts(event)]
 
     def _frames(self, events: list[Event]) -> bytes:
-        if not events:
-            return b""
         encode = self._encode_html if self.request.format == "html" else _encode_json
-        if not self.request.filter.active:
-            return b"".join([encode(event) for event in events])
-        return b"".join([encode(event) for event in self._filtered(events)])
+        return b"".join([encode(event) for event in events])
 
     def _encode_html(self, event: Event) -> bytes:
         pattern = self.request.filter.pattern
@@ -211,15 +214,28 @@ def _encode_json(event: Event) -> bytes:
     return frame
 
 
+@dataclass
+class StreamStats:
+    """Plain counters the hot path adds to; ``app.metrics`` reads them at scrape time."""
+
+    delivered: Counter[str] = field(default_factory=Counter)
+    bytes_sent: int = 0
+    gaps: int = 0
+    cuts: Counter[str] = field(default_factory=Counter)
+
+
 class StreamRegistry:
     """Every open stream of this process; one sweeper task times them all."""
 
-    def __init__(self, timings: StreamTimings) -> None:
+    def __init__(
+        self, timings: StreamTimings, observe_latency: Callable[[float], None] | None = None
+    ) -> None:
         self.timings = timings
+        self.stats = StreamStats()
+        self.observe_latency = observe_latency
         self.streams: set[EventStream] = set()
         self.clients: Counter[str] = Counter()
         self.closing = False
-        self.cuts = 0
         self._empty = asyncio.Event()
         self._empty.set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -276,15 +292,24 @@ class StreamRegistry:
                 if stream.task is not None:
                     stream.task.cancel()
 
-    def cut(self, stream: EventStream, reason: str) -> None:
+    def count_delivered(self, events: list[Event]) -> None:
+        """Count events about to be written; observe the oldest one's publish→write latency."""
+        delivered = self.stats.delivered
+        for event in events:
+            delivered[event.channel] += 1
+        if self.observe_latency is not None:
+            self.observe_latency(time.time() - events[0].time)
+
+    def cut(self, stream: EventStream, reason: str, detail: str) -> None:
         """Record that ``stream`` is being disconnected for being slow."""
         stream.cut_reason = reason
-        self.cuts += 1
+        self.stats.cuts[reason] += 1
         log.warning(
-            "slow client cut client=%s channels=%s reason=%s",
+            "slow client cut client=%s channels=%s reason=%s detail=%r",
             stream.request.client,
             ",".join(stream.request.patterns),
             reason,
+            detail,
         )
 
     async def _sweep(self) -> None:
@@ -299,7 +324,8 @@ class StreamRegistry:
         started = stream.write_started
         if started is not None:
             if now - started > self.timings.write_timeout_s and stream.cut_reason is None:
-                self.cut(stream, f"no write accepted for {self.timings.write_timeout_s:g} s")
+                detail = f"no write accepted for {self.timings.write_timeout_s:g} s"
+                self.cut(stream, "write_timeout", detail)
                 if stream.task is not None:
                     stream.task.cancel()
             return

@@ -15,37 +15,76 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from quart import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.events import Kind, PayloadError, validate_channel
 from app.runtime import Runtime
-from app.web.errors import error_response
+from app.web.dashboard import chat_form_response
+from app.web.errors import RateLimited, error_response
 from app.web.runtime import current_runtime
+from app.web.security import check_publish, check_read, current_grant, may_read
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_HISTORY_LIMIT = 100
 NDJSON = "application/x-ndjson"
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_TYPES = ("application/x-www-form-urlencoded",)
 
 
 @blueprint.post("/channels/<channel>/events")
 async def publish(channel: str) -> Response:
-    """Publish one event; ``201 {"id": ...}``."""
+    """Publish one event (or an NDJSON batch); ``201 {"id": ...}``."""
     runtime: Runtime = current_runtime()
     validate_channel(channel)
-    kind_name = await runtime.broker.kind_of(channel) or "notify"
-    kind = runtime.kinds.get(kind_name)
+    refusal = check_publish(channel)
+    if refusal is not None:
+        return refusal
+    kind = runtime.kinds.get(await runtime.broker.kind_of(channel) or "notify")
     if not kind.external_publish:
         return error_response(
             409, f"channel {channel!r} is a {kind.name} channel: only its source publishes there"
         )
     if request.mimetype == NDJSON:
-        payloads = _validate_batch(kind, await _read_ndjson())
-        ids = [(await runtime.broker.publish(channel, kind.name, p)).id for p in payloads]
+        payloads = _validate_batch(kind, await _read_ndjson(runtime, kind))
+        _take_rate(runtime, kind, len(payloads))
+        ids = [(await runtime.publish_valid(channel, kind.name, p)).id for p in payloads]
         return _created({"ids": ids})
-    payload = kind.validate(await _read_payload(kind))
-    event = await runtime.broker.publish(channel, kind.name, payload)
+    if kind.name == "chat" and request.headers.get("HX-Request") == "true":
+        return await _publish_chat_form(runtime, channel, kind)
+    payload = kind.validate(await _read_payload(runtime, kind))
+    _take_rate(runtime, kind, 1)
+    event = await runtime.publish_valid(channel, kind.name, payload)
     return _created({"id": event.id})
+
+
+async def _publish_chat_form(runtime: Runtime, channel: str, kind: Kind) -> Response:
+    """The htmx chat form: answered with the form itself, emptied or showing the error."""
+    fields = _form_fields(request.mimetype, _decode(await _body()))
+    try:
+        payload = kind.validate(await _read_payload(runtime, kind))
+        _take_rate(runtime, kind, 1)
+    except PayloadError as error:
+        return await chat_form_response(channel, fields, status=400, error=str(error))
+    except RateLimited as limited:
+        message = f"Slow down: try again in {limited.retry_after_s} s."
+        response = await chat_form_response(channel, fields, status=429, error=message)
+        response.headers["Retry-After"] = str(limited.retry_after_s)
+        return response
+    await runtime.publish_valid(channel, kind.name, payload)
+    return await chat_form_response(channel, fields, status=201)
+
+
+def _take_rate(runtime: Runtime, kind: Kind, count: int) -> None:
+    """Charge the caller's publish (and chat) budget; RateLimited when it is spent."""
+    grant = current_grant()
+    caller = grant.id if grant is not None else (request.remote_addr or "-")
+    limiters = [runtime.publish_limiter]
+    if kind.name == "chat":
+        limiters.append(runtime.chat_limiter)
+    for limiter in limiters:
+        wait_s = limiter.acquire(caller, cost=count)
+        if wait_s > 0:
+            raise RateLimited(wait_s)
 
 
 def _created(body: dict[str, Any]) -> Response:
@@ -64,13 +103,16 @@ def _validate_batch(kind: Kind, items: list[Any]) -> list[dict[str, Any]]:
     return payloads
 
 
-async def _read_ndjson() -> list[Any]:
+async def _read_ndjson(runtime: Runtime, kind: Kind) -> list[Any]:
     """A batch: one JSON payload per line, all validated before any is published."""
     lines = _decode(await _body()).splitlines()
+    limit = _body_limit(runtime, kind)
     payloads = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        if len(line.encode()) > limit:
+            raise RequestEntityTooLarge(f"line {number} is over the {limit}-byte {kind.name} limit")
         try:
             payloads.append(msgspec.json.decode(line))
         except msgspec.DecodeError as error:
@@ -80,9 +122,17 @@ async def _read_ndjson() -> list[Any]:
     return payloads
 
 
-async def _read_payload(kind: Kind) -> dict[str, Any]:
+def _body_limit(runtime: Runtime, kind: Kind) -> int:
+    limits = runtime.settings.limits.body_bytes
+    return limits.get(kind.name, runtime.settings.server.max_body_bytes)
+
+
+async def _read_payload(runtime: Runtime, kind: Kind) -> dict[str, Any]:
     mimetype = request.mimetype
     raw = await _body()
+    limit = _body_limit(runtime, kind)
+    if len(raw) > limit:
+        raise RequestEntityTooLarge(f"a {kind.name} event body is at most {limit} bytes")
     if mimetype == "application/json":
         try:
             payload = msgspec.json.decode(raw)
@@ -93,7 +143,9 @@ async def _read_payload(kind: Kind) -> dict[str, Any]:
         return payload
     text = _decode(raw)
     if mimetype in FORM_TYPES:
-        fields = await _form_fields(mimetype, text)
+        fields = _form_fields(mimetype, text)
+        if len(fields) > runtime.settings.limits.form_fields:
+            raise PayloadError("body", f"at most {runtime.settings.limits.form_fields} form fields")
         schema_fields = set(kind.schema.__struct_fields__)
         if fields and set(fields) <= schema_fields:
             return _with_lists(fields, kind)
@@ -115,11 +167,10 @@ def _decode(raw: bytes) -> str:
         raise PayloadError("body", "not valid UTF-8") from None
 
 
-async def _form_fields(mimetype: str, text: str) -> dict[str, str]:
-    if mimetype == "multipart/form-data":
-        form = await request.form
-        return dict(form.items())
-    return dict(parse_qsl(text, keep_blank_values=True))
+def _form_fields(mimetype: str, text: str) -> dict[str, str]:
+    if mimetype != "application/x-www-form-urlencoded":
+        return {}
+    return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=1000))
 
 
 def _with_lists(fields: dict[str, str], kind: Kind) -> dict[str, Any]:
@@ -134,7 +185,10 @@ def _with_lists(fields: dict[str, str], kind: Kind) -> dict[str, Any]:
 async def channels() -> Response:
     """Every channel with kind, subscriber count, last id and retained count."""
     runtime: Runtime = current_runtime()
-    return jsonify({"channels": [info.as_json_dict() for info in runtime.broker.channels()]})
+    listing = [
+        info.as_json_dict() for info in runtime.broker.channels() if may_read(runtime, info.name)
+    ]
+    return jsonify({"channels": listing})
 
 
 @blueprint.get("/channels/<channel>/events")
@@ -142,6 +196,9 @@ async def history(channel: str) -> Response:
     """Retained events after ``after`` (oldest first); ``gap`` when ``after`` is unknown."""
     runtime: Runtime = current_runtime()
     validate_channel(channel)
+    refusal = check_read([channel])
+    if refusal is not None:
+        return refusal
     if await runtime.broker.kind_of(channel) is None:
         return error_response(404, f"no channel {channel!r}", {"channel": channel})
     limit = _limit(request.args.get("limit"), runtime.settings.limits.history_limit)

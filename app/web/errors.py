@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from quart import Quart, Response, jsonify
@@ -14,6 +15,14 @@ from app.events import PayloadError
 log = logging.getLogger("pulseboard.http")
 
 RETRY_AFTER_UNAVAILABLE_S = 2
+
+
+class RateLimited(Exception):
+    """The caller spent its budget; answer 429 with ``Retry-After``."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"rate limited for {wait_s:.2f} s")
+        self.retry_after_s = max(1, math.ceil(wait_s))
 
 
 def error_response(
@@ -37,6 +46,11 @@ def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(KindConflict)
     async def kind_conflict(error: KindConflict) -> Response:
         return error_response(409, str(error), {"channel": error.channel, "kind": error.kind})
+
+    @app.errorhandler(RateLimited)
+    async def rate_limited(error: RateLimited) -> Response:
+        headers = {"Retry-After": str(error.retry_after_s)}
+        return error_response(429, "rate limited: slow down", None, headers)
 
     @app.errorhandler(BrokerUnavailable)
     async def unavailable(error: BrokerUnavailable) -> Response:

@@ -1,11 +1,14 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness, readiness and metrics for load balancers, orchestrators and Prometheus."""
 
 from __future__ import annotations
 
 from quart import Blueprint, Response, jsonify
 
+from app.metrics import CONTENT_TYPE
 from app.runtime import Runtime
+from app.web.errors import error_response
 from app.web.runtime import current_runtime
+from app.web.security import current_grant
 
 blueprint = Blueprint("ops", __name__)
 
@@ -33,3 +36,13 @@ async def readyz() -> Response:
     response = jsonify(body)
     response.status_code = 200 if runtime.ready else 503
     return response
+
+
+@blueprint.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus text format; needs a token when reading does, unless ``auth.metrics_public``."""
+    runtime: Runtime = current_runtime()
+    public = runtime.settings.auth.metrics_public or not runtime.authority.read_required
+    if not public and current_grant() is None:
+        return error_response(401, "a token is required", None, {"WWW-Authenticate": "Bearer"})
+    return Response(runtime.metrics.exposition(), content_type=CONTENT_TYPE)

@@ -14,6 +14,7 @@ from app.streams import EventStream, StreamRequest
 from app.web.asgi import StreamResponse
 from app.web.errors import error_response
 from app.web.runtime import current_runtime
+from app.web.security import check_read
 
 blueprint = Blueprint("stream", __name__)
 
@@ -74,6 +75,9 @@ async def events() -> Response:
     stream_request = parse_stream_request(
         request.args, request.headers, runtime.kinds, runtime.settings.limits, client
     )
+    refusal = check_read(stream_request.patterns)
+    if refusal is not None:
+        return refusal
     if not runtime.accepting:
         return error_response(503, "shutting down", None, {"Retry-After": "1"})
     limit = runtime.settings.limits.streams_per_client

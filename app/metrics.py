@@ -1,0 +1,112 @@
+"""Prometheus metrics of one process (``GET /metrics``).
+
+The hot path only adds to plain integers kept by the stream registry; this
+module turns them into metric families when Prometheus scrapes, so counting
+costs a delivered event next to nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The registry, the counters updated where things happen, and the scrape-time collector."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.published = Counter(
+            "pulseboard_events_published",
+            "Events this process published, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "pulseboard_http_requests",
+            "HTTP requests answered, by route and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.write_latency = Histogram(
+            "pulseboard_publish_to_write_seconds",
+            "From publish to the socket write that carried the event "
+            "(the oldest event of each write).",
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+
+    def attach(self, runtime: Runtime) -> None:
+        """Report the runtime's streams, broker and sources at scrape time."""
+        self.registry.register(_RuntimeCollector(runtime))
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+class _RuntimeCollector(Collector):
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        streams = self.runtime.streams
+        subscribers = GaugeMetricFamily(
+            "pulseboard_subscribers", "Connected subscribers, by channel.", labels=["channel"]
+        )
+        for info in self.runtime.broker.channels():
+            subscribers.add_metric([info.name], info.subscribers)
+        yield subscribers
+        yield GaugeMetricFamily("pulseboard_streams", "Open SSE streams.", len(streams.streams))
+        delivered = CounterMetricFamily(
+            "pulseboard_events_delivered",
+            "Events written to clients, by channel.",
+            labels=["channel"],
+        )
+        for channel, count in sorted(streams.stats.delivered.items()):
+            delivered.add_metric([channel], count)
+        yield delivered
+        yield CounterMetricFamily(
+            "pulseboard_bytes_sent", "Bytes written to SSE streams.", streams.stats.bytes_sent
+        )
+        cuts = CounterMetricFamily(
+            "pulseboard_slow_client_disconnects",
+            "Streams cut for being slow, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(streams.stats.cuts.items()):
+            cuts.add_metric([reason], count)
+        yield cuts
+        yield CounterMetricFamily("pulseboard_gaps_sent", "Gap events sent.", streams.stats.gaps)
+        yield from self._sources()
+        yield GaugeMetricFamily(
+            "pulseboard_broker_up",
+            "1 while the broker is reachable.",
+            1 if self.runtime.broker.ready else 0,
+        )
+
+    def _sources(self) -> Iterator[Metric]:
+        restarts = CounterMetricFamily(
+            "pulseboard_source_restarts",
+            "Source crashes followed by a restart, by source.",
+            labels=["source"],
+        )
+        running = GaugeMetricFamily(
+            "pulseboard_source_running", "1 while a source runs, by source.", labels=["source"]
+        )
+        supervisor = self.runtime.supervisor
+        for label, stat in sorted((supervisor.stats if supervisor else {}).items()):
+            restarts.add_metric([label], stat.crashes)
+            running.add_metric([label], 1 if stat.running else 0)
+        yield restarts
+        yield running

@@ -1,0 +1,195 @@
+"""Authentication, authorization, CSRF and security headers for every route.
+
+Programs send ``Authorization: Bearer <token>``. Browsers log in once with a
+token on ``/login`` and then hold a signed, HttpOnly, SameSite=Strict session
+cookie (quart-auth) naming the token's grant, never the token.
+
+Cross-site POSTs are refused by origin: a browser always sends ``Origin``
+(and ``Sec-Fetch-Site``) on a POST, and a form posted from another site
+cannot forge them; programs such as curl send neither and carry no cookie.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from quart import Blueprint, Quart, Response, g, redirect, request
+from quart.typing import ResponseReturnValue
+from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
+
+from app.auth import Grant, bearer_token
+from app.runtime import Runtime
+from app.web.errors import error_response
+from app.web.runtime import current_runtime
+
+log = logging.getLogger("pulseboard.auth")
+
+blueprint = Blueprint("auth", __name__)
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PUBLIC_ENDPOINTS = frozenset({"ops.healthz", "auth.login", "auth.login_form", "dashboard.static"})
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    )
+)
+
+
+def install_security(app: Quart, secret_key: str, *, secure: bool) -> None:
+    """Session cookies, the identity and CSRF checks before each request, headers after."""
+    app.secret_key = secret_key
+    QuartAuth(app, cookie_samesite="Strict", cookie_secure=secure, cookie_http_only=True)
+    app.before_request(_refuse_cross_site)
+    app.before_request(_identify)
+    app.after_request(_security_headers)
+    app.register_blueprint(blueprint)
+
+
+async def _refuse_cross_site() -> Response | None:
+    if request.method not in UNSAFE_METHODS:
+        return None
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return _cross_site()
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        return _cross_site()
+    return None
+
+
+def _cross_site() -> Response:
+    log.warning(
+        "refused cross-site %s %s client=%s", request.method, request.path, request.remote_addr
+    )
+    return error_response(403, "cross-site request refused", None)
+
+
+async def _identify() -> ResponseReturnValue | None:
+    """Put the caller's grant (or None) in ``g.grant``; a wrong bearer token is a 401."""
+    authority = current_runtime().authority
+    g.grant = None
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None:
+        g.grant = authority.grant_for(token)
+        if g.grant is None:
+            log.warning(
+                "auth failure: unknown bearer token client=%s path=%s",
+                request.remote_addr,
+                request.path,
+            )
+            return error_response(401, "unknown token", None, {"WWW-Authenticate": "Bearer"})
+        return None
+    if await current_user.is_authenticated and current_user.auth_id is not None:
+        g.grant = authority.by_id(current_user.auth_id)
+    if (
+        authority.read_required
+        and g.grant is None
+        and request.method == "GET"
+        and request.endpoint is not None
+        and request.endpoint.startswith("dashboard.")
+        and request.endpoint not in PUBLIC_ENDPOINTS
+    ):
+        return redirect(f"/login?next={request.full_path.rstrip('?')}")
+    return None
+
+
+def current_grant() -> Grant | None:
+    """The grant of the caller of this request (None: anonymous)."""
+    grant: Grant | None = g.get("grant")
+    return grant
+
+
+def check_read(patterns: tuple[str, ...] | list[str]) -> Response | None:
+    """None when the caller may read every pattern; else the 401/403 to answer."""
+    if not current_runtime().authority.read_required:
+        return None
+    grant = current_grant()
+    if grant is None:
+        return error_response(401, "a read token is required", None, {"WWW-Authenticate": "Bearer"})
+    for pattern in patterns:
+        if not grant.can_read(pattern):
+            return error_response(403, f"this token may not read {pattern!r}", {"channel": pattern})
+    return None
+
+
+def check_publish(channel: str) -> Response | None:
+    """None when the caller may publish to ``channel``; else the 401/403 to answer."""
+    if not current_runtime().authority.publish_required:
+        return None
+    grant = current_grant()
+    if grant is None:
+        return error_response(
+            401, "a publish token is required", None, {"WWW-Authenticate": "Bearer"}
+        )
+    if not grant.can_publish(channel):
+        return error_response(
+            403, f"this token may not publish to {channel!r}", {"channel": channel}
+        )
+    return None
+
+
+def may_read(runtime: Runtime, channel: str) -> bool:
+    """True when the caller may read ``channel`` (listings and dashboards filter with it)."""
+    if not runtime.authority.read_required:
+        return True
+    grant = current_grant()
+    return grant is not None and grant.can_read(channel)
+
+
+async def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.content_type and response.content_type.startswith("text/html"):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: ``next`` must not send the browser to another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@blueprint.get("/login")
+async def login_form() -> tuple[str, int, dict[str, str]]:
+    """The sign-in form (an HTML form with a ``token`` input)."""
+    html = _login_page(_safe_next(request.args.get("next")), error=None)
+    return html, 200, {"Content-Type": "text/html; charset=utf-8"}
+
+
+@blueprint.post("/login")
+async def login() -> ResponseReturnValue:
+    """Check the token; on success set the session cookie and go to ``next``."""
+    form = await request.form
+    target = _safe_next(form.get("next"))
+    grant = current_runtime().authority.grant_for(form.get("token", ""))
+    if grant is None:
+        log.warning("auth failure: login refused client=%s", request.remote_addr)
+        html = _login_page(target, error="Unknown token.")
+        return html, 401, {"Content-Type": "text/html; charset=utf-8"}
+    login_user(AuthUser(grant.id), remember=True)
+    log.info("login grant=%s client=%s", grant.id, request.remote_addr)
+    return redirect(target)
+
+
+def _login_page(target: str, error: str | None) -> str:
+    template = current_runtime().renderer.env.get_template("login.html")
+    return template.render(next=target, error=error)
+
+
+@blueprint.post("/logout")
+async def logout() -> ResponseReturnValue:
+    """Forget the session cookie."""
+    logout_user()
+    return redirect("/login")
