@@ -32,6 +32,7 @@ from app.broker.base import Broker, BrokerError, Start
 from app.broker.hub import SubscriberLagging, Subscription
 from app.events import BUILTIN_KINDS, LEVEL_ORDER, Event, PayloadError, pattern_matches
 from app.settings import AlertSettings, SettingsError
+from app.sources.base import pause_unless_stopped
 
 log = logging.getLogger("pulseboard.alerts")
 
@@ -214,12 +215,14 @@ class AlertEngine:
         webhook_timeout_s: float = 5.0,
         retry_delays_s: Sequence[float] = (1.0, 2.0, 4.0),
         drain_s: float = 1.0,
+        resubscribe_s: float = 1.0,
     ) -> None:
         self.rules = [AlertRule.from_settings(index, rule) for index, rule in enumerate(rules)]
         self.broker = broker
         self.clock = clock
         self.retry_delays_s = tuple(retry_delays_s)
         self.drain_s = drain_s
+        self.resubscribe_s = resubscribe_s
         self.stats = AlertStats()
         self._windows = [AlertWindow(rule) for rule in self.rules]
         self._posts: set[asyncio.Task[None]] = set()
@@ -235,7 +238,7 @@ class AlertEngine:
         async with self._client:
             try:
                 while not stop.is_set():
-                    await self._follow(stop)
+                    await self._follow_or_wait(stop)
             finally:
                 await self._drain()
 
@@ -243,7 +246,17 @@ class AlertEngine:
         """True when a rule's channel pattern matches ``channel``."""
         return any(pattern_matches(rule.channel, channel) for rule in self.rules)
 
-    async def _follow(self, stop: asyncio.Event) -> None:
+    async def _follow_or_wait(self, stop: asyncio.Event) -> None:
+        """Follow the channels; when the broker fails or ends us, wait ``resubscribe_s``."""
+        try:
+            if await self._follow(stop) is None:
+                return
+        except BrokerError as error:
+            log.warning("alerts: broker unavailable (%s); subscribing again", error)
+        await pause_unless_stopped(stop, self.resubscribe_s)
+
+    async def _follow(self, stop: asyncio.Event) -> str | None:
+        """Check events until stopped (None) or the broker ends the subscription (its reason)."""
         self._cursors = {c.name: c.last_id for c in self.broker.channels() if self.watches(c.name)}
         patterns = sorted({rule.channel for rule in self.rules})
         async with self.broker.subscribe(patterns, Start()) as subscription:
@@ -256,6 +269,7 @@ class AlertEngine:
                 await self._catch_up()
             finally:
                 stop_waker.cancel()
+            return None if stop.is_set() else subscription.closed_reason
 
     async def _watch(self, subscription: Subscription, stop: asyncio.Event) -> None:
         while not stop.is_set() and subscription.closed_reason is None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.alerts import AlertEngine, AlertRule, AlertWindow, notify_payload, webhook_body
-from app.broker.base import Start
+from app.broker.base import BrokerUnavailable, Start
 from app.broker.hub import Subscription
 from app.broker.memory import MemoryBroker
 from app.events import Event, KindRegistry
@@ -332,6 +332,38 @@ async def test_an_error_appended_to_a_real_log_file_alerts_through_logtail(
     assert (body["line"], body["file"], body["level"]) == (ERROR_LINE, "app.log", "error")
     await finish(stop, engine)
     await asyncio.wait_for(tailing, timeout=2)
+
+
+class FlakyBroker(MemoryBroker):
+    """A memory broker whose subscribe fails ``failures`` times, as while Redis is down."""
+
+    def __init__(self) -> None:
+        super().__init__(KindRegistry(), history_size=1000, max_lag=100)
+        self.failures = 0
+
+    def subscribe(self, patterns: Sequence[str], start: Start) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise BrokerUnavailable("connection refused")
+        return super().subscribe(patterns, start)
+
+
+async def test_the_engine_outlives_a_broker_outage_and_an_ended_subscription(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = FlakyBroker()
+    engine = AlertEngine([rule(window=0.01)], broker, resubscribe_s=0.01)
+    async with broker.subscribe(["ops.alerts"], Start()):
+        broker.failures = 1
+        stop, task = await start(engine)
+        assert "broker unavailable (connection refused)" in caplog.text
+        engine.watching.clear()
+        broker.hub.end_all("restarting")  # ends every subscription, ours and the engine's
+        await asyncio.wait_for(engine.watching.wait(), timeout=2)
+    async with broker.subscribe(["ops.alerts"], Start()) as alerts:
+        await log_line(broker, ERROR_LINE)
+        assert [a["message"] for a in await next_alerts(alerts)] == [ERROR_LINE]
+    await finish(stop, task)
 
 
 async def test_without_rules_run_just_waits_for_stop(broker: MemoryBroker) -> None:
