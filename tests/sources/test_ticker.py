@@ -130,3 +130,16 @@ async def test_lagging_subscriber_gets_the_newest_quote_per_symbol_and_is_not_cu
     assert {event.data["symbol"]: event.data for event in events} == newest
     assert len(events) == len(SYMBOLS)
     assert [event.seq for event in events] == sorted(event.seq for event in events)
+
+
+async def test_a_fresh_connect_gets_the_latest_quote_per_symbol() -> None:
+    broker = MemoryBroker(KindRegistry(), history_size=50, max_lag=10)
+    model = TickerModel(config(seed=4), random.Random(4))
+    newest: dict[str, dict[str, Any]] = {}
+    for _ in range(30):
+        for symbol in SYMBOLS:
+            newest[symbol] = model.quote(symbol)
+            await broker.publish("ticker", "ticker", newest[symbol])
+    async with broker.subscribe(["ticker"], Start(snapshot=True)) as subscription:
+        snapshot = subscription.snapshots["ticker"]
+    assert {event.data["symbol"]: event.data for event in snapshot} == newest
