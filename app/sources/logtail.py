@@ -11,6 +11,8 @@ How it follows, and deliberate oddities (do not "fix"):
   milliseconds. The watcher only says *when* to look; *what* changed is read
   from stat results and the bytes themselves, and every file is also checked
   on a 250 ms tick, so a lost or merged notification costs latency, never a line.
+- ``poll = true``: watchfiles' polling watcher misses many appends (it compares
+  mtimes), so in that mode every file is checked every 50 ms instead.
 - Files present at start begin with their last ``lines`` lines; files that
   appear later (created, re-created, the new file after a rotation) are read
   from their first byte.
@@ -178,6 +180,7 @@ class LogTailSource:
         self._publish: Publish = _not_running
         self._stop = asyncio.Event()
         self._last_full_scan = 0.0
+        self._tick_ms = POLL_DELAY_MS if self.config.poll else TICK_MS
 
     async def run(self, publish: Publish, stop: asyncio.Event) -> None:
         """Follow the files until ``stop`` is set."""
@@ -203,7 +206,7 @@ class LogTailSource:
             debounce=DEBOUNCE_MS,
             step=STEP_MS,
             stop_event=_Halt(self._stop),
-            rust_timeout=TICK_MS,
+            rust_timeout=self._tick_ms,
             yield_on_timeout=True,
             force_polling=self.config.poll,
             poll_delay_ms=POLL_DELAY_MS,
@@ -217,7 +220,7 @@ class LogTailSource:
 
     async def _scan(self, changed: set[str] | None, *, initial: bool = False) -> None:
         """Look at the files: those named in ``changed``, or all of them once per tick."""
-        if changed is None or self._now() - self._last_full_scan >= TICK_MS / 1000:
+        if changed is None or self._now() - self._last_full_scan >= self._tick_ms / 1000:
             changed = None
             self._last_full_scan = self._now()
         for tail in list(self._draining):
@@ -231,7 +234,7 @@ class LogTailSource:
         if not has_magic(self._pattern):
             return [self._pattern]
         if changed is None:
-            listed = await asyncio.to_thread(os.listdir, self._directory)
+            listed = await asyncio.to_thread(_list_directory, self._directory)
             found = sorted(name for name in listed if matches(self._pattern, name))
             return list(dict.fromkeys([*self._tails, *found]))
         return sorted(name for name in changed if matches(self._pattern, name))
@@ -379,6 +382,14 @@ def _backfill_start(fd: int, size: int, lines: int, max_line_bytes: int) -> int:
             first_end = block.find(b"\n")
             return size if first_end < 0 else size - want + first_end + 1
         want = min(want * 4, limit)
+
+
+def _list_directory(directory: str) -> list[str]:
+    """The names in ``directory``; none while it does not exist (it may come back)."""
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
 
 
 def _file_id(path: str) -> FileId | None:
