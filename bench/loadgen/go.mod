@@ -1,0 +1,3 @@
+module pulseboard/bench/loadgen
+
+go 1.19

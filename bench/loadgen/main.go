@@ -1,0 +1,260 @@
+// Command loadgen drives an SSE server on 127.0.0.1: it holds N subscribers on
+// one channel, publishes events stamped with their send time at one or more
+// rates, and prints JSON lines on stdout: "connected", one "step" per rate
+// and "done". Every loop is bounded and the tool exits by itself (-deadline).
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var modes = map[string]bool{"none": true, "post": true, "ndjson": true, "file": true}
+
+type config struct {
+	base     string
+	host     string
+	channel  string
+	subs     int
+	dialers  int
+	mode     string
+	rates    []float64
+	step     time.Duration
+	drain    time.Duration
+	batch    int
+	pubConns int
+	file     string
+	hold     time.Duration
+	maxP99   time.Duration
+	deadline time.Duration
+}
+
+func parseFlags(args []string) (config, error) {
+	var cfg config
+	var rates string
+	flags := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	flags.StringVar(&cfg.base, "url", "http://127.0.0.1:8000", "server base URL (127.0.0.1 only)")
+	flags.StringVar(&cfg.channel, "channel", "bench", "channel to subscribe and publish to")
+	flags.IntVar(&cfg.subs, "subs", 100, "subscribers")
+	flags.IntVar(&cfg.dialers, "dialers", 64, "connections opened at the same time")
+	flags.StringVar(&cfg.mode, "mode", "post", "publish by: none, post, ndjson or file")
+	flags.StringVar(&rates, "rates", "50", "events/s, comma-separated: one step per rate")
+	flags.DurationVar(&cfg.step, "step", 10*time.Second, "duration of each step")
+	flags.DurationVar(&cfg.drain, "drain", 3*time.Second, "longest wait for late events after a step")
+	flags.IntVar(&cfg.batch, "batch", 50, "events per NDJSON POST")
+	flags.IntVar(&cfg.pubConns, "pub-conns", 4, "keep-alive publishing connections")
+	flags.StringVar(&cfg.file, "file", "", "file to append lines to (mode file)")
+	flags.DurationVar(&cfg.hold, "hold", 0, "how long to hold idle subscribers (mode none)")
+	flags.DurationVar(&cfg.maxP99, "max-p99", 250*time.Millisecond, "stop stepping above this p99")
+	flags.DurationVar(&cfg.deadline, "deadline", 5*time.Minute, "exit, whatever happens, after this")
+	if err := flags.Parse(args); err != nil {
+		return cfg, err
+	}
+	parsed, err := url.Parse(cfg.base)
+	if err != nil || parsed.Scheme != "http" || parsed.Hostname() != "127.0.0.1" {
+		return cfg, fmt.Errorf("-url must be http://127.0.0.1:PORT, got %q", cfg.base)
+	}
+	cfg.host = parsed.Host
+	for _, text := range strings.Split(rates, ",") {
+		rate, err := strconv.ParseFloat(strings.TrimSpace(text), 64)
+		if err != nil || rate <= 0 {
+			return cfg, fmt.Errorf("-rates: bad rate %q", text)
+		}
+		cfg.rates = append(cfg.rates, rate)
+	}
+	switch {
+	case !modes[cfg.mode]:
+		return cfg, fmt.Errorf("-mode: expected none, post, ndjson or file, got %q", cfg.mode)
+	case cfg.mode == "file" && cfg.file == "":
+		return cfg, errors.New("-mode file needs -file")
+	case cfg.subs < 1 || cfg.dialers < 1 || cfg.pubConns < 1 || cfg.batch < 1:
+		return cfg, errors.New("-subs, -dialers, -pub-conns and -batch must be at least 1")
+	}
+	return cfg, nil
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(2)
+	}
+	time.AfterFunc(cfg.deadline, func() {
+		fmt.Fprintln(os.Stderr, "loadgen: deadline reached")
+		os.Exit(3)
+	})
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func emit(record map[string]any) {
+	line, _ := json.Marshal(record)
+	fmt.Println(string(line))
+}
+
+func run(cfg config) error {
+	subs := &pool{
+		host:    cfg.host,
+		path:    "/events?channel=" + url.QueryEscape(cfg.channel) + "&format=json",
+		dialers: cfg.dialers,
+	}
+	started := time.Now()
+	subs.connect(cfg.subs)
+	defer subs.close()
+	connected := len(subs.conns)
+	if connected == 0 {
+		return fmt.Errorf("no subscriber connected: %v", subs.failures)
+	}
+	if err := waitSubscribed(cfg, connected, 60*time.Second); err != nil {
+		return err
+	}
+	emit(map[string]any{
+		"event":          "connected",
+		"subs":           connected,
+		"failed":         cfg.subs - connected,
+		"failures":       subs.failures,
+		"connect_s":      time.Since(started).Seconds(),
+		"connect_p50_ms": ms(subs.connectQuantile(0.5)),
+		"connect_p99_ms": ms(subs.connectQuantile(0.99)),
+	})
+	if cfg.mode == "none" {
+		time.Sleep(cfg.hold)
+		emit(map[string]any{"event": "done", "disconnects": subs.disconnects.Load()})
+		return nil
+	}
+	pub, err := newPublisher(cfg)
+	if err != nil {
+		return err
+	}
+	stoppedBy := ""
+	for _, rate := range cfg.rates {
+		result := runStep(cfg, subs, pub, rate, connected)
+		emit(result)
+		if stoppedBy = failing(result, cfg.maxP99); stoppedBy != "" {
+			break
+		}
+	}
+	emit(map[string]any{
+		"event":       "done",
+		"stopped_by":  stoppedBy,
+		"stale":       subs.stale.Load(),
+		"disconnects": subs.disconnects.Load(),
+	})
+	return nil
+}
+
+// waitSubscribed polls GET /api/channels until the channel counts want subscribers.
+func waitSubscribed(cfg config, want int, limit time.Duration) error {
+	client := &http.Client{Timeout: 5 * time.Second}
+	var seen int
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
+		seen = subscribersOf(client, cfg)
+		if seen >= want {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%d of %d subscribers registered after %s", seen, want, limit)
+}
+
+func subscribersOf(client *http.Client, cfg config) int {
+	response, err := client.Get(cfg.base + "/api/channels")
+	if err != nil {
+		return 0
+	}
+	defer response.Body.Close()
+	var listing struct {
+		Channels []struct {
+			Name        string `json:"name"`
+			Subscribers int    `json:"subscribers"`
+		} `json:"channels"`
+	}
+	if json.NewDecoder(response.Body).Decode(&listing) != nil {
+		return 0
+	}
+	for _, channel := range listing.Channels {
+		if channel.Name == cfg.channel {
+			return channel.Subscribers
+		}
+	}
+	return 0
+}
+
+// runStep publishes at rate for cfg.step, waits for late events, and measures.
+func runStep(cfg config, subs *pool, pub *publisher, rate float64, connected int) map[string]any {
+	stats := &stepStats{startNs: time.Now().UnixNano()}
+	alive := connected - int(subs.disconnects.Load())
+	cutBefore := subs.disconnects.Load()
+	cpuBefore := cpuSeconds()
+	subs.current.Store(stats)
+	published := pub.run(rate, cfg.step)
+	expected := published.Accepted * int64(alive)
+	for deadline := time.Now().Add(cfg.drain); time.Now().Before(deadline); {
+		if stats.received.Load() >= expected {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	subs.current.Store(nil)
+	wall := float64(time.Now().UnixNano()-stats.startNs) / 1e9
+	received := stats.received.Load()
+	deliveryWindow := float64(stats.lastNs.Load()-stats.startNs) / 1e9
+	return map[string]any{
+		"event":           "step",
+		"rate":            rate,
+		"subs":            alive,
+		"publish":         published,
+		"publish_rate":    float64(published.Accepted) / maxFloat(published.Elapsed, cfg.step.Seconds()),
+		"expected":        expected,
+		"received":        received,
+		"loss":            expected - received,
+		"delivered_per_s": float64(received) / maxFloat(deliveryWindow, cfg.step.Seconds()),
+		"p50_ms":          stats.latency.quantile(0.50) / 1000,
+		"p99_ms":          stats.latency.quantile(0.99) / 1000,
+		"max_ms":          float64(stats.maxNs.Load()) / 1e6,
+		"disconnects":     subs.disconnects.Load() - cutBefore,
+		"loadgen_cpu":     (cpuSeconds() - cpuBefore) / wall,
+		"wall_s":          wall,
+	}
+}
+
+// failing names why a step ends the stepping: lost events, cut subscribers or a high p99.
+func failing(step map[string]any, maxP99 time.Duration) string {
+	switch {
+	case step["disconnects"].(int64) > 0:
+		return "disconnects"
+	case step["loss"].(int64) > 0:
+		return "loss"
+	case step["p99_ms"].(float64) > ms(maxP99):
+		return "p99"
+	}
+	return ""
+}
+
+func cpuSeconds() float64 {
+	var usage syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &usage) != nil {
+		return 0
+	}
+	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano()).Seconds()
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func maxFloat(a, b float64) float64 {
+	if a > b {
+		return a
+	}
+	return b
+}

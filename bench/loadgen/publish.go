@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const maxErrorKinds = 10
+
+// publisher sends stamped events on a schedule: HTTP POSTs (one event or an
+// NDJSON batch each) over keep-alive connections, or lines appended to a file.
+type publisher struct {
+	mode     string
+	endpoint string
+	batch    int
+	workers  int
+	client   *http.Client
+	file     *os.File
+}
+
+type pubResult struct {
+	Offered  int64          `json:"offered"`
+	Sent     int64          `json:"sent"`
+	Accepted int64          `json:"accepted"`
+	Errors   map[string]int `json:"errors,omitempty"`
+	Elapsed  float64        `json:"elapsed_s"`
+}
+
+func newPublisher(cfg config) (*publisher, error) {
+	p := &publisher{mode: cfg.mode, batch: 1, workers: cfg.pubConns}
+	switch cfg.mode {
+	case "file":
+		file, err := os.OpenFile(cfg.file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		p.file, p.workers = file, 1
+	case "post", "ndjson":
+		p.endpoint = cfg.base + "/api/channels/" + cfg.channel + "/events"
+		p.client = &http.Client{
+			Timeout: 10 * time.Second,
+			Transport: &http.Transport{
+				MaxIdleConnsPerHost: cfg.pubConns,
+				MaxConnsPerHost:     cfg.pubConns,
+				DisableCompression:  true,
+			},
+		}
+		if cfg.mode == "ndjson" {
+			p.batch = cfg.batch
+		}
+	}
+	return p, nil
+}
+
+// run publishes rate events/s for the given duration. A worker that falls
+// behind sends at once to catch up; sends due after the duration are dropped.
+func (p *publisher) run(rate float64, duration time.Duration) pubResult {
+	sendsPerSecond := rate / float64(p.batch)
+	total := int64(sendsPerSecond * duration.Seconds())
+	started := time.Now()
+	end := started.Add(duration)
+	var sent, accepted atomic.Int64
+	errs := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := 0; w < p.workers; w++ {
+		wg.Add(1)
+		go func(first int64) {
+			defer wg.Done()
+			for i := first; i < total; i += int64(p.workers) {
+				due := started.Add(time.Duration(float64(i) / sendsPerSecond * float64(time.Second)))
+				if time.Now().After(end) {
+					return
+				}
+				time.Sleep(time.Until(due))
+				n, err := p.send()
+				sent.Add(int64(p.batch))
+				accepted.Add(int64(n))
+				if err != nil {
+					mu.Lock()
+					countError(errs, err)
+					mu.Unlock()
+				}
+			}
+		}(int64(w))
+	}
+	wg.Wait()
+	return pubResult{
+		Offered:  total * int64(p.batch),
+		Sent:     sent.Load(),
+		Accepted: accepted.Load(),
+		Errors:   errs,
+		Elapsed:  time.Since(started).Seconds(),
+	}
+}
+
+// send publishes one unit (an event, a batch or a line) and returns how many events were accepted.
+func (p *publisher) send() (int, error) {
+	body := make([]byte, 0, 48*p.batch)
+	now := time.Now().UnixNano()
+	if p.mode == "file" {
+		body = strconv.AppendInt(append(body, "INFO pbts"...), now, 10)
+		body = append(body, " bench line\n"...)
+		_, err := p.file.Write(body)
+		if err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	for i := 0; i < p.batch; i++ {
+		body = strconv.AppendInt(append(body, `{"message":"pbts`...), now, 10)
+		body = append(body, "\"}\n"...)
+	}
+	contentType := "application/json"
+	if p.mode == "ndjson" {
+		contentType = "application/x-ndjson"
+	}
+	response, err := p.client.Post(p.endpoint, contentType, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, response.Body)
+	response.Body.Close()
+	if response.StatusCode != http.StatusCreated {
+		return 0, fmt.Errorf("status %d", response.StatusCode)
+	}
+	return p.batch, nil
+}
+
+// countError tallies an error by its text, folding rare kinds once there are many.
+func countError(errs map[string]int, err error) {
+	key := err.Error()
+	if _, seen := errs[key]; !seen && len(errs) >= maxErrorKinds {
+		key = "other"
+	}
+	errs[key]++
+}
