@@ -1,0 +1,467 @@
+"""Benchmark Pulseboard against the naive Quart baseline; print a table, write JSON.
+
+Each scenario starts the server under test pinned to one core (``taskset``),
+drives it with ``bench/bin/loadgen`` pinned to the other, then does the same
+with ``bench/baseline.py`` in the same invocation, so every figure comes with
+a ratio that survives a noisy machine. Scenarios (DESIGN section 12, issue 7):
+
+- S1 idle capacity: 1,000 and 10,000 idle subscribers; connect time, KiB per
+  connection (server RSS delta / N).
+- S2 fan-out: 1,000 subscribers, 50 events/s for 10 s.
+- S3 saturation: 1,000 subscribers, the rate stepped up until p99 > 250 ms,
+  loss or a cut subscriber; the highest sustained deliveries/s.
+- S4 publish-heavy: 10 subscribers, 5,000 publishes/s as single POSTs and as
+  NDJSON batches.
+- S5 log path: lines appended to a tailed file at 50 lines/s, 100 subscribers.
+
+``--quick`` runs S2 at 200 subscribers only (under a minute): run it before
+and after a change to the hot path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+LOADGEN = ROOT / "bench" / "bin" / "loadgen"
+RESULTS = ROOT / "bench" / "results"
+SERVER_CORE = "0"
+LOAD_CORE = "1"
+SERVERS = ("pulseboard", "baseline")
+S3_RATES = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200)
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+RSS_SETTLE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load shape, run against each server in turn."""
+
+    key: str
+    title: str
+    subs: int
+    mode: str = "post"
+    rates: tuple[float, ...] = (50,)
+    step_s: float = 10.0
+    flags: tuple[str, ...] = ()
+    log: bool = False
+    hold_s: float = 0.0
+
+    @property
+    def channel(self) -> str:
+        """The channel subscribed to: the tailed file's for S5, ``bench`` otherwise."""
+        return "log.bench" if self.log else "bench"
+
+    @property
+    def deadline_s(self) -> float:
+        """A bound on the whole loadgen run: connect, every step with its drain, margin."""
+        return 90 + self.hold_s + len(self.rates) * (self.step_s + 4)
+
+
+FULL = (
+    Scenario("S1-1k", "idle capacity, 1,000 subscribers", 1_000, mode="none", hold_s=3),
+    Scenario("S1-10k", "idle capacity, 10,000 subscribers", 10_000, mode="none", hold_s=3),
+    Scenario("S2", "fan-out, 1,000 subscribers x 50 ev/s", 1_000),
+    Scenario("S3", "saturation, 1,000 subscribers", 1_000, rates=S3_RATES, step_s=4),
+    Scenario(
+        "S4-post",
+        "publish-heavy, 5,000 single POSTs/s, 10 subscribers",
+        10,
+        rates=(5_000,),
+        flags=("-pub-conns", "16"),
+    ),
+    Scenario(
+        "S4-ndjson",
+        "publish-heavy, 5,000 ev/s in NDJSON batches of 50, 10 subscribers",
+        10,
+        mode="ndjson",
+        rates=(5_000,),
+        flags=("-batch", "50", "-pub-conns", "4"),
+    ),
+    Scenario("S5", "log path, 50 lines/s, 100 subscribers", 100, mode="file", log=True),
+)
+QUICK = (Scenario("S2-200", "fan-out, 200 subscribers x 50 ev/s", 200),)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pulseboard_config(workdir: Path, log_path: Path | None) -> Path:
+    """A config for the bench channel (and the tailed file), with limits out of the way."""
+    text = (
+        "[server]\nmax_lag = 1000\nheartbeat = 15.0\n"
+        "[broker]\nhistory = 1000\n"
+        "[limits]\nstreams_per_client = 20000\npublish_rate = 1000000.0\n"
+        "publish_burst = 1000000\n"
+        '[[channels]]\nname = "bench"\nkind = "notify"\n'
+    )
+    if log_path is not None:
+        text += (
+            f'[[sources]]\ntype = "logtail"\npath = "{log_path}"\n'
+            'channel = "log.bench"\nlines = 0\n'
+        )
+    path = workdir / "pulseboard.toml"
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Server:
+    """A server under test in a subprocess, pinned to the server core."""
+
+    name: str
+    argv: list[str]
+    port: int
+    log_file: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the process and wait until it answers ``GET /api/channels``."""
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                ["taskset", "-c", SERVER_CORE, *self.argv],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start; see {self.log_file}")
+            if _answers(self.url + "/api/channels"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {READY_TIMEOUT_S} s; see {self.log_file}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+
+    def rss_kib(self) -> int:
+        """Resident set size, KiB."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def cpu_s(self) -> float:
+        """User plus system CPU seconds used so far."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@contextmanager
+def running(name: str, workdir: Path, log_path: Path | None) -> Iterator[Server]:
+    """One server under test, stopped however the block ends."""
+    port = free_port()
+    bind = f"127.0.0.1:{port}"
+    if name == "pulseboard":
+        config = pulseboard_config(workdir, log_path)
+        argv = [str(PYTHON), "-m", "app", "serve", "--config", str(config), "--bind", bind]
+    else:
+        argv = [str(PYTHON), str(ROOT / "bench" / "baseline.py"), "--bind", bind]
+        if log_path is not None:
+            argv += ["--log", str(log_path), "--log-channel", "log.bench"]
+    server = Server(name, argv, port, workdir / f"{name}.log")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def loadgen_argv(scenario: Scenario, server: Server, log_path: Path | None) -> list[str]:
+    """The loadgen command line for ``scenario`` against ``server``, pinned to the load core."""
+    argv = [
+        "taskset", "-c", LOAD_CORE, str(LOADGEN),
+        "-url", server.url,
+        "-channel", scenario.channel,
+        "-subs", str(scenario.subs),
+        "-mode", scenario.mode,
+        "-rates", ",".join(f"{rate:g}" for rate in scenario.rates),
+        "-step", f"{scenario.step_s:g}s",
+        "-hold", f"{scenario.hold_s:g}s",
+        "-deadline", f"{scenario.deadline_s:g}s",
+        *scenario.flags,
+    ]  # fmt: skip
+    if log_path is not None:
+        argv += ["-file", str(log_path)]
+    return argv
+
+
+def drive(scenario: Scenario, server: Server, log_path: Path | None) -> dict[str, Any]:
+    """Run loadgen against ``server``; its JSON lines plus server RSS and CPU samples.
+
+    Each record gets ``server_cpu_s``: the server's CPU seconds since the previous record.
+    """
+    _warm_up(server)
+    rss_before = server.rss_kib()
+    cpu_before = server.cpu_s()
+    started = time.monotonic()
+    records: list[dict[str, Any]] = []
+    argv = loadgen_argv(scenario, server, log_path)
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as load:
+        assert load.stdout is not None
+        for line in load.stdout:
+            record = json.loads(line)
+            cpu_now = server.cpu_s()
+            record["server_cpu_s"], cpu_before = cpu_now - cpu_before, cpu_now
+            if record["event"] == "connected":
+                time.sleep(min(RSS_SETTLE_S, scenario.hold_s))
+                record["server_rss_kib"] = server.rss_kib()
+            records.append(record)
+        code = load.wait(timeout=scenario.deadline_s)
+    return {
+        "loadgen_exit": code,
+        "rss_before_kib": rss_before,
+        "wall_s": time.monotonic() - started,
+        "loadavg": os.getloadavg(),
+        "records": records,
+    }
+
+
+def _warm_up(server: Server) -> None:
+    """Touch the endpoints once so lazy imports and first-request allocations are done."""
+    for _ in range(3):
+        _answers(server.url + "/api/channels")
+
+
+def summarize(scenario: Scenario, run: dict[str, Any]) -> dict[str, Any]:
+    """The figures that matter for ``scenario`` out of one run's records."""
+    records = run["records"]
+    connected = next((r for r in records if r["event"] == "connected"), None)
+    steps = [r for r in records if r["event"] == "step"]
+    if connected is None or run["loadgen_exit"] != 0:
+        return {"error": f"loadgen exit {run['loadgen_exit']}", "connected": connected}
+    if scenario.mode == "none":
+        delta = connected["server_rss_kib"] - run["rss_before_kib"]
+        return {
+            "connected": connected["subs"],
+            "failed": connected["failed"],
+            "connect_s": connected["connect_s"],
+            "kib_per_conn": delta / max(1, connected["subs"]),
+        }
+    if len(scenario.rates) > 1:
+        return _saturation(steps)
+    step = steps[0]
+    return {
+        "publish_rate": step["publish_rate"],
+        "delivered_per_s": step["delivered_per_s"],
+        "received": step["received"],
+        "loss": step["loss"],
+        "p50_ms": step["p50_ms"],
+        "p99_ms": step["p99_ms"],
+        "max_ms": step["max_ms"],
+        "loadgen_cpu": step["loadgen_cpu"],
+        "server_cpu": step["server_cpu_s"] / step["wall_s"],
+    }
+
+
+def _saturation(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    passed = [s for s in steps if s is not steps[-1] or _passes(s)]
+    best = max(passed, key=lambda s: s["delivered_per_s"], default=None)
+    last = steps[-1] if steps else None
+    return {
+        "sustained_per_s": best["delivered_per_s"] if best else 0.0,
+        "sustained_rate": best["rate"] if best else 0,
+        "sustained_p99_ms": best["p99_ms"] if best else None,
+        "loadgen_cpu": best["loadgen_cpu"] if best else None,
+        "failed_at_rate": None if last is None or _passes(last) else last["rate"],
+        "failed_p99_ms": None if last is None else last["p99_ms"],
+        "steps": [
+            {k: s[k] for k in ("rate", "delivered_per_s", "p99_ms", "loss", "loadgen_cpu")}
+            | {"server_cpu": s["server_cpu_s"] / s["wall_s"]}
+            for s in steps
+        ],
+    }
+
+
+def _passes(step: dict[str, Any]) -> bool:
+    return bool(step["loss"] <= 0 and step["disconnects"] == 0 and step["p99_ms"] <= 250)
+
+
+# (summary key, label, True when higher is better)
+METRICS: dict[str, list[tuple[str, str, bool]]] = {
+    "none": [("connect_s", "connect s", False), ("kib_per_conn", "KiB/conn", False)],
+    "saturation": [
+        ("sustained_per_s", "sustained deliveries/s", True),
+        ("sustained_p99_ms", "p99 ms at that rate", False),
+    ],
+    "rate": [
+        ("publish_rate", "accepted ev/s", True),
+        ("delivered_per_s", "delivered/s", True),
+        ("loss", "loss", False),
+        ("p50_ms", "p50 ms", False),
+        ("p99_ms", "p99 ms", False),
+        ("max_ms", "max ms", False),
+    ],
+}
+
+
+def table_rows(scenario: Scenario, summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Rows of scenario, metric, Pulseboard, baseline, gain (> 1: Pulseboard is better)."""
+    shape = (
+        "none" if scenario.mode == "none" else "saturation" if len(scenario.rates) > 1 else "rate"
+    )
+    ours, base = summaries.get("pulseboard", {}), summaries.get("baseline", {})
+    rows = []
+    for key, label, higher_better in METRICS[shape]:
+        mine, theirs = ours.get(key), base.get(key)
+        rows.append(
+            [scenario.key, label, _fmt(mine), _fmt(theirs), _gain(mine, theirs, higher_better)]
+        )
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:,}"
+
+
+def _gain(mine: Any, theirs: Any, higher_better: bool) -> str:
+    if not isinstance(mine, int | float) or not isinstance(theirs, int | float):
+        return "-"
+    if mine <= 0 or theirs <= 0:
+        return "-"
+    ratio = mine / theirs if higher_better else theirs / mine
+    return f"{ratio:.2f}x"
+
+
+def print_table(rows: list[list[str]]) -> None:
+    """A plain-text table on stdout."""
+    header = ["scenario", "metric", "pulseboard", "baseline", "gain"]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def raise_file_limit() -> int:
+    """Raise RLIMIT_NOFILE to the hard limit; servers and loadgen inherit it."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def run_scenario(scenario: Scenario, servers: tuple[str, ...]) -> dict[str, Any]:
+    """Run ``scenario`` against each server in a fresh temp dir; raw runs and summaries."""
+    results: dict[str, Any] = {"title": scenario.title, "runs": {}, "summary": {}}
+    for name in servers:
+        with tempfile.TemporaryDirectory(prefix=f"bench-{scenario.key}-") as tmp:
+            workdir = Path(tmp)
+            log_path = workdir / "bench.log" if scenario.log else None
+            if log_path is not None:
+                log_path.touch()
+            print(f"{scenario.key} {name}: {scenario.title}", file=sys.stderr, flush=True)
+            with running(name, workdir, log_path) as server:
+                run = drive(scenario, server, log_path)
+            results["runs"][name] = run
+            results["summary"][name] = summarize(scenario, run)
+    return results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="S2 at 200 subscribers only")
+    parser.add_argument("--only", help="comma-separated scenario keys, e.g. S2,S3")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="pulseboard,baseline")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected scenarios, print the table, write ``bench/results/*.json``."""
+    args = parse_args(argv)
+    if not LOADGEN.exists():
+        print(f"{LOADGEN} is missing: build it with `make bench`", file=sys.stderr)
+        return 2
+    scenarios: tuple[Scenario, ...] = QUICK if args.quick else FULL
+    if args.only:
+        wanted = set(args.only.split(","))
+        scenarios = tuple(s for s in (*FULL, *QUICK) if s.key in wanted)
+    servers = tuple(args.servers.split(","))
+    report: dict[str, Any] = {"machine": machine(), "file_limit": raise_file_limit()}
+    report["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rows: list[list[str]] = []
+    done: dict[str, Any] = {}
+    for scenario in scenarios:
+        done[scenario.key] = run_scenario(scenario, servers)
+        rows += table_rows(scenario, done[scenario.key]["summary"])
+    report["scenarios"] = done
+    report["machine"]["loadavg_end"] = os.getloadavg()
+    report["table"] = rows
+    print_table(rows)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = ("quick-" if args.quick else "bench-") + time.strftime("%Y%m%d-%H%M%S") + ".json"
+    (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {RESULTS / name}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
