@@ -16,10 +16,11 @@ How it follows, and deliberate oddities (do not "fix"):
 - Files present at start begin with their last ``lines`` lines; files that
   appear later (created, re-created, the new file after a rotation) are read
   from their first byte.
-- A file rotated away (renamed or deleted) stays open and is drained, before
-  the new file on every wake, until it has been idle for ``flush_timeout``:
-  a writer that appends to the old file for a moment after the rename loses
-  nothing.
+- A file rotated away (renamed or deleted) stays open and is drained until it
+  has been idle for ``flush_timeout``: a writer that appends to the old file for
+  a moment after the rename loses nothing. Each time new bytes are read from the
+  new file, the old one is read again *before* they are published, so a
+  writer's lines keep their order across the switch.
 - copytruncate and truncation: see :mod:`app.sources.rotation`; the lines not
   yet read when the file was truncated are read from the rotated copy.
 - A partial line is held until its newline arrives or no byte has arrived for
@@ -292,11 +293,22 @@ class LogTailSource:
             data = await asyncio.to_thread(_read_after, tail.fd, tail.position, before)
             if data is None:
                 return False
+            if data and tail is self._tails.get(tail.name):
+                await self._catch_up_rotated(tail.name)
             for line in tail.advance(data, self._now()) if data else ():
                 await self._emit(tail, line)
             if len(data) < READ_CHUNK_BYTES:
                 break
         return True
+
+    async def _catch_up_rotated(self, name: str) -> None:
+        """Publish what was appended to ``name``'s rotated-away files before its new bytes.
+
+        Their reads come after the new file's read, so whatever a writer put in
+        the old file before it wrote the new bytes is published first.
+        """
+        for old in [tail for tail in self._draining if tail.name == name]:
+            await self._read_to_end(old)
 
     async def _recover_truncated(self, tail: FileTail) -> None:
         """Publish what the rotated copy holds beyond our position, then restart at byte 0."""
