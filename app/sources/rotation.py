@@ -12,7 +12,13 @@ Deliberate oddities (do not "fix"):
   name (``app.log.1``, ``app.log-20240101``) and confirmed by comparing the
   bytes we read last with the copy's bytes at the same offsets. Compressed
   copies are not searched; a copy compressed before we looked loses its tail,
-  as with plain ``tail -F``.
+  as with plain ``tail -F``. A file copytruncated before we read a single byte
+  of it cannot be matched (nothing to compare); in practice we read a file
+  within milliseconds of its first write.
+- Lines written between logrotate's copy and its truncate are in neither file;
+  we deliver them only if we had read them before the truncate (usually not:
+  logrotate fsyncs the copy in between). That loss is logrotate's, documented
+  in its man page.
 """
 
 from __future__ import annotations

@@ -326,3 +326,26 @@ def _types() -> dict[str, Any]:
 
 def _config(path: str, **options: Any) -> Any:
     return configure_sources([{"type": "logtail", "path": path, **options}], _types())[0].config
+
+
+async def test_lines_0_starts_at_the_end(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    writer.lines(10)
+    async with tail(log_dir / "app.log", lines=0) as got:
+        writer.lines(3)
+        await got.wait_for(3)
+        await got.settle(0.3)
+    assert got.lines() == writer.written[10:]
+
+
+async def test_an_appended_line_is_published_within_100_ms(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    delays = []
+    async with tail(log_dir / "app.log") as got:
+        for count in range(1, 21):
+            written_at = time.monotonic()
+            writer.line()
+            await got.wait_for(count)
+            delays.append(got.published_at[-1] - written_at)
+            await asyncio.sleep(0.05)
+    assert sorted(delays)[len(delays) // 2] < 0.1, delays
