@@ -29,8 +29,6 @@ CONFIG: dict[str, Any] = {
 @pytest.fixture
 async def app() -> AsyncIterator[Quart]:
     quart_app = create_app(settings_from_dict(CONFIG), run_sources=False)
-    if "dashboard" not in quart_app.blueprints:
-        quart_app.register_blueprint(dashboard.blueprint)
     async with quart_app.test_app():
         yield quart_app
 

@@ -193,7 +193,7 @@ def test_highlight_in_a_log_event(renderer: Renderer) -> None:
 
 def test_gap_note_names_the_channels_and_resets_their_notes(renderer: Renderer) -> None:
     html = renderer.gap(["log.app", "chat.lobby"], missed={"log.app": 12})
-    assert "12 events missed on log.app" in html
+    assert "12 events missed — history reloaded" in html
     assert '<div id="chat-lobby-note" hx-swap-oob="innerHTML">' in html
 
 

@@ -24,27 +24,13 @@ from app.events import Event, PayloadError, validate_channel
 from app.filters import EventFilter, compile_user_regex, parse_level
 from app.runtime import Panel, Runtime
 from app.web.runtime import current_runtime
+from app.web.security import may_read
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
 NICK_COOKIE = "pulseboard_nick"
 NICK_MAX_AGE_S = 365 * 24 * 3600
 PAGE_HISTORY = {"log": 200, "chat": 50, "notify": 20, "ticker": 1000}
 LEVELS = ("debug", "info", "warn", "error")
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "style-src-attr 'unsafe-inline'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "object-src 'none'",
-    )
-)
-
 blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
 
 
@@ -63,13 +49,14 @@ class LogView:
 async def dashboard() -> Response:
     """One panel per configured channel, all fed by one stream."""
     runtime = current_runtime()
-    lists = {panel.channel: await _initial_list(runtime, panel) for panel in runtime.panels}
+    panels = _readable_panels(runtime)
+    lists = {panel.channel: await _initial_list(runtime, panel) for panel in panels}
     return _page(
         runtime,
         "dashboard.html",
-        panels=runtime.panels,
+        panels=panels,
         lists=lists,
-        stream_url=stream_url([panel.channel for panel in runtime.panels]),
+        stream_url=stream_url([panel.channel for panel in panels]) if panels else None,
     )
 
 
@@ -78,15 +65,17 @@ async def channel_page(channel: str) -> Response:
     """One channel full-screen: the log viewer for log channels, else the kind's board."""
     runtime = current_runtime()
     panel = await _find_panel(runtime, channel)
-    if panel is None:
-        return _page(runtime, "not_found.html", status=404, channel=channel, panels=runtime.panels)
+    if panel is None or not may_read(runtime, channel):
+        return _page(
+            runtime, "not_found.html", status=404, channel=channel, panels=_readable_panels(runtime)
+        )
     if panel.kind == "log":
         return await _log_viewer(runtime, panel)
     return _page(
         runtime,
         "channel.html",
         panel=panel,
-        panels=runtime.panels,
+        panels=_readable_panels(runtime),
         lists={panel.channel: await _initial_list(runtime, panel)},
         stream_url=stream_url([panel.channel]),
     )
@@ -108,7 +97,7 @@ async def _log_viewer(runtime: Runtime, panel: Panel) -> Response:
         runtime,
         "log.html",
         panel=panel,
-        panels=runtime.panels,
+        panels=_readable_panels(runtime),
         view=view,
         levels=LEVELS,
         log_list=log_list,
@@ -166,13 +155,8 @@ async def chat_form_response(
     return response
 
 
-@blueprint.after_request
-async def _security_headers(response: Response) -> Response:
-    if response.content_type and response.content_type.startswith("text/html"):
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-    return response
+def _readable_panels(runtime: Runtime) -> list[Panel]:
+    return [panel for panel in runtime.panels if may_read(runtime, panel.channel)]
 
 
 async def _find_panel(runtime: Runtime, channel: str) -> Panel | None:

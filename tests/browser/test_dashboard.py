@@ -1,0 +1,189 @@
+"""The dashboard in a real browser: live panels, chat across pages, inert user text, screenshots."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import LogFile, screenshot
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.browser
+
+XSS = [
+    '<img src=x onerror="alert(1)">',
+    "<script>alert(2)</script>",
+    '<b hx-get="/xss" hx-trigger="load">bold</b>',
+]
+OSC8_LINK = "\x1b]8;;javascript:alert(3)\x1b\\click me\x1b]8;;\x1b\\"
+
+
+def open_live(page: Page, url: str) -> Page:
+    page.goto(url)
+    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    return page
+
+
+def post(server: ServerProcess, channel: str, payload: dict[str, object]) -> None:
+    url = f"{server.url}/api/channels/{channel}/events"
+    response = httpx.post(url, json=payload, timeout=5)
+    assert response.status_code == 201, response.text
+
+
+def test_dashboard_has_a_live_panel_per_channel(page: Page, server: ServerProcess) -> None:
+    open_live(page, server.url)
+    for list_id in ("chat-lobby-list", "ops-alerts-list", "log-app-list", "ticker-list"):
+        expect(page.locator(f"#{list_id}")).to_be_attached()
+    expect(page.locator("#ticker-list > li")).to_have_count(4, timeout=3000)
+
+
+def test_ticker_prices_change_on_screen_within_3s(page: Page, server: ServerProcess) -> None:
+    open_live(page, server.url)
+    price = page.locator("#ticker-sym-ACME .px")
+    expect(price).to_be_visible()
+    before = price.inner_text()
+    expect(price).not_to_have_text(before, timeout=3000)
+    expect(page.locator("#ticker-sym-ACME svg.spark polyline")).to_be_attached()
+
+
+def test_message_sent_from_page_a_appears_on_page_b(
+    browser: Browser, server: ServerProcess
+) -> None:
+    pages = [browser.new_context().new_page() for _ in range(2)]
+    try:
+        sender, reader = (open_live(p, f"{server.url}/channels/chat.lobby") for p in pages)
+        sender.fill("#chat-lobby-form input[name=user]", "ann")
+        sender.fill("#chat-lobby-form input[name=text]", "hello from page A")
+        sender.click("#chat-lobby-form button")
+        expect(reader.locator("#chat-lobby-list")).to_contain_text("hello from page A")
+        expect(reader.locator("#chat-lobby-list .nick").last).to_have_text("ann")
+    finally:
+        for p in pages:
+            p.context.close()
+
+
+def test_chat_form_clears_after_sending_and_remembers_the_nick(
+    page: Page, server: ServerProcess
+) -> None:
+    open_live(page, f"{server.url}/channels/chat.lobby")
+    page.fill("#chat-lobby-form input[name=user]", "zoe")
+    page.fill("#chat-lobby-form input[name=text]", "clears after sending")
+    page.click("#chat-lobby-form button")
+    expect(page.locator("#chat-lobby-list")).to_contain_text("clears after sending")
+    expect(page.locator("#chat-lobby-form input[name=text]")).to_have_value("")
+    page.reload()
+    expect(page.locator("#chat-lobby-form input[name=user]")).to_have_value("zoe")
+
+
+def test_chat_errors_are_shown_inline(page: Page, server: ServerProcess) -> None:
+    open_live(page, f"{server.url}/channels/chat.lobby")
+    page.fill("#chat-lobby-form input[name=user]", "zoe")
+    page.fill("#chat-lobby-form input[name=text]", "x" * 2001)
+    page.click("#chat-lobby-form button")
+    expect(page.locator("#chat-lobby-form .form-error")).to_contain_text("text")
+    expect(page.locator("#chat-lobby-form input[name=text]")).to_have_value("x" * 2001)
+    screenshot(page, "chat-error")
+
+
+def test_user_text_renders_as_inert_visible_text(
+    page: Page, server: ServerProcess, log_file: LogFile
+) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    open_live(page, server.url)
+    publish_payloads(server, log_file, "live")
+    assert_inert_and_visible(page, "live")
+    page.reload()
+    assert_inert_and_visible(page, "live")
+    screenshot(page, "xss-inert")
+    assert not [url for url in requests if "/xss" in url or url.startswith("javascript")]
+
+
+def publish_payloads(server: ServerProcess, log_file: LogFile, tag: str) -> None:
+    text = f"{tag} " + " ".join(XSS)
+    post(server, "chat.lobby", {"user": "mallory", "text": text})
+    post(server, "ops.alerts", {"title": text, "message": f"{tag} message", "level": "error"})
+    log_file.append(f"{text} {OSC8_LINK}")
+
+
+def assert_inert_and_visible(page: Page, tag: str) -> None:
+    text = f"{tag} " + " ".join(XSS)
+    for list_id in ("chat-lobby-list", "ops-alerts-list", "log-app-list"):
+        expect(page.locator(f"#{list_id}")).to_contain_text(text)
+    expect(page.locator("#log-app-list")).to_contain_text("click me")
+    main = page.locator("#main")
+    for selector in ("img", "script", "[hx-get]", "[onerror]", "a[href^='javascript']", "b"):
+        expect(main.locator(selector)).to_have_count(0)
+
+
+PAGES = [
+    ("dashboard", "/", 1440, 1000),
+    ("dashboard-wall", "/", 2560, 1440),
+    ("dashboard-phone", "/", 390, 844),
+    ("log-viewer", "/channels/log.app", 1280, 800),
+    ("ticker-board", "/channels/ticker", 1280, 720),
+    ("chat-room", "/channels/chat.lobby", 1024, 720),
+    ("notifications", "/channels/ops.alerts", 1024, 720),
+]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize(("name", "path", "width", "height"), PAGES)
+def test_screenshot_every_page(
+    browser: Browser,
+    server: ServerProcess,
+    log_file: LogFile,
+    name: str,
+    path: str,
+    width: int,
+    height: int,
+    scheme: str,
+) -> None:
+    seed_demo_content(server, log_file)
+    context = browser.new_context(
+        viewport={"width": width, "height": height},
+        color_scheme=scheme,  # type: ignore[arg-type]
+    )
+    try:
+        page = open_live(context.new_page(), server.url + path)
+        expect(page.locator("#ticker-list > li, #main .rows > li").first).to_be_attached()
+        screenshot(page, f"{name}-{scheme}")
+    finally:
+        context.close()
+
+
+def seed_demo_content(server: ServerProcess, log_file: LogFile) -> None:
+    """Some chat, notifications and log lines, published once per module."""
+    if getattr(seed_demo_content, "seeded", None) == server.url:
+        return
+    seed_demo_content.seeded = server.url  # type: ignore[attr-defined]
+    post(server, "chat.lobby", {"user": "ann", "text": "Deploy 4.2 is rolling out, eyes on errors"})
+    post(server, "chat.lobby", {"user": "bob", "text": "Error rate flat so far 👍"})
+    post(
+        server,
+        "ops.alerts",
+        {
+            "title": "Nightly backup",
+            "message": "Finished in 42 s",
+            "level": "success",
+            "tags": ["db", "backup"],
+        },
+    )
+    post(
+        server,
+        "ops.alerts",
+        {
+            "title": "Disk space",
+            "message": "db-2 is 91% full",
+            "level": "warning",
+            "tags": ["db-2"],
+            "link": "https://grafana.example/d/disk",
+        },
+    )
+    log_file.append(
+        "2026-11-27 19:00:01 INFO api request GET /items 200 12ms",
+        "2026-11-27 19:00:02 WARN api slow upstream inventory 1450ms",
+        "2026-11-27 19:00:03 ERROR api upstream inventory timed out after 5000ms",
+        "2026-11-27 19:00:04 DEBUG cache miss key=items:page:2",
+    )

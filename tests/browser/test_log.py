@@ -1,0 +1,146 @@
+"""The log panel and viewer in a real browser: latency, DOM cap, filter, pause, follow-the-tail."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import SCREENSHOTS, LogFile, screenshot
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.browser
+
+LATENCY_LINES = 200
+FLOOD_LINES = 5000
+LOG_CAP = 1000
+WATCH_ADDED_LINES = """
+() => {
+  window.seenAt = {};
+  const feed = document.querySelector("#log-app-list").parentElement;
+  new MutationObserver((mutations) => {
+    const now = Date.now();
+    for (const mutation of mutations) {
+      for (const node of mutation.addedNodes) {
+        const found = /probe-(\\d+)/.exec(node.textContent || "");
+        if (found && !(found[1] in window.seenAt)) window.seenAt[found[1]] = now;
+      }
+    }
+  }).observe(feed, {childList: true, subtree: true});
+}
+"""
+
+
+def open_viewer(page: Page, server: ServerProcess, query: str = "") -> Page:
+    page.goto(f"{server.url}/channels/log.app{query}")
+    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    return page
+
+
+def test_appended_line_is_visible_within_1s(
+    page: Page, server: ServerProcess, log_file: LogFile
+) -> None:
+    page.goto(server.url)
+    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    log_file.append("first line after the page opened")
+    expect(page.locator("#log-app-list")).to_contain_text(
+        "first line after the page opened", timeout=1000
+    )
+
+
+@pytest.mark.timeout(180)
+def test_line_to_browser_latency(page: Page, server: ServerProcess, log_file: LogFile) -> None:
+    open_viewer(page, server)
+    page.evaluate(WATCH_ADDED_LINES)
+    latencies_ms: list[float] = []
+    for index in range(LATENCY_LINES):
+        written_ms = time.time() * 1000
+        log_file.append(f"INFO latency probe-{index}")
+        page.wait_for_function(f"() => '{index}' in window.seenAt", timeout=2000)
+        latencies_ms.append(page.evaluate(f"() => window.seenAt['{index}']") - written_ms)
+    p50 = statistics.median(latencies_ms)
+    p99 = statistics.quantiles(latencies_ms, n=100)[98]
+    report = f"line appended -> visible: p50 {p50:.0f} ms, p99 {p99:.0f} ms over {LATENCY_LINES}"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    (SCREENSHOTS / "latency.txt").write_text(report + "\n")
+    print(report)
+    assert p99 < 1000, report
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("path", ["/", "/channels/log.app"])
+def test_dom_holds_at_most_the_cap_after_5000_lines(
+    page: Page, server: ServerProcess, log_file: LogFile, path: str
+) -> None:
+    page.goto(server.url + path)
+    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    tag = "flood-dash" if path == "/" else "flood-viewer"
+    for start in range(0, FLOOD_LINES, 500):
+        log_file.append(*(f"INFO {tag} line {n:05d}" for n in range(start, start + 500)))
+    last = page.locator("#log-app-list > li").last
+    expect(last).to_contain_text(f"{tag} line {FLOOD_LINES - 1:05d}", timeout=30000)
+    rows = page.locator("#log-app-list > li")
+    assert rows.count() <= LOG_CAP
+    texts = rows.all_inner_texts()
+    wanted = [f"{tag} line {n:05d}" for n in range(FLOOD_LINES - len(texts), FLOOD_LINES)]
+    assert [t for t in texts if tag in t] == [t for t in texts if any(w in t for w in wanted)]
+    assert len(texts) == LOG_CAP
+
+
+def test_filter_shows_only_matching_lines(
+    page: Page, server: ServerProcess, log_file: LogFile
+) -> None:
+    open_viewer(page, server)
+    page.fill("input[name=q]", r"needle-\d+")
+    page.select_option("select[name=level]", "warn")
+    page.click("form.filter button[type=submit]")
+    expect(page).to_have_url(f"{server.url}/channels/log.app?q=needle-%5Cd%2B&level=warn")
+    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    log_file.append(
+        "WARN needle-1 matches",
+        "WARN haystack does not match",
+        "INFO needle-2 is below the level",
+        "ERROR needle-3 matches too",
+    )
+    rows = page.locator("#log-app-list > li")
+    expect(rows.last).to_contain_text("needle-3 matches too")
+    texts = rows.all_inner_texts()
+    assert texts and all("needle-" in text for text in texts), texts
+    assert not any("haystack" in text or "needle-2" in text for text in texts)
+    expect(page.locator("#log-app-list mark").last).to_have_text("needle-3")
+    screenshot(page, "log-viewer-filtered")
+
+
+def test_pause_freezes_and_resume_follows_again(
+    page: Page, server: ServerProcess, log_file: LogFile
+) -> None:
+    open_viewer(page, server)
+    page.click("a.pause")
+    expect(page).to_have_url(f"{server.url}/channels/log.app?paused=1")
+    expect(page.locator("[sse-connect]")).to_have_count(0)
+    expect(page.locator(".conn-slot")).to_contain_text("Paused")
+    log_file.append("INFO written while paused")
+    page.click("a.pause")
+    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    expect(page.locator("#log-app-list")).to_contain_text("written while paused")
+
+
+def test_viewer_follows_the_tail_until_scrolled_up(
+    page: Page, server: ServerProcess, log_file: LogFile
+) -> None:
+    open_viewer(page, server)
+    log_file.append(*(f"INFO follow line {n}" for n in range(300)))
+    newest = page.locator("#log-app-list > li").last
+    expect(newest).to_contain_text("follow line 299")
+    expect(newest).to_be_in_viewport()
+    page.locator(".viewer-body").hover()
+    page.mouse.wheel(0, -3000)
+    reading = page.locator("#log-app-list > li", has_text="follow line 200 ").first
+    reading.scroll_into_view_if_needed()
+    expect(reading).to_be_in_viewport()
+    log_file.append(*(f"INFO follow more {n}" for n in range(50)))
+    expect(newest).to_contain_text("follow more 49")
+    expect(reading).to_be_in_viewport()
+    expect(newest).not_to_be_in_viewport()
