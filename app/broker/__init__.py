@@ -14,4 +14,8 @@ def create_broker(settings: Settings, kinds: KindRegistry) -> Broker:
         from app.broker.memory import MemoryBroker
 
         return MemoryBroker(kinds, settings.broker.history, settings.server.max_lag)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from app.broker.redis import RedisBroker
+
+        return RedisBroker(url, kinds, settings.broker, settings.server.max_lag)
     raise ValueError(f"broker.url: unsupported scheme in {url!r}")

@@ -1,0 +1,445 @@
+"""redis:// — one broker shared by many processes and hosts, on Redis Streams.
+
+Keys, all under ``broker.key_prefix`` (``P``):
+
+- ``P:epoch``: the deployment's epoch, created with SET NX. A Redis that comes
+  back empty gets a new one, so cursors from before read as unknown (a gap).
+- ``P:seq``: the global sequence; ``P:kinds`` and ``P:offsets``: each
+  channel's kind and next offset (hashes).
+- ``P:stream:<channel>``: the channel's events, entry id ``<seq>-0``, trimmed
+  with ``MAXLEN ~ history`` (which keeps at least ``history`` entries).
+- ``P:fanout``: every event, ``MAXLEN ~ fanout_max``; each process reads it.
+
+One Lua script per publish checks the epoch and kind, takes the next seq and
+the channel's offset and XADDs to both streams. Each process keeps a local
+mirror made of the very rings and cursors memory:// uses (this class *is* a
+memory broker whose rings are filled from Redis): loaded from the channel
+streams at start, then fed in seq order by one ``XREAD BLOCK`` loop on the
+fan-out stream. Subscribers therefore see exactly what memory:// shows them.
+
+Deliberate oddities:
+
+- Replay and gap detection read the local rings, not XRANGE per client. A
+  ring holds the channel's newest ``history`` events as on memory://; a ring
+  loaded from Redis fetches one entry more than it keeps, so its dropped seq is
+  exact and a trimmed cursor is a gap without XINFO (``MAXLEN ~`` does not move
+  ``max-deleted-entry-id``).
+- ``subscribe`` and ``history`` first wait until the reader has passed the
+  fan-out's newest entry, so a cursor seen on another process is known here.
+  ``publish`` does not wait: local subscribers are woken when the reader
+  delivers the event, a fraction of a millisecond later.
+- The mirror holds only events up to the reader's position (``_seq``), never
+  ahead: that keeps every subscriber's cross-channel order the publish order.
+- A new epoch, or a hole in the fan-out (a reader that fell more than
+  ``fanout_max`` entries behind), reloads the mirror and ends open
+  subscriptions: clients reconnect with their cursor and get a replay or a gap.
+- Commands are never retried by the driver: a publish whose reply was lost may
+  have happened, so it is reported as unavailable, not repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from app.broker.base import BrokerUnavailable, HistoryPage, KindConflict, Start
+from app.broker.hub import ChannelLog, Hub, Subscription
+from app.broker.memory import MemoryBroker
+from app.events import Event, KindRegistry, format_event_id, parse_event_id
+from app.settings import BrokerSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BLOCK_MS = 1000
+READ_COUNT = 1000
+LOAD_CHUNK = 100
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 2.0
+
+# KEYS: epoch, seq, kinds, offsets, fanout, stream
+# ARGV: epoch, channel, kind, time, data, history, fanout_max
+PUBLISH_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return {'epoch'}
+end
+local kind = redis.call('HGET', KEYS[3], ARGV[2])
+if kind and kind ~= ARGV[3] then
+  return {'kind', kind}
+end
+if not kind then
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+end
+local seq = redis.call('INCR', KEYS[2])
+local offset = string.format('%d', redis.call('HINCRBY', KEYS[4], ARGV[2], 1) - 1)
+local id = string.format('%d-0', seq)
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], id, 'o', offset, 't', ARGV[4], 'd', ARGV[5])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], id,
+  'c', ARGV[2], 'k', ARGV[3], 'o', offset, 't', ARGV[4], 'd', ARGV[5])
+return {'ok', seq, tonumber(offset)}
+"""
+
+Fields = dict[bytes, bytes]
+Entry = tuple[bytes, Fields]
+
+
+class RedisKeys:
+    """The key names of one deployment (one ``key_prefix``)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.epoch = f"{prefix}:epoch"
+        self.seq = f"{prefix}:seq"
+        self.kinds = f"{prefix}:kinds"
+        self.offsets = f"{prefix}:offsets"
+        self.fanout = f"{prefix}:fanout"
+        self._stream = f"{prefix}:stream:"
+
+    def stream(self, channel: str) -> str:
+        """The stream holding ``channel``'s history."""
+        return self._stream + channel
+
+    def publish(self, channel: str) -> list[str]:
+        """KEYS of the publish script."""
+        return [self.epoch, self.seq, self.kinds, self.offsets, self.fanout, self.stream(channel)]
+
+
+class RedisBroker(MemoryBroker):
+    """Broker shared through Redis; see :class:`app.broker.base.Broker` for the contract.
+
+    Example::
+
+        broker = RedisBroker("redis://127.0.0.1:6379/0", kinds, settings.broker, max_lag=1000)
+        await broker.start()
+    """
+
+    def __init__(
+        self, url: str, kinds: KindRegistry, settings: BrokerSettings, max_lag: int
+    ) -> None:
+        super().__init__(kinds, settings.history, max_lag)
+        self.epoch = ""
+        self.url = url
+        self.keys = RedisKeys(settings.key_prefix)
+        self._history = settings.history
+        self._fanout_max = settings.fanout_max
+        self._timeout_s = settings.timeout
+        self._client = _client(url, settings.timeout)
+        self._reader_client = _client(url, settings.timeout + BLOCK_MS / 1000)
+        self._publish = self._client.register_script(PUBLISH_LUA)
+        self._ready = False
+        self._reader: asyncio.Task[None] | None = None
+        self._closing = False
+        self._progress = asyncio.Event()
+
+    async def start(self) -> None:
+        """Load the mirror from Redis and start the fan-out reader.
+
+        Raises:
+            BrokerUnavailable: Redis cannot be reached (the message names the URL).
+        """
+        try:
+            await self._reload()
+        except RedisError as error:
+            message = f"broker.url: cannot reach {_safe(self.url)}: {error}"
+            raise BrokerUnavailable(message) from None
+        self._reader = asyncio.create_task(self._follow_fanout(), name="redis-fanout-reader")
+
+    async def close(self) -> None:
+        """End every subscription, stop the reader, close the connections."""
+        await super().close()
+        self._closing = True
+        if self._reader is not None:
+            self._reader.cancel()
+            await self._reader_client.connection_pool.disconnect()
+            await asyncio.wait([self._reader])
+        await self._client.aclose()
+        await self._reader_client.aclose()
+
+    @property
+    def ready(self) -> bool:
+        """True while the reader is connected and the mirror is in step with Redis."""
+        return self._ready
+
+    async def declare(self, channel: str, kind: str) -> None:
+        """Record ``channel``'s kind in Redis unless it has one; KindConflict if it differs."""
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hsetnx(self.keys.kinds, channel, kind)
+                pipe.hget(self.keys.kinds, channel)
+                _created, existing = await _checked(pipe.execute())
+        except RedisError as error:
+            raise _unavailable(error) from None
+        if existing.decode() != kind:
+            raise KindConflict(channel, existing.decode(), kind)
+        await super().declare(channel, kind)
+
+    async def kind_of(self, channel: str) -> str | None:
+        """The channel's kind, from the mirror or else from Redis."""
+        local = await super().kind_of(channel)
+        if local is not None:
+            return local
+        try:
+            kind = await _checked(self._client.hget(self.keys.kinds, channel))
+        except RedisError as error:
+            raise _unavailable(error) from None
+        return _text(kind) if kind is not None else None
+
+    async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+        """Append one event in Redis; every process's reader delivers it to its subscribers.
+
+        Raises:
+            BrokerUnavailable: Redis is unreachable, refused the write, or lost its data.
+            KindConflict: the channel exists with another kind.
+        """
+        now = time.time()
+        args: list[str | bytes | int] = [self.epoch, channel, kind, repr(now), _encode(data)]
+        args += [self._history, self._fanout_max]
+        try:
+            reply = await _checked(self._publish(keys=self.keys.publish(channel), args=args))
+        except RedisError as error:
+            raise _unavailable(error) from None
+        if reply[0] == b"kind":
+            raise KindConflict(channel, reply[1].decode(), kind)
+        if reply[0] == b"epoch":
+            raise BrokerUnavailable("Redis lost its data (a new epoch); resynchronising")
+        seq, offset = int(reply[1]), int(reply[2])
+        event_id = format_event_id(self.epoch, seq)
+        return Event(event_id, channel, kind, now, data, seq, offset)
+
+    @asynccontextmanager
+    async def subscribe(self, patterns: Sequence[str], start: Start) -> AsyncIterator[Subscription]:
+        """Catch up with Redis, then place cursors exactly as memory:// does."""
+        await self._settle(start.after)
+        async with super().subscribe(patterns, start) as subscription:
+            yield subscription
+
+    async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
+        """Retained events after ``after``, once the mirror has caught up with Redis."""
+        await self._settle(after)
+        return await super().history(channel, after, limit)
+
+    # -- catching up ---------------------------------------------------------
+
+    async def _settle(self, after: str | None) -> None:
+        """Wait until the mirror holds everything published before now (and ``after``).
+
+        With Redis away the mirror answers alone, unless ``after`` is one of our
+        ids that this process has not read yet: then nobody can tell.
+        """
+        try:
+            latest = await self._latest_seq()
+        except (RedisError, BrokerUnavailable):
+            if self._unread(after):
+                raise BrokerUnavailable("Redis is unreachable; retry later") from None
+            return
+        await self._reader_at(latest)
+
+    def _unread(self, after: str | None) -> bool:
+        parsed = parse_event_id(after) if after is not None else None
+        return parsed is not None and parsed[0] == self.epoch and parsed[1] > self._seq
+
+    async def _latest_seq(self) -> int:
+        """The seq of the fan-out's newest entry, in this process's epoch."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.get(self.keys.epoch)
+            pipe.xrevrange(self.keys.fanout, count=1)
+            epoch, newest = await _checked(pipe.execute())
+        if epoch is None or epoch.decode() != self.epoch:
+            raise BrokerUnavailable("Redis lost its data (a new epoch); resynchronising")
+        return _seq_of(newest[0][0]) if newest else 0
+
+    async def _reader_at(self, seq: int) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                while self._seq < seq:
+                    await self._progress.wait()
+        except TimeoutError:
+            raise BrokerUnavailable("the Redis fan-out reader is behind; retry later") from None
+
+    def _advanced(self) -> None:
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()
+
+    # -- the fan-out reader --------------------------------------------------
+
+    async def _follow_fanout(self) -> None:
+        """Read the fan-out stream forever; on errors retry with backoff and jitter."""
+        failures = 0
+        while not self._closing:
+            try:
+                if failures:
+                    await self._resume()
+                await self._read_once()
+                failures = 0
+            except RedisError as error:
+                if self._closing:
+                    return
+                self._ready = False
+                failures += 1
+                delay = _backoff_s(failures)
+                log.warning("redis fan-out: %s; retrying in %.2fs", error, delay)
+                await asyncio.sleep(delay)
+
+    async def _resume(self) -> None:
+        """Back after an error: same epoch → carry on from the last id; else reload."""
+        if await self._ensure_epoch() != self.epoch:
+            await self._reload()
+        self._ready = True
+        log.info("redis fan-out: reconnected at seq %d", self._seq)
+
+    async def _read_once(self) -> None:
+        async with self._reader_client.pipeline(transaction=False) as pipe:
+            pipe.xread({self.keys.fanout: f"{self._seq}-0"}, count=READ_COUNT, block=BLOCK_MS)
+            pipe.get(self.keys.epoch)
+            streams, epoch = await _checked(pipe.execute())
+        if epoch is None or epoch.decode() != self.epoch:
+            log.warning("redis fan-out: Redis has a new epoch; reloading")
+            await self._reload()
+            return
+        for entry_id, fields in streams[0][1] if streams else ():
+            if not await self._deliver(_seq_of(entry_id), fields):
+                return
+        self._advanced()
+
+    async def _deliver(self, seq: int, fields: Fields) -> bool:
+        """Append one fan-out entry to its ring; False when a hole forced a reload."""
+        channel, kind = fields[b"c"].decode(), fields[b"k"].decode()
+        offset = int(fields[b"o"])
+        channel_log = self._ring(self.hub, channel, kind)
+        if seq != self._seq + 1 or (channel_log is not None and offset != channel_log.next_offset):
+            log.warning("redis fan-out: hole before seq %d (reader fell behind); reloading", seq)
+            await self._reload()
+            return False
+        if channel_log is not None:
+            channel_log.append(self._event(seq, channel, kind, offset, fields))
+        self._seq = seq
+        return True
+
+    # -- loading the mirror ---------------------------------------------------
+
+    async def _ensure_epoch(self) -> str:
+        candidate = secrets.token_hex(4)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.epoch, candidate, nx=True)
+            pipe.get(self.keys.epoch)
+            _created, epoch = await _checked(pipe.execute())
+        return str(epoch.decode())
+
+    async def _reload(self) -> None:
+        """Rebuild the mirror from Redis, then end the subscriptions of the old one."""
+        epoch = await self._ensure_epoch()
+        self.epoch = epoch
+        latest = await self._latest_seq()
+        stored = await _checked(self._client.hgetall(self.keys.kinds))
+        kinds = {_text(name): _text(kind) for name, kind in stored.items()}
+        hub = Hub(self.kinds, self._history, self.hub.max_lag)
+        names = sorted(kinds)
+        for start in range(0, len(names), LOAD_CHUNK):
+            await self._load(hub, names[start : start + LOAD_CHUNK], kinds, latest)
+        old, self.hub, self._seq = self.hub, hub, latest
+        old.end_all("broker resynchronised")
+        self._ready = True
+        self._advanced()
+        log.info("redis broker: epoch %s, seq %d, %d channels", epoch, latest, len(names))
+
+    async def _load(self, hub: Hub, names: list[str], kinds: dict[str, str], latest: int) -> None:
+        """Fill the rings of ``names`` with their newest events up to ``latest``."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.xrevrange(self.keys.stream(name), max=f"{latest}-0", count=self._history + 1)
+            tails: list[list[Entry]] = await _checked(pipe.execute())
+        for name, tail in zip(names, tails, strict=True):
+            channel_log = self._ring(hub, name, kinds[name])
+            if channel_log is not None:
+                self._fill(channel_log, tail)
+
+    def _fill(self, channel_log: ChannelLog, newest_first: list[Entry]) -> None:
+        events = [
+            self._event(_seq_of(entry_id), channel_log.name, channel_log.kind, int(f[b"o"]), f)
+            for entry_id, f in reversed(newest_first)
+        ]
+        if not events:
+            return
+        first = events[0]
+        channel_log.start_at(first.offset, first.seq - 1 if first.offset else 0)
+        for event in events:
+            channel_log.append(event)
+
+    def _ring(self, hub: Hub, channel: str, kind: str) -> ChannelLog | None:
+        if kind not in self.kinds:
+            log.warning("redis broker: channel %s has kind %s, unknown here", channel, kind)
+            return None
+        return hub.log(channel, kind)
+
+    def _event(self, seq: int, channel: str, kind: str, offset: int, fields: Fields) -> Event:
+        return Event(
+            id=format_event_id(self.epoch, seq),
+            channel=channel,
+            kind=kind,
+            time=float(fields[b"t"]),
+            data=msgspec.json.decode(fields[b"d"]),
+            seq=seq,
+            offset=offset,
+        )
+
+
+async def _checked(call: Awaitable[T]) -> T:
+    """Await a redis-py call, re-raising a cancellation it swallowed (redis/redis-py#2028)."""
+    result = await call
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    return result
+
+
+def _client(url: str, timeout_s: float) -> Redis:
+    """A client that never retries on its own (a retried publish could publish twice)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def _encode(data: dict[str, Any]) -> bytes:
+    return msgspec.json.encode(data)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _seq_of(entry_id: bytes) -> int:
+    return int(entry_id.partition(b"-")[0])
+
+
+def _backoff_s(failures: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    ceiling = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** min(failures, 16))
+    return random.uniform(BACKOFF_MIN_S, ceiling)
+
+
+def _unavailable(error: RedisError) -> BrokerUnavailable:
+    return BrokerUnavailable(f"Redis is unavailable: {error}")
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,312 @@
+"""The broker contract, run unchanged against every backend (memory:// and redis://).
+
+Events are awaited through the subscription's ``wake`` (redis:// delivers
+through its fan-out reader, a moment after ``publish`` returns), and
+``history()`` doubles as a barrier: once it answers, every event published
+before it is in the subscriber's rings on both backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.broker.base import Broker, KindConflict, Start
+from app.broker.hub import SubscriberLagging
+from app.events import Event, parse_event_id
+from tests.broker.conftest import BrokerFactory, build_broker, receive, unique_prefix
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    server = request.getfixturevalue("redis_server")
+    return str(server.url)
+
+
+@pytest.fixture
+async def make_broker(backend_url: str) -> AsyncIterator[BrokerFactory]:
+    """Started brokers of the backend under test, sharing one deployment (key prefix)."""
+    brokers: list[Broker] = []
+    prefix = unique_prefix()
+
+    async def make(**options: Any) -> Broker:
+        broker = build_broker(backend_url, prefix=prefix, **options)
+        await broker.start()
+        brokers.append(broker)
+        return broker
+
+    yield make
+    for broker in brokers:
+        await broker.close()
+
+
+@pytest.fixture
+async def broker(make_broker: BrokerFactory) -> Broker:
+    return await make_broker()
+
+
+def note(number: int) -> dict[str, Any]:
+    return {"message": f"message {number}", "level": "info"}
+
+
+def quote(symbol: str, price: float) -> dict[str, Any]:
+    return {"symbol": symbol, "price": price, "change": 0.0, "change_pct": 0.0, "volume": 1}
+
+
+async def publish_notes(broker: Broker, channel: str, count: int, first: int = 0) -> list[Event]:
+    return [await broker.publish(channel, "notify", note(first + n)) for n in range(count)]
+
+
+async def settled(broker: Broker, channel: str) -> None:
+    """Return once every event published so far is in this broker's rings."""
+    await broker.history(channel, None, 1)
+
+
+def ids(events: list[Event]) -> list[str]:
+    return [event.id for event in events]
+
+
+async def test_subscriber_receives_published_events(broker: Broker) -> None:
+    async with broker.subscribe(["ops.deploys"], Start()) as sub:
+        published = await publish_notes(broker, "ops.deploys", 3)
+        received = await receive(sub, 3)
+    assert ids(received) == ids(published)
+    assert [e.data for e in received] == [note(0), note(1), note(2)]
+    assert {(e.channel, e.kind) for e in received} == {("ops.deploys", "notify")}
+    assert [e.offset for e in received] == [0, 1, 2]
+
+
+async def test_ids_are_unique_and_in_publish_order_across_channels(broker: Broker) -> None:
+    async with broker.subscribe(["team.*"], Start()) as sub:
+        published = []
+        for number in range(20):
+            channel = "team.a" if number % 3 else "team.b"
+            published.append(await broker.publish(channel, "notify", note(number)))
+        received = await receive(sub, 20)
+    assert ids(received) == ids(published)
+    assert len(set(ids(published))) == 20
+    seqs = [parse_event_id(event_id) for event_id in ids(published)]
+    assert all(parsed is not None for parsed in seqs)
+    assert [e.seq for e in received] == sorted(e.seq for e in received)
+
+
+async def test_resume_after_an_id_gets_exactly_the_missed_events(broker: Broker) -> None:
+    published = await publish_notes(broker, "ops.deploys", 5)
+    async with broker.subscribe(["ops.deploys"], Start(after=published[1].id)) as sub:
+        assert sub.gap_channels == []
+        missed = await receive(sub, 3)
+        sentinel = await broker.publish("ops.deploys", "notify", note(99))
+        (following,) = await receive(sub, 1)
+    assert ids(missed) == ids(published[2:])
+    assert following.id == sentinel.id
+
+
+async def test_resume_over_several_channels_keeps_publish_order(broker: Broker) -> None:
+    first = await broker.publish("team.a", "notify", note(0))
+    published = [
+        await broker.publish(f"team.{'ab'[n % 2]}", "notify", note(n + 1)) for n in range(8)
+    ]
+    async with broker.subscribe(["team.*"], Start(after=first.id)) as sub:
+        received = await receive(sub, 8)
+    assert ids(received) == ids(published)
+
+
+async def test_resume_at_the_newest_id_gets_only_live_events(broker: Broker) -> None:
+    published = await publish_notes(broker, "ops.deploys", 3)
+    async with broker.subscribe(["ops.deploys"], Start(after=published[-1].id)) as sub:
+        live = await broker.publish("ops.deploys", "notify", note(3))
+        (received,) = await receive(sub, 1)
+    assert received.id == live.id
+
+
+async def test_an_id_of_another_epoch_is_a_gap_then_retained_history(broker: Broker) -> None:
+    published = await publish_notes(broker, "ops.deploys", 3)
+    async with broker.subscribe(["ops.deploys", "ops.other"], Start(after="zz99-2")) as sub:
+        assert sub.gap_channels == ["ops.deploys", "ops.other"]
+        received = await receive(sub, 3)
+    assert ids(received) == ids(published)
+
+
+async def test_an_id_beyond_the_newest_is_unknown(broker: Broker) -> None:
+    (published,) = await publish_notes(broker, "ops.deploys", 1)
+    parsed = parse_event_id(published.id)
+    assert parsed is not None
+    future = f"{parsed[0]}-{parsed[1] + 1000}"
+    async with broker.subscribe(["ops.deploys"], Start(after=future)) as sub:
+        assert sub.gap_channels == ["ops.deploys"]
+
+
+async def test_a_cursor_older_than_the_history_is_a_gap(make_broker: BrokerFactory) -> None:
+    broker = await make_broker(history=5)
+    published = await publish_notes(broker, "ops.deploys", 12)
+    async with broker.subscribe(["ops.deploys"], Start(after=published[2].id)) as sub:
+        assert sub.gap_channels == ["ops.deploys"]
+        received = await receive(sub, 5)
+    assert ids(received) == ids(published[-5:])
+
+
+async def test_a_cursor_just_before_the_retained_events_is_no_gap(
+    make_broker: BrokerFactory,
+) -> None:
+    broker = await make_broker(history=5)
+    published = await publish_notes(broker, "ops.deploys", 12)
+    async with broker.subscribe(["ops.deploys"], Start(after=published[6].id)) as sub:
+        assert sub.gap_channels == []
+        received = await receive(sub, 5)
+    assert ids(received) == ids(published[7:])
+
+
+async def test_history_n_replays_the_newest_n_then_live(broker: Broker) -> None:
+    published = await publish_notes(broker, "ops.deploys", 10)
+    async with broker.subscribe(["ops.deploys"], Start(history=3)) as sub:
+        replayed = await receive(sub, 3)
+        live = await broker.publish("ops.deploys", "notify", note(10))
+        (received,) = await receive(sub, 1)
+    assert ids(replayed) == ids(published[-3:])
+    assert received.id == live.id
+
+
+async def test_a_fresh_connect_without_history_gets_only_live_events(broker: Broker) -> None:
+    await publish_notes(broker, "ops.deploys", 3)
+    async with broker.subscribe(["ops.deploys"], Start()) as sub:
+        assert sub.take() == []
+        live = await broker.publish("ops.deploys", "notify", note(3))
+        (received,) = await receive(sub, 1)
+    assert received.id == live.id
+
+
+async def test_a_snapshot_start_hands_recent_events_to_the_caller(broker: Broker) -> None:
+    published = [
+        await broker.publish("chat.lobby", "chat", {"user": "ann", "text": f"hi {n}"})
+        for n in range(60)
+    ]
+    async with broker.subscribe(["chat.lobby"], Start(snapshot=True)) as sub:
+        assert ids(sub.snapshots["chat.lobby"]) == ids(published[-50:])
+        assert sub.take() == []
+        live = await broker.publish("chat.lobby", "chat", {"user": "bob", "text": "new"})
+        (received,) = await receive(sub, 1)
+    assert received.id == live.id
+
+
+async def test_a_snapshot_start_after_a_gap_snapshots_the_gap_channels(broker: Broker) -> None:
+    published = await publish_notes(broker, "ops.deploys", 3)
+    async with broker.subscribe(["ops.deploys"], Start(after="zz99-1", snapshot=True)) as sub:
+        assert sub.gap_channels == ["ops.deploys"]
+        assert ids(sub.snapshots["ops.deploys"]) == ids(published)
+        assert sub.take() == []
+
+
+async def test_a_pattern_picks_up_channels_created_later(broker: Broker) -> None:
+    async with broker.subscribe(["log.*"], Start()) as sub:
+        line = {"line": "started", "file": "new.log", "level": "info"}
+        created = await broker.publish("log.new", "log", line)
+        await broker.publish("other.new", "notify", note(0))
+        sentinel = await broker.publish("log.newer", "log", line)
+        received = await receive(sub, 2)
+    assert ids(received) == [created.id, sentinel.id]
+
+
+async def test_a_subscriber_beyond_max_lag_is_cut(make_broker: BrokerFactory) -> None:
+    broker = await make_broker(max_lag=5)
+    async with broker.subscribe(["ops.deploys"], Start()) as sub:
+        await publish_notes(broker, "ops.deploys", 10)
+        await settled(broker, "ops.deploys")
+        with pytest.raises(SubscriberLagging):
+            sub.take()
+
+
+async def test_a_latest_value_channel_conflates_instead_of_cutting(
+    make_broker: BrokerFactory,
+) -> None:
+    broker = await make_broker(max_lag=3)
+    async with broker.subscribe(["ticker"], Start()) as sub:
+        for step in range(10):
+            await broker.publish("ticker", "ticker", quote("ACME" if step % 2 else "INIT", step))
+        await settled(broker, "ticker")
+        received = sub.take()
+    assert [(e.data["symbol"], e.data["price"]) for e in received] == [("INIT", 8), ("ACME", 9)]
+
+
+async def test_history_pages_through_retained_events(broker: Broker) -> None:
+    published = await publish_notes(broker, "ops.deploys", 10)
+    first = await broker.history("ops.deploys", None, 4)
+    second = await broker.history("ops.deploys", published[3].id, 4)
+    last = await broker.history("ops.deploys", published[-1].id, 4)
+    assert (ids(first.events), first.gap) == (ids(published[:4]), False)
+    assert (ids(second.events), second.gap) == (ids(published[4:8]), False)
+    assert (last.events, last.gap) == ([], False)
+
+
+async def test_history_after_an_unknown_or_trimmed_id_is_a_gap(make_broker: BrokerFactory) -> None:
+    broker = await make_broker(history=5)
+    published = await publish_notes(broker, "ops.deploys", 8)
+    unknown = await broker.history("ops.deploys", "zz99-3", 10)
+    trimmed = await broker.history("ops.deploys", published[0].id, 10)
+    assert (ids(unknown.events), unknown.gap) == (ids(published[3:]), True)
+    assert (ids(trimmed.events), trimmed.gap) == (ids(published[3:]), True)
+    missing = await broker.history("no.such", None, 10)
+    assert (missing.events, missing.gap) == ([], False)
+
+
+async def test_channels_lists_kind_subscribers_last_id_and_retained(
+    make_broker: BrokerFactory,
+) -> None:
+    broker = await make_broker(history=5)
+    await broker.declare("ops.empty", "notify")
+    published = await publish_notes(broker, "ops.deploys", 7)
+    both, one = broker.subscribe(["ops.*"], Start()), broker.subscribe(["ops.deploys"], Start())
+    async with both as sub, one:
+        await settled(broker, "ops.deploys")
+        listed = {info.name: info.as_json_dict() for info in broker.channels()}
+        assert sub.take() == []
+    assert listed == {
+        "ops.deploys": {
+            "name": "ops.deploys",
+            "kind": "notify",
+            "subscribers": 2,
+            "last_id": published[-1].id,
+            "retained": 5,
+        },
+        "ops.empty": {
+            "name": "ops.empty",
+            "kind": "notify",
+            "subscribers": 1,
+            "last_id": None,
+            "retained": 0,
+        },
+    }
+    assert [info.subscribers for info in broker.channels()] == [0, 0]
+
+
+async def test_a_channel_keeps_its_first_kind(broker: Broker) -> None:
+    await broker.declare("chat.lobby", "chat")
+    await broker.declare("chat.lobby", "chat")
+    await broker.publish("ops.deploys", "notify", note(0))
+    with pytest.raises(KindConflict) as conflict:
+        await broker.publish("chat.lobby", "notify", note(1))
+    assert (conflict.value.channel, conflict.value.kind) == ("chat.lobby", "chat")
+    with pytest.raises(KindConflict):
+        await broker.declare("ops.deploys", "chat")
+    assert await broker.kind_of("chat.lobby") == "chat"
+    assert await broker.kind_of("ops.deploys") == "notify"
+    assert await broker.kind_of("no.such") is None
+
+
+async def test_a_refused_publish_assigns_no_id(broker: Broker) -> None:
+    first = await broker.publish("ops.deploys", "notify", note(0))
+    with pytest.raises(KindConflict):
+        await broker.publish("ops.deploys", "chat", {"user": "ann", "text": "hi"})
+    second = await broker.publish("ops.deploys", "notify", note(1))
+    assert second.seq == first.seq + 1
+    assert second.offset == first.offset + 1
+
+
+async def test_close_ends_every_subscription(broker: Broker) -> None:
+    async with broker.subscribe(["ops.deploys"], Start()) as sub:
+        await broker.close()
+        assert sub.closed_reason is not None
+        assert sub.wake.is_set()
