@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.conftest import require_binary
 from tests.support.server import ServerProcess
@@ -105,3 +105,9 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def expect_connection(page: Page, state: str, timeout_ms: float = 5000) -> None:
+    """Wait until the header's indicator shows ``state`` (the other labels are hidden)."""
+    indicator = page.locator(".conn-slot")
+    expect(indicator).to_contain_text(state, use_inner_text=True, timeout=timeout_ms)

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LogFile, screenshot
+from tests.browser.conftest import LogFile, expect_connection, screenshot
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -21,7 +21,7 @@ OSC8_LINK = "\x1b]8;;javascript:alert(3)\x1b\\click me\x1b]8;;\x1b\\"
 
 def open_live(page: Page, url: str) -> Page:
     page.goto(url)
-    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    expect_connection(page, "Live", timeout_ms=5000)
     return page
 
 
@@ -36,6 +36,16 @@ def test_dashboard_has_a_live_panel_per_channel(page: Page, server: ServerProces
     for list_id in ("chat-lobby-list", "ops-alerts-list", "log-app-list", "ticker-list"):
         expect(page.locator(f"#{list_id}")).to_be_attached()
     expect(page.locator("#ticker-list > li")).to_have_count(4, timeout=3000)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the core sends _status only on idle streams; a busy page needs it every heartbeat",
+)
+def test_indicator_stays_live_while_events_flow(page: Page, server: ServerProcess) -> None:
+    open_live(page, server.url)
+    page.wait_for_timeout(4000)  # longer than --conn-retry-after (2 heartbeats + 1 s)
+    expect_connection(page, "Live", timeout_ms=100)
 
 
 def test_ticker_prices_change_on_screen_within_3s(page: Page, server: ServerProcess) -> None:

@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import SCREENSHOTS, LogFile, screenshot
+from tests.browser.conftest import SCREENSHOTS, LogFile, expect_connection, screenshot
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -35,7 +35,7 @@ WATCH_ADDED_LINES = """
 
 def open_viewer(page: Page, server: ServerProcess, query: str = "") -> Page:
     page.goto(f"{server.url}/channels/log.app{query}")
-    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    expect_connection(page, "Live", timeout_ms=5000)
     return page
 
 
@@ -43,7 +43,7 @@ def test_appended_line_is_visible_within_1s(
     page: Page, server: ServerProcess, log_file: LogFile
 ) -> None:
     page.goto(server.url)
-    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    expect_connection(page, "Live", timeout_ms=5000)
     log_file.append("first line after the page opened")
     expect(page.locator("#log-app-list")).to_contain_text(
         "first line after the page opened", timeout=1000
@@ -75,7 +75,7 @@ def test_dom_holds_at_most_the_cap_after_5000_lines(
     page: Page, server: ServerProcess, log_file: LogFile, path: str
 ) -> None:
     page.goto(server.url + path)
-    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    expect_connection(page, "Live", timeout_ms=5000)
     tag = "flood-dash" if path == "/" else "flood-viewer"
     for start in range(0, FLOOD_LINES, 500):
         log_file.append(*(f"INFO {tag} line {n:05d}" for n in range(start, start + 500)))
@@ -97,7 +97,7 @@ def test_filter_shows_only_matching_lines(
     page.select_option("select[name=level]", "warn")
     page.click("form.filter button[type=submit]")
     expect(page).to_have_url(f"{server.url}/channels/log.app?q=needle-%5Cd%2B&level=warn")
-    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    expect_connection(page, "Live", timeout_ms=5000)
     log_file.append(
         "WARN needle-1 matches",
         "WARN haystack does not match",
@@ -120,10 +120,10 @@ def test_pause_freezes_and_resume_follows_again(
     page.click("a.pause")
     expect(page).to_have_url(f"{server.url}/channels/log.app?paused=1")
     expect(page.locator("[sse-connect]")).to_have_count(0)
-    expect(page.locator(".conn-slot")).to_contain_text("Paused")
+    expect_connection(page, "Paused")
     log_file.append("INFO written while paused")
     page.click("a.pause")
-    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    expect_connection(page, "Live", timeout_ms=5000)
     expect(page.locator("#log-app-list")).to_contain_text("written while paused")
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
-from tests.browser.conftest import LogFile, dashboard_config, screenshot
+from tests.browser.conftest import LogFile, dashboard_config, expect_connection, screenshot
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -67,7 +67,7 @@ def open_dashboard(browser: Browser, url: str) -> tuple[Page, list[Request]]:
     streams: list[Request] = []
     page.on("request", lambda r: streams.append(r) if "/events?" in r.url else None)
     page.goto(url)
-    expect(page.locator(".conn-slot")).to_contain_text("Live", timeout=5000)
+    expect_connection(page, "Live", timeout_ms=5000)
     return page, streams
 
 
@@ -84,6 +84,7 @@ def assert_every_panel_resumed(page: Page, server: ServerProcess, log_file: LogF
     append_numbered(log_file, 31, 40)
     expect(page.locator("#log-app-list > li").last).to_contain_text("line 040", timeout=15000)
     assert line_numbers(page) == list(range(1, 41))
+    expect_connection(page, "Live")
     price = page.locator("#ticker-sym-ACME .px")
     before = price.inner_text()
     expect(price).not_to_have_text(before, timeout=3000)
@@ -101,6 +102,7 @@ def before_the_restart(page: Page, server: ServerProcess, log_file: LogFile) -> 
     append_numbered(log_file, 1, 20)
     expect(page.locator("#log-app-list > li").last).to_contain_text("line 020")
     server.stop()
+    expect_connection(page, "Reconnecting", timeout_ms=5000)
     append_numbered(log_file, 21, 30)
 
 
