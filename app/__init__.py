@@ -14,8 +14,6 @@ from app.web.errors import install_error_handlers
 from app.web.runtime import EXTENSION, current_runtime
 from app.web.security import install_security
 
-BODY_TIMEOUT_S = 10
-
 
 def create_app(settings: Settings | None = None, *, run_sources: bool = True) -> Quart:
     """Build the Quart app for ``settings`` (default: config file plus environment)."""
@@ -24,7 +22,7 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
     app = Quart(__name__, static_folder=None)
     app.asgi_http_class = StreamingHTTPConnection
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
-    app.config["BODY_TIMEOUT"] = BODY_TIMEOUT_S
+    app.config["BODY_TIMEOUT"] = settings.server.body_timeout
     app.extensions[EXTENSION] = runtime
     secret_key = settings.auth.secret_key or secrets.token_urlsafe(32)
     install_security(app, secret_key, secure=settings.auth.cookie_secure)

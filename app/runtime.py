@@ -33,6 +33,8 @@ from app.streams import StreamRegistry, StreamTimings
 
 log = logging.getLogger("pulseboard")
 
+TASK_STOP_S = 2.0
+
 
 @dataclass(frozen=True)
 class Panel:
@@ -62,6 +64,7 @@ class Runtime:
     run_sources: bool = True
     accepting: bool = True
     supervisor: Supervisor | None = None
+    alerts: AlertEngine | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stop: asyncio.Event | None = None
 
@@ -85,9 +88,8 @@ class Runtime:
         if self.run_sources:
             self.supervisor = Supervisor(self.sources, self.publish)
             self.supervisor.start()
-        if self.run_sources and self.settings.alerts:
-            alerts = AlertEngine(self.settings.alerts, self.broker)
-            self._tasks.append(asyncio.create_task(alerts.run(self._stop), name="alerts"))
+        if self.run_sources and self.alerts is not None:
+            self._tasks.append(asyncio.create_task(self.alerts.run(self._stop), name="alerts"))
         log.info(
             "started broker=%s channels=%d sources=%d",
             self.settings.broker.url,
@@ -103,9 +105,11 @@ class Runtime:
             self._stop.set()
         if self.supervisor is not None:
             await self.supervisor.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=TASK_STOP_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.streams.stop()
         await self.broker.close()
         log.info("stopped")
@@ -127,10 +131,11 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
     sources = configure_sources(settings.sources, source_types)
     authority = build_authority(settings.auth)
     check_exposure(settings.server.bind, authority, allow_anonymous=settings.auth.allow_anonymous)
+    broker = create_broker(settings, kinds)
     runtime = Runtime(
         settings=settings,
         kinds=kinds,
-        broker=create_broker(settings, kinds),
+        broker=broker,
         renderer=Renderer(create_environment()),
         streams=StreamRegistry(
             StreamTimings(
@@ -148,6 +153,7 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
         publish_limiter=RateLimiter(limits.publish_rate, limits.publish_burst),
         chat_limiter=RateLimiter(limits.chat_rate, limits.chat_burst),
         run_sources=run_sources,
+        alerts=AlertEngine(settings.alerts, broker) if settings.alerts else None,
     )
     metrics.attach(runtime)
     return runtime

@@ -48,6 +48,7 @@ class ServerSettings(_Section):
     write_timeout: Annotated[float, msgspec.Meta(ge=0.05, le=3600)] = 10.0
     max_body_bytes: Count = 1024 * 1024
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0, le=60)] = 2.0
+    body_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
 
 
 class BrokerSettings(_Section):

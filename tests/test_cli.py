@@ -89,3 +89,13 @@ def test_sources_list_shows_the_builtins() -> None:
     assert done.returncode == 0, done.stderr
     for name in ("chat", "logtail", "notify", "ticker", "demo-log"):
         assert name in done.stdout
+
+
+def test_check_config_names_a_bad_alert_pattern(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[[alerts]]\nchannel = "log.*"\npattern = "(unclosed"\nnotify = "ops.alerts"\n'
+    )
+    done = pulseboard("check-config", str(config))
+    assert done.returncode == 2
+    assert "alerts[0].pattern" in done.stderr
