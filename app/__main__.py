@@ -6,7 +6,6 @@ with status 2; nothing a user can cause prints a traceback.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -14,11 +13,11 @@ from typing import Any, NoReturn
 import click
 import httpx
 
+from app.logs import configure_logging
 from app.settings import Settings, SettingsError, load_settings
 from app.sources.base import SourceConfigError, configure_sources, load_source_types
 
 USAGE_ERROR = 2
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def fail(message: str) -> NoReturn:
@@ -56,9 +55,16 @@ def main() -> None:
 @click.option("--bind", help="HOST:PORT to listen on (overrides server.bind).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--no-sources", is_flag=True, help="Serve streams only; run no sources.")
-def serve(config: Path | None, bind: str | None, workers: int, no_sources: bool) -> None:
+@click.option("--log-json", is_flag=True, help="Log JSON lines (overrides log.format).")
+def serve(
+    config: Path | None, bind: str | None, workers: int, no_sources: bool, log_json: bool
+) -> None:
     """Serve the dashboard, the stream and the API."""
-    overrides = {"server": {"bind": bind}} if bind else None
+    overrides: dict[str, Any] = {}
+    if bind:
+        overrides["server"] = {"bind": bind}
+    if log_json:
+        overrides["log"] = {"format": "json"}
     settings = read_settings(config, overrides)
     if workers > 1 and settings.broker.url.startswith("memory://"):
         fail(
@@ -67,7 +73,7 @@ def serve(config: Path | None, bind: str | None, workers: int, no_sources: bool)
         )
     if workers > 1:
         fail("--workers above 1 is not supported yet; run several serve processes instead")
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging(settings.log.format, settings.log.level)
     _run(settings, run_sources=not no_sources)
 
 

@@ -24,12 +24,12 @@ log = logging.getLogger("pulseboard")
 GRACEFUL_TIMEOUT_S = 3.0
 
 
-def hypercorn_config(bind: str) -> Config:
-    """Hypercorn settings for long-lived streams."""
+def hypercorn_config(bind: str, access_log: str | None) -> Config:
+    """Hypercorn settings for long-lived streams; ``access_log`` is a file path, ``-`` or None."""
     config = Config()
     config.bind = [bind]
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
-    config.accesslog = None
+    config.accesslog = access_log
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
 
@@ -49,4 +49,5 @@ async def serve(app: Quart, bind: str) -> None:
         await runtime.streams.close_all(runtime.settings.server.shutdown_grace)
 
     log.info("listening on http://%s", bind)
-    await hypercorn_serve(app, hypercorn_config(bind), shutdown_trigger=shutdown_trigger)
+    config = hypercorn_config(bind, runtime.settings.log.access_log)
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)

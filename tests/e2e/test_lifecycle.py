@@ -160,3 +160,14 @@ def test_sigterm_with_100_open_streams_exits_within_5_s(start_server) -> None:
     log = server.log()
     assert "Traceback" not in log
     assert "stopping: ending 100 open streams" in log
+
+
+def test_access_log_is_written_to_a_file_and_json_logs_parse(start_server, tmp_path) -> None:
+    access = tmp_path / "access.log"
+    server = start_server({"log": {"access_log": str(access), "format": "json"}})
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+    wait_until(lambda: access.exists() and "/healthz" in access.read_text(), 5, "access line")
+    lines = [line for line in server.log().splitlines() if line.startswith("{")]
+    assert lines
+    assert all(json.loads(line)["level"] for line in lines)
+    assert any("started" in json.loads(line)["message"] for line in lines)
