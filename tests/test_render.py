@@ -206,3 +206,9 @@ def test_chat_form_keeps_the_text_only_with_an_error(renderer: Renderer) -> None
     assert 'value="&lt;ann&gt;"' in html and 'value="hello"' in html
     assert 'role="alert">text: too long<' in html
     assert 'hx-post="/api/channels/chat.lobby/events"' in html
+
+
+def test_snapshot_marks_matches_when_given_the_pattern(renderer: Renderer) -> None:
+    event = make_event("log", {"line": "upstream timeout", "file": "f"})
+    html = renderer.snapshot("log.app", "log", [event], highlight=re2.compile("timeout"))
+    assert "<mark>timeout</mark>" in html

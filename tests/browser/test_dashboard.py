@@ -132,7 +132,9 @@ PAGES = [
     ("dashboard-wall", "/", 2560, 1440),
     ("dashboard-phone", "/", 390, 844),
     ("log-viewer", "/channels/log.app", 1280, 800),
+    ("log-viewer-phone", "/channels/log.app?q=api&level=info", 390, 844),
     ("ticker-board", "/channels/ticker", 1280, 720),
+    ("ticker-board-phone", "/channels/ticker", 390, 844),
     ("chat-room", "/channels/chat.lobby", 1024, 720),
     ("notifications", "/channels/ops.alerts", 1024, 720),
 ]
