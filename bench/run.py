@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import profiling
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 LOADGEN = ROOT / "bench" / "bin" / "loadgen"
@@ -171,6 +173,12 @@ class Server:
             self.process.kill()
             self.process.wait(timeout=STOP_TIMEOUT_S)
 
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        assert self.process is not None
+        return self.process.pid
+
     def rss_kib(self) -> int:
         """Resident set size, KiB."""
         assert self.process is not None
@@ -233,16 +241,20 @@ def loadgen_argv(scenario: Scenario, server: Server, log_path: Path | None) -> l
     return argv
 
 
-def drive(scenario: Scenario, server: Server, log_path: Path | None) -> dict[str, Any]:
+def drive(
+    scenario: Scenario, server: Server, log_path: Path | None, profile: Path | None
+) -> dict[str, Any]:
     """Run loadgen against ``server``; its JSON lines plus server RSS and CPU samples.
 
     Each record gets ``server_cpu_s``: the server's CPU seconds since the previous record.
+    With ``profile``, py-spy samples the server from "connected" to the end of the load.
     """
     _warm_up(server)
     rss_before = server.rss_kib()
     cpu_before = server.cpu_s()
     started = time.monotonic()
     records: list[dict[str, Any]] = []
+    sampler = None
     argv = loadgen_argv(scenario, server, log_path)
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as load:
         assert load.stdout is not None
@@ -253,8 +265,12 @@ def drive(scenario: Scenario, server: Server, log_path: Path | None) -> dict[str
             if record["event"] == "connected":
                 time.sleep(min(RSS_SETTLE_S, scenario.hold_s))
                 record["server_rss_kib"] = server.rss_kib()
+                if profile is not None:
+                    sampler = profiling.start(server.pid, profile, LOAD_CORE)
             records.append(record)
         code = load.wait(timeout=scenario.deadline_s)
+    if sampler is not None:
+        profiling.stop(sampler)
     return {
         "loadgen_exit": code,
         "rss_before_kib": rss_before,
@@ -298,7 +314,14 @@ def summarize(scenario: Scenario, run: dict[str, Any]) -> dict[str, Any]:
         "max_ms": step["max_ms"],
         "loadgen_cpu": step["loadgen_cpu"],
         "server_cpu": step["server_cpu_s"] / step["wall_s"],
+        "cpu_us_per_delivery": _us_per_delivery(steps),
     }
+
+
+def _us_per_delivery(steps: list[dict[str, Any]]) -> float | None:
+    """Server CPU per delivered event over the steps (publishing included)."""
+    received = sum(step["received"] for step in steps)
+    return 1e6 * sum(step["server_cpu_s"] for step in steps) / received if received else None
 
 
 def _saturation(steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -311,6 +334,7 @@ def _saturation(steps: list[dict[str, Any]]) -> dict[str, Any]:
         "sustained_p99_ms": best["p99_ms"] if best else None,
         "loadgen_cpu": best["loadgen_cpu"] if best else None,
         "failed_at_rate": None if last is None or _passes(last) else last["rate"],
+        "cpu_us_per_delivery": _us_per_delivery(steps),
         "failed_p99_ms": None if last is None else last["p99_ms"],
         "steps": [
             {k: s[k] for k in ("rate", "delivered_per_s", "p99_ms", "loss", "loadgen_cpu")}
@@ -330,6 +354,7 @@ METRICS: dict[str, list[tuple[str, str, bool]]] = {
     "saturation": [
         ("sustained_per_s", "sustained deliveries/s", True),
         ("sustained_p99_ms", "p99 ms at that rate", False),
+        ("cpu_us_per_delivery", "server CPU us/delivery", False),
     ],
     "rate": [
         ("publish_rate", "accepted ev/s", True),
@@ -338,6 +363,7 @@ METRICS: dict[str, list[tuple[str, str, bool]]] = {
         ("p50_ms", "p50 ms", False),
         ("p99_ms", "p99 ms", False),
         ("max_ms", "max ms", False),
+        ("cpu_us_per_delivery", "server CPU us/delivery", False),
     ],
 }
 
@@ -398,7 +424,18 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "loadavg_start": os.getloadavg(),
+        **tree(),
     }
+
+
+def tree() -> dict[str, Any]:
+    """The commit measured, and the files of app/ that differ from it (others' work in progress)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "app_changes": git("status", "--short", "app")}
 
 
 def raise_file_limit() -> int:
@@ -408,8 +445,13 @@ def raise_file_limit() -> int:
     return hard
 
 
-def run_scenario(scenario: Scenario, servers: tuple[str, ...]) -> dict[str, Any]:
-    """Run ``scenario`` against each server in a fresh temp dir; raw runs and summaries."""
+def run_scenario(
+    scenario: Scenario, servers: tuple[str, ...], profile_dir: Path | None
+) -> dict[str, Any]:
+    """Run ``scenario`` against each server in a fresh temp dir; raw runs and summaries.
+
+    With ``profile_dir``, Pulseboard is sampled with py-spy into ``<dir>/profile-<key>.txt``.
+    """
     results: dict[str, Any] = {"title": scenario.title, "runs": {}, "summary": {}}
     for name in servers:
         with tempfile.TemporaryDirectory(prefix=f"bench-{scenario.key}-") as tmp:
@@ -418,10 +460,19 @@ def run_scenario(scenario: Scenario, servers: tuple[str, ...]) -> dict[str, Any]
             if log_path is not None:
                 log_path.touch()
             print(f"{scenario.key} {name}: {scenario.title}", file=sys.stderr, flush=True)
+            profile = None
+            if profile_dir is not None and name == "pulseboard":
+                profile = profile_dir / f"profile-{scenario.key}.txt"
             with running(name, workdir, log_path) as server:
-                run = drive(scenario, server, log_path)
+                run = drive(scenario, server, log_path, profile)
             results["runs"][name] = run
             results["summary"][name] = summarize(scenario, run)
+            if profile is not None and profile.exists():
+                results["profile"] = {
+                    "raw": str(profile.relative_to(ROOT)),
+                    "buckets": profiling.breakdown(profile),
+                    "top_frames": profiling.top_frames(profile),
+                }
     return results
 
 
@@ -431,6 +482,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="S2 at 200 subscribers only")
     parser.add_argument("--only", help="comma-separated scenario keys, e.g. S2,S3")
     parser.add_argument("--servers", default=",".join(SERVERS), help="pulseboard,baseline")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample Pulseboard with py-spy (figures skew)"
+    )
     return parser.parse_args(argv)
 
 
@@ -448,15 +502,15 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"machine": machine(), "file_limit": raise_file_limit()}
     report["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows: list[list[str]] = []
+    RESULTS.mkdir(parents=True, exist_ok=True)
     done: dict[str, Any] = {}
     for scenario in scenarios:
-        done[scenario.key] = run_scenario(scenario, servers)
+        done[scenario.key] = run_scenario(scenario, servers, RESULTS if args.profile else None)
         rows += table_rows(scenario, done[scenario.key]["summary"])
     report["scenarios"] = done
     report["machine"]["loadavg_end"] = os.getloadavg()
     report["table"] = rows
     print_table(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     name = ("quick-" if args.quick else "bench-") + time.strftime("%Y%m%d-%H%M%S") + ".json"
     (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS / name}", file=sys.stderr)
