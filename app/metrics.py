@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -25,6 +31,7 @@ class Metrics:
     """The registry, the counters updated where things happen, and the scrape-time collector."""
 
     def __init__(self) -> None:
+        disable_created_metrics()  # "_created" series double the output and tell nobody anything
         self.registry = CollectorRegistry()
         self.published = Counter(
             "pulseboard_events_published",

@@ -78,7 +78,7 @@ async def _identify() -> ResponseReturnValue | None:
     authority = current_runtime().authority
     g.grant = None
     token = bearer_token(request.headers.get("Authorization"))
-    if token is not None:
+    if token is not None and authority.enabled:
         g.grant = authority.grant_for(token)
         if g.grant is None:
             log.warning(
