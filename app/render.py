@@ -161,11 +161,20 @@ class Renderer:
         return self.env.get_template("partials/_status.html").render(state=state)
 
     def chat_form(
-        self, channel: str, user: str = "", text: str = "", error: str | None = None
+        self,
+        channel: str,
+        user: str = "",
+        text: str = "",
+        error: str | None = None,
+        *,
+        focus: bool = False,
     ) -> str:
-        """The chat form of ``channel``: emptied after a post, refilled with an error."""
+        """The chat form of ``channel``: emptied after a post, refilled with an error.
+
+        ``focus`` puts the cursor back in the message field (the answer to a post).
+        """
         return self.env.get_template("partials/_chat_form.html").render(
-            channel=channel, user=user, text=text, error=error
+            channel=channel, user=user, text=text, error=error, focus=focus
         )
 
     def remember(self, events: Iterable[Event]) -> None:

@@ -146,7 +146,7 @@ async def chat_form_response(
     renderer = current_runtime().renderer
     user = fields.get("user", "")[:64]
     text = "" if error is None else fields.get("text", "")
-    html = renderer.chat_form(channel, user=user, text=text, error=error)
+    html = renderer.chat_form(channel, user=user, text=text, error=error, focus=True)
     response = Response(html, status=status, content_type="text/html; charset=utf-8")
     if error is None and user:
         response.set_cookie(

@@ -27,8 +27,6 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 SYMBOLS = ["ACME", "GLOBEX", "INITECH", "UMBRELLA"]
 
-pytestmark = pytest.mark.browser
-
 
 def dashboard_config(log_file: Path, heartbeat_s: float = 1.0) -> dict[str, Any]:
     """Every kind on one page: chat room, notifications, a tailed log file, a ticker."""

@@ -82,6 +82,7 @@ def test_chat_form_clears_after_sending_and_remembers_the_nick(
     page.click("#chat-lobby-form button")
     expect(page.locator("#chat-lobby-list")).to_contain_text("clears after sending")
     expect(page.locator("#chat-lobby-form input[name=text]")).to_have_value("")
+    expect(page.locator("#chat-lobby-form input[name=text]")).to_be_focused()
     page.reload()
     expect(page.locator("#chat-lobby-form input[name=user]")).to_have_value("zoe")
 
