@@ -16,10 +16,12 @@ Deliberate oddities:
   out-of-band ``delete`` of ``#<list> > :nth-last-child(n+CAP)``, so whatever
   was filtered, resumed or skipped, a list never holds more than CAP rows.
 - A ticker or keyed notification row is replaced by deleting the old row
-  out-of-band and inserting the new one (htmx has no upsert); ticker rows keep
-  a stable order through CSS ``order`` derived from the symbol.
-- The Renderer remembers recent ticker prices (bounded) to draw sparklines and
-  the tick direction: it is fed by every ticker event it renders.
+  out-of-band and inserting the new one (htmx has no upsert); rows keep their
+  place through CSS ``order``: derived from the symbol for quotes, from the
+  offset of a key's first notification for notifications (newest first).
+- The Renderer remembers (bounded) recent ticker prices, for sparklines and
+  the tick direction, and each notification key's place: it is fed by every
+  event it renders, so after a restart a key starts a new place.
 - ANSI SGR colours in log lines become spans with fixed class names; every
   other escape sequence (an OSC-8 link, a cursor move) stays visible as text,
   with ESC shown as "␛". Nothing from a line ever becomes a tag or attribute.
@@ -47,6 +49,7 @@ CAPS = {"log": 1000, "chat": 200, "notify": 100, "ticker": 200}
 DEFAULT_CAP = 200
 SPARK_POINTS = 60
 SPARK_KEYS = 1000
+NOTE_KEYS = 10_000
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _ESCAPES = re.compile(
     r"\x1b\[([0-9;]*)m|\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b"
@@ -124,6 +127,7 @@ class Renderer:
         self.env = env
         self._partials: dict[str, jinja2.Template] = {}
         self._prices: OrderedDict[tuple[str, str], deque[tuple[int, float]]] = OrderedDict()
+        self._slots: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def event(self, event: Event, highlight: Any = None) -> str:
         """One event as its panel's row (``highlight``: a compiled pattern to mark)."""
@@ -178,10 +182,17 @@ class Renderer:
         )
 
     def remember(self, events: Iterable[Event]) -> None:
-        """Record ticker prices for sparklines (events already seen are ignored)."""
+        """Record ticker prices for sparklines and where each notification key sits."""
         for event in events:
             if event.kind == "ticker":
                 self._record(event)
+            elif event.kind == "notify" and event.data.get("key"):
+                self._place(event)
+
+    def note_order(self, event: Event) -> int:
+        """CSS ``order`` of a notification: newest first, a key keeps its first place."""
+        key = event.data.get("key")
+        return self._slots.get((event.channel, key), -event.offset) if key else -event.offset
 
     def sparkline(self, channel: str, symbol: str) -> Markup:
         """An inline SVG of the recent prices of ``symbol`` on ``channel``."""
@@ -205,12 +216,20 @@ class Renderer:
         if not history or event.offset > history[-1][0]:
             history.append((event.offset, float(event.data["price"])))
 
+    def _place(self, event: Event) -> None:
+        slot = (event.channel, str(event.data["key"]))
+        self._slots.setdefault(slot, -event.offset)
+        self._slots.move_to_end(slot)
+        while len(self._slots) > NOTE_KEYS:
+            self._slots.popitem(last=False)
+
     def _helpers(self, highlight: Any) -> dict[str, Any]:
         return {
             "mark": lambda text: mark(text, highlight),
             "ansi": lambda text: ansi_markup(text, highlight),
             "sparkline": self.sparkline,
             "direction": self.direction,
+            "note_order": self.note_order,
         }
 
     def _partial(self, kind: str) -> jinja2.Template:

@@ -12,6 +12,7 @@ import pytest
 from quart import Quart
 
 from app import create_app
+from app.broker.base import BrokerUnavailable
 from app.settings import settings_from_dict
 from app.web import dashboard
 from app.web.runtime import EXTENSION
@@ -119,3 +120,14 @@ async def test_chat_form_response_clears_the_text_and_sets_the_cookie(app: Quart
     refused_html = await refused.get_data(as_text=True)
     assert refused.status_code == 400 and "text: too long" in refused_html
     assert "Set-Cookie" not in refused.headers
+
+
+async def test_pages_render_while_the_broker_is_down(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unavailable(*args: object) -> None:
+        raise BrokerUnavailable("redis is down")
+
+    monkeypatch.setattr(app.extensions[EXTENSION].broker, "history", unavailable)
+    status, page, _headers = await get(app, "/")
+    assert status == 200 and 'sse-swap="log.app"' in page

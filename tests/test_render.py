@@ -133,12 +133,20 @@ def test_symbol_order_sorts_alphabetically() -> None:
     assert sorted(symbols, key=symbol_order) == sorted(symbols)
 
 
-def test_keyed_notification_replaces_the_earlier_one(renderer: Renderer) -> None:
+def test_keyed_notification_replaces_the_earlier_one_in_place(renderer: Renderer) -> None:
+    first = make_event("notify", {"message": "deploying", "level": "info", "key": "deploy 42"})
+    renderer.event(first)
+    renderer.event(make_event("notify", {"message": "unrelated", "level": "info"}))
     data = {"message": "deploy done", "level": "success", "key": "deploy 42"}
     html = renderer.event(make_event("notify", data))
     row_id = f"ops-alerts-key-{key_slug('deploy 42')}"
     assert html.startswith(f'<div id="{row_id}" hx-swap-oob="delete"></div>')
-    assert f'<li id="{row_id}" class="note lvl-success">' in html
+    assert f'<li id="{row_id}" class="note lvl-success" style="order: {-first.offset}">' in html
+
+
+def test_unkeyed_notifications_are_ordered_newest_first(renderer: Renderer) -> None:
+    html = renderer.event(make_event("notify", {"message": "m", "level": "info"}, 41))
+    assert 'style="order: -41"' in html
 
 
 def test_notification_snapshot_is_newest_first_one_per_key(renderer: Renderer) -> None:

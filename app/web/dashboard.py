@@ -12,6 +12,7 @@ an inline error, and the nickname remembered in a cookie.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,14 @@ from urllib.parse import urlencode
 
 from quart import Blueprint, Response, request
 
+from app.broker.base import BrokerError
 from app.events import Event, PayloadError, validate_channel
 from app.filters import EventFilter, compile_user_regex, parse_level
 from app.runtime import Panel, Runtime
 from app.web.runtime import current_runtime
 from app.web.security import may_read
+
+log = logging.getLogger("pulseboard.dashboard")
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
 NICK_COOKIE = "pulseboard_nick"
@@ -172,9 +176,13 @@ async def _find_panel(runtime: Runtime, channel: str) -> Panel | None:
 
 
 async def _recent(runtime: Runtime, panel: Panel) -> list[Event]:
-    """The newest events a page starts with (the broker's history is oldest first)."""
+    """The newest events a page starts with; none while the broker is down (the stream fills in)."""
     wanted = PAGE_HISTORY.get(panel.kind, 50)
-    page = await runtime.broker.history(panel.channel, None, runtime.settings.broker.history)
+    try:
+        page = await runtime.broker.history(panel.channel, None, runtime.settings.broker.history)
+    except BrokerError as error:
+        log.warning("page without history: channel=%s error=%s", panel.channel, error)
+        return []
     return page.events[-wanted:]
 
 

@@ -97,6 +97,23 @@ def test_chat_errors_are_shown_inline(page: Page, server: ServerProcess) -> None
     screenshot(page, "chat-error")
 
 
+def test_keyed_notification_replaces_the_earlier_one_in_place(
+    page: Page, server: ServerProcess
+) -> None:
+    open_live(page, f"{server.url}/channels/ops.alerts")
+    post(server, "ops.alerts", {"message": "deploy 7 started", "key": "deploy-7"})
+    post(server, "ops.alerts", {"message": "unrelated backup done", "level": "success"})
+    post(server, "ops.alerts", {"message": "deploy 7 finished", "key": "deploy-7"})
+    for _ in range(2):
+        notes = page.locator("#ops-alerts-list > li")
+        expect(notes.filter(has_text="deploy 7 finished")).to_have_count(1)
+        expect(notes.filter(has_text="deploy 7 started")).to_have_count(0)
+        backup = notes.filter(has_text="unrelated backup done").bounding_box()
+        deploy = notes.filter(has_text="deploy 7 finished").bounding_box()
+        assert backup and deploy and backup["y"] < deploy["y"], "the key kept its place"
+        page.reload()
+
+
 def test_user_text_renders_as_inert_visible_text(
     page: Page, server: ServerProcess, log_file: LogFile
 ) -> None:
