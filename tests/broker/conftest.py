@@ -169,6 +169,15 @@ async def receive(subscription: Subscription, count: int, timeout_s: float = 5.0
     return events
 
 
+async def ended(subscription: Subscription, timeout_s: float = 10.0) -> None:
+    """Wait until the broker ends ``subscription`` (a reload or close), draining what comes."""
+    async with asyncio.timeout(timeout_s):
+        while subscription.closed_reason is None:
+            await subscription.wake.wait()
+            subscription.wake.clear()
+            subscription.take()
+
+
 async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
     """Wait for a state that no event announces (``ready``), checking every 20 ms."""
     for _ in range(int(timeout_s / 0.02)):
