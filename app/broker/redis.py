@@ -160,6 +160,7 @@ class RedisBroker(MemoryBroker):
         """End every subscription, stop the reader, close the connections."""
         await super().close()
         self._closing = True
+        self._ready = False
         if self._reader is not None:
             self._reader.cancel()
             await self._reader_client.connection_pool.disconnect()
@@ -275,7 +276,11 @@ class RedisBroker(MemoryBroker):
     # -- the fan-out reader --------------------------------------------------
 
     async def _follow_fanout(self) -> None:
-        """Read the fan-out stream forever; on errors retry with backoff and jitter."""
+        """Read the fan-out stream until closed; on any error retry with backoff and jitter.
+
+        The reader must outlive every failure: a dead reader would leave the
+        process ready but deaf.
+        """
         failures = 0
         while not self._closing:
             try:
@@ -283,13 +288,16 @@ class RedisBroker(MemoryBroker):
                     await self._resume()
                 await self._read_once()
                 failures = 0
-            except RedisError as error:
+            except Exception as error:
                 if self._closing:
                     return
                 self._ready = False
                 failures += 1
                 delay = _backoff_s(failures)
-                log.warning("redis fan-out: %s; retrying in %.2fs", error, delay)
+                unexpected = not isinstance(error, RedisError | BrokerUnavailable)
+                log.warning(
+                    "redis fan-out: %s; retrying in %.2fs", error, delay, exc_info=unexpected
+                )
                 await asyncio.sleep(delay)
 
     async def _resume(self) -> None:
