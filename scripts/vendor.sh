@@ -2,29 +2,33 @@
 # Re-vendor htmx and htmx-ext-sse from the npm registry into static/ and record checksums.
 #
 # Usage: scripts/vendor.sh [HTMX_VERSION [SSE_VERSION]]
-#   defaults: the versions pinned below. Needs npm (registry access) and sha256sum.
+#   versions or npm ranges (e.g. 2.0.x), resolved to one exact version each;
+#   defaults: the versions pinned below. Needs npm and node (registry access) and sha256sum.
 #   Writes static/htmx.min.js, static/htmx-ext-sse.min.js, their licenses and
 #   static/VENDORED.md; tests/test_vendored.py checks the files against it.
 set -eu
 
-HTMX_VERSION="${1:-2.0.11}"
-SSE_VERSION="${2:-2.2.4}"
+HTMX_SPEC="${1:-2.0.11}"
+SSE_SPEC="${2:-2.2.4}"
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 static="$root/static"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT INT TERM
 
+# fetch NAME SPEC DIR: npm pack (which checks the registry's sha512) and unpack into DIR.
+fetch() {
+    mkdir "$work/$3"
+    (cd "$work/$3" && npm pack --silent "$1@$2" >/dev/null && tar -xzf ./*.tgz)
+    (cd "$work/$3/package" && node -p "require('./package.json').version")
+}
+
+HTMX_VERSION="$(fetch htmx.org "$HTMX_SPEC" htmx)"
+SSE_VERSION="$(fetch htmx-ext-sse "$SSE_SPEC" sse)"
 case "$HTMX_VERSION" in 2.0.*) ;; *) echo "htmx must be 2.0.x, got $HTMX_VERSION" >&2; exit 2 ;; esac
 case "$SSE_VERSION" in 2.2.*) ;; *) echo "htmx-ext-sse must be 2.2.x, got $SSE_VERSION" >&2; exit 2 ;; esac
 
 cd "$work"
-# npm pack checks each tarball against the registry's sha512 integrity.
-npm pack --silent "htmx.org@$HTMX_VERSION" "htmx-ext-sse@$SSE_VERSION" >/dev/null
-mkdir htmx sse
-tar -xzf "htmx.org-$HTMX_VERSION.tgz" -C htmx
-tar -xzf "htmx-ext-sse-$SSE_VERSION.tgz" -C sse
-
 cp htmx/package/dist/htmx.min.js "$static/htmx.min.js"
 cp htmx/package/LICENSE "$static/htmx.LICENSE.txt"
 cp sse/package/dist/sse.min.js "$static/htmx-ext-sse.min.js"
