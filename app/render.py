@@ -65,8 +65,8 @@ def dom_id(channel: str, *parts: object) -> str:
 
 
 def key_slug(text: str) -> str:
-    """``text`` as a piece of a DOM id: itself when it is plain, else ``x`` + its hex."""
-    return text if _SAFE_KEY.match(text) else "x" + text.encode().hex()[:120]
+    """``text`` as a piece of a DOM id: ``k`` + itself when plain, else ``x`` + its hex."""
+    return "k" + text if _SAFE_KEY.match(text) else "x" + text.encode().hex()
 
 
 def symbol_order(symbol: str) -> int:

@@ -96,8 +96,8 @@ def test_page_list_has_no_out_of_band_attribute(renderer: Renderer) -> None:
 def test_ticker_quote_replaces_its_symbols_row(renderer: Renderer) -> None:
     renderer.event(quote("ACME", 10.0, 1))
     html = renderer.event(quote("ACME", 9.0, 2))
-    assert html.startswith('<div id="ticker-sym-ACME" hx-swap-oob="delete"></div>')
-    assert '<li id="ticker-sym-ACME" class="quote tick-down"' in html
+    assert html.startswith('<div id="ticker-sym-kACME" hx-swap-oob="delete"></div>')
+    assert '<li id="ticker-sym-kACME" class="quote tick-down"' in html
     assert f'style="order: {symbol_order("ACME")}"' in html
 
 
@@ -168,7 +168,8 @@ def test_only_http_links_become_links(renderer: Renderer) -> None:
 
 
 def test_key_slug_is_safe_in_ids() -> None:
-    assert key_slug("deploy-42") == "deploy-42"
+    assert key_slug("deploy-42") == "kdeploy-42"
+    assert key_slug("x20") != key_slug(" ")
     assert re.fullmatch(r"x[0-9a-f]+", key_slug('a "b" <c>'))
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from markupsafe import Markup
 from quart import Blueprint, Response, request
 
 from app.broker.base import BrokerError
-from app.events import Event, PayloadError, validate_channel
+from app.events import Event, KindRegistry, PayloadError, validate_channel
 from app.filters import EventFilter, compile_user_regex, parse_level
 from app.runtime import Panel, Runtime
 from app.web.runtime import current_runtime
@@ -47,6 +48,12 @@ class LogView:
     paused: bool = False
     error: str | None = None
     filter_args: tuple[tuple[str, str], ...] = ()
+
+    def event_filter(self, kinds: KindRegistry) -> EventFilter:
+        """The filter the stream applies for these parameters (the page applies it too)."""
+        args = dict(self.filter_args)
+        pattern = compile_user_regex(args["q"]) if "q" in args else None
+        return EventFilter(kinds, pattern=pattern, level=args.get("level"))
 
 
 @blueprint.get("/")
@@ -87,11 +94,7 @@ async def channel_page(channel: str) -> Response:
 
 async def _log_viewer(runtime: Runtime, panel: Panel) -> Response:
     view = read_log_view(request.args)
-    event_filter = EventFilter(
-        runtime.kinds,
-        pattern=_pattern(dict(view.filter_args).get("q")),
-        level=dict(view.filter_args).get("level"),
-    )
+    event_filter = view.event_filter(runtime.kinds)
     events = [e for e in await _recent(runtime, panel) if event_filter.accepts(e)]
     log_list = runtime.renderer.page_list(
         panel.channel, panel.kind, events, highlight=event_filter.pattern
@@ -186,12 +189,8 @@ async def _recent(runtime: Runtime, panel: Panel) -> list[Event]:
     return page.events[-wanted:]
 
 
-async def _initial_list(runtime: Runtime, panel: Panel) -> Any:
+async def _initial_list(runtime: Runtime, panel: Panel) -> Markup:
     return runtime.renderer.page_list(panel.channel, panel.kind, await _recent(runtime, panel))
-
-
-def _pattern(text: str | None) -> Any:
-    return compile_user_regex(text) if text else None
 
 
 def _self_url(channel: str, view: LogView, *, paused: bool) -> str:

@@ -50,11 +50,11 @@ def test_indicator_stays_live_while_events_flow(page: Page, server: ServerProces
 
 def test_ticker_prices_change_on_screen_within_3s(page: Page, server: ServerProcess) -> None:
     open_live(page, server.url)
-    price = page.locator("#ticker-sym-ACME .px")
+    price = page.locator("#ticker-sym-kACME .px")
     expect(price).to_be_visible()
     before = price.inner_text()
     expect(price).not_to_have_text(before, timeout=3000)
-    expect(page.locator("#ticker-sym-ACME svg.spark polyline")).to_be_attached()
+    expect(page.locator("#ticker-sym-kACME svg.spark polyline")).to_be_attached()
 
 
 def test_message_sent_from_page_a_appears_on_page_b(

@@ -85,7 +85,7 @@ def assert_every_panel_resumed(page: Page, server: ServerProcess, log_file: LogF
     expect(page.locator("#log-app-list > li").last).to_contain_text("line 040", timeout=15000)
     assert line_numbers(page) == list(range(1, 41))
     expect_connection(page, "Live")
-    price = page.locator("#ticker-sym-ACME .px")
+    price = page.locator("#ticker-sym-kACME .px")
     before = price.inner_text()
     expect(price).not_to_have_text(before, timeout=3000)
     for channel, payload in (
