@@ -92,6 +92,14 @@ redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], id,
 return {'ok', seq, tonumber(offset)}
 """
 
+# KEYS: epoch; ARGV: stale epoch, fresh epoch
+REPLACE_EPOCH_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return redis.call('GET', KEYS[1])
+"""
+
 Fields = dict[bytes, bytes]
 Entry = tuple[bytes, Fields]
 
@@ -138,6 +146,7 @@ class RedisBroker(MemoryBroker):
         self._client = _client(url, settings.timeout)
         self._reader_client = _client(url, settings.timeout + BLOCK_MS / 1000)
         self._publish = self._client.register_script(PUBLISH_LUA)
+        self._replace_epoch_script = self._client.register_script(REPLACE_EPOCH_LUA)
         self._ready = False
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
@@ -301,8 +310,17 @@ class RedisBroker(MemoryBroker):
                 await asyncio.sleep(delay)
 
     async def _resume(self) -> None:
-        """Back after an error: same epoch → carry on from the last id; else reload."""
-        if await self._ensure_epoch() != self.epoch:
+        """Back after an error: same epoch → carry on from the last id; else reload.
+
+        A Redis whose sequence went backwards (restored from an older snapshot,
+        or a replica promoted before it had every write) would hand out ids
+        clients have already seen: it gets a new epoch, so they get a gap.
+        """
+        epoch = await self._ensure_epoch()
+        if epoch == self.epoch and await self._rewound():
+            log.warning("redis fan-out: Redis went back before seq %d; new epoch", self._seq)
+            epoch = await self._replace_epoch(epoch)
+        if epoch != self.epoch:
             await self._reload()
         self._ready = True
         log.info("redis fan-out: reconnected at seq %d", self._seq)
@@ -344,6 +362,18 @@ class RedisBroker(MemoryBroker):
             pipe.get(self.keys.epoch)
             _created, epoch = await _checked(pipe.execute())
         return str(epoch.decode())
+
+    async def _rewound(self) -> bool:
+        seq = await _checked(self._client.get(self.keys.seq))
+        return int(seq or 0) < self._seq
+
+    async def _replace_epoch(self, stale: str) -> str:
+        """Swap ``stale`` for a new epoch, unless another process already did."""
+        fresh = secrets.token_hex(4)
+        reply = await _checked(
+            self._replace_epoch_script(keys=[self.keys.epoch], args=[stale, fresh])
+        )
+        return _text(reply)
 
     async def _reload(self) -> None:
         """Rebuild the mirror from Redis, then end the subscriptions of the old one."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis.asyncio
 
 from app.broker.base import Broker, BrokerUnavailable, Start
 from app.events import parse_event_id
@@ -123,3 +124,29 @@ async def test_publishing_with_a_stale_epoch_is_refused_not_misnumbered(
         assert parse_event_id(event.id) == (broker.epoch, 1)
         break
     assert outcomes[-1] == "published"
+
+
+async def test_a_redis_restored_from_an_older_snapshot_is_a_new_epoch(
+    private_redis: Callable[..., RedisServer], make_redis_broker: BrokerFactory
+) -> None:
+    server = private_redis()
+    broker = await make_redis_broker(server.url, unique_prefix())
+    await broker.publish("ops.deploys", "notify", note(0))
+    client = redis.asyncio.Redis.from_url(server.url)
+    try:
+        await client.save()
+    finally:
+        await client.aclose()
+    old_epoch = broker.epoch
+    async with broker.subscribe(["ops.deploys"], Start()) as sub:
+        lost = [await broker.publish("ops.deploys", "notify", note(n)) for n in (1, 2)]
+        await receive(sub, 2)
+        await restart(server, after_s=0)
+        await ended(sub)
+    assert broker.epoch != old_epoch
+    async with broker.subscribe(["ops.deploys"], Start(after=lost[-1].id)) as sub:
+        assert sub.gap_channels == ["ops.deploys"]
+        (kept,) = await receive(sub, 1)
+    fresh = await broker.publish("ops.deploys", "notify", note(3))
+    assert kept.data == note(0)
+    assert fresh.id not in {event.id for event in lost}
