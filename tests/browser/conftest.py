@@ -57,14 +57,15 @@ class LogFile:
             file.write("".join(f"{line}\n" for line in lines))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    """Per module: the sync API runs an event loop, which async tests after it must not meet."""
     require_binary(CHROMIUM, "the browser tests drive Debian's Chromium")
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield chromium
