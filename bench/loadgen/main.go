@@ -35,6 +35,7 @@ type config struct {
 	file     string
 	hold     time.Duration
 	maxP99   time.Duration
+	streak   int
 	deadline time.Duration
 }
 
@@ -54,7 +55,8 @@ func parseFlags(args []string) (config, error) {
 	flags.IntVar(&cfg.pubConns, "pub-conns", 4, "keep-alive publishing connections")
 	flags.StringVar(&cfg.file, "file", "", "file to append lines to (mode file)")
 	flags.DurationVar(&cfg.hold, "hold", 0, "how long to hold idle subscribers (mode none)")
-	flags.DurationVar(&cfg.maxP99, "max-p99", 250*time.Millisecond, "stop stepping above this p99")
+	flags.DurationVar(&cfg.maxP99, "max-p99", 250*time.Millisecond, "a step fails above this p99")
+	flags.IntVar(&cfg.streak, "stop-after", 2, "stop stepping after this many failed steps in a row")
 	flags.DurationVar(&cfg.deadline, "deadline", 5*time.Minute, "exit, whatever happens, after this")
 	if err := flags.Parse(args); err != nil {
 		return cfg, err
@@ -137,11 +139,14 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	stoppedBy := ""
+	stoppedBy, failed := "", 0
 	for _, rate := range cfg.rates {
 		result := runStep(cfg, subs, pub, rate, connected)
+		result["failed"] = failing(result, cfg.maxP99)
 		emit(result)
-		if stoppedBy = failing(result, cfg.maxP99); stoppedBy != "" {
+		if stoppedBy = result["failed"].(string); stoppedBy == "" {
+			failed = 0
+		} else if failed++; failed >= cfg.streak {
 			break
 		}
 	}
@@ -220,8 +225,8 @@ func runStep(cfg config, subs *pool, pub *publisher, rate float64, connected int
 		"received":        received,
 		"loss":            expected - received,
 		"delivered_per_s": float64(received) / maxFloat(deliveryWindow, cfg.step.Seconds()),
-		"p50_ms":          stats.latency.quantile(0.50) / 1000,
-		"p99_ms":          stats.latency.quantile(0.99) / 1000,
+		"p50_ms":          minFloat(stats.latency.quantile(0.50)/1000, float64(stats.maxNs.Load())/1e6),
+		"p99_ms":          minFloat(stats.latency.quantile(0.99)/1000, float64(stats.maxNs.Load())/1e6),
 		"max_ms":          float64(stats.maxNs.Load()) / 1e6,
 		"disconnects":     subs.disconnects.Load() - cutBefore,
 		"loadgen_cpu":     (cpuSeconds() - cpuBefore) / wall,
@@ -229,7 +234,7 @@ func runStep(cfg config, subs *pool, pub *publisher, rate float64, connected int
 	}
 }
 
-// failing names why a step ends the stepping: lost events, cut subscribers or a high p99.
+// failing names why a step failed: lost events, cut subscribers or a high p99; "" if it passed.
 func failing(step map[string]any, maxP99 time.Duration) string {
 	switch {
 	case step["disconnects"].(int64) > 0:
@@ -254,6 +259,13 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 func maxFloat(a, b float64) float64 {
 	if a > b {
+		return a
+	}
+	return b
+}
+
+func minFloat(a, b float64) float64 {
+	if a < b {
 		return a
 	}
 	return b
