@@ -3,7 +3,8 @@
 A stream owns one broker subscription. It sleeps on the subscription's
 ``wake`` event, then writes everything new in one ``send`` (under load that
 batches by itself). The registry runs one sweeper task for all streams
-instead of a timer per stream: it asks idle streams for a heartbeat, cuts
+instead of a timer per stream: it asks idle streams for a heartbeat (and
+html streams, busy or not, for a connection-status fragment), cuts
 streams whose socket accepted no write for ``write_timeout`` seconds
 (Hypercorn's ``send`` waits on the socket without a deadline: the deadline
 is ours), and ends every stream at shutdown.
@@ -86,7 +87,9 @@ class EventStream:
         self.task: asyncio.Task[Any] | None = None
         self.write_started: float | None = None
         self.last_write = 0.0
+        self.last_status = 0.0
         self.ping_due = False
+        self.status_due = False
         self.cut_reason: str | None = None
 
     async def run(self, send: Send) -> None:
@@ -124,7 +127,11 @@ class EventStream:
                 self.registry.count_delivered(events)
             if self.ping_due:
                 self.ping_due = False
-                chunk += self._heartbeat()
+                chunk += sse.encode_comment("ping")
+            if self.status_due:
+                self.status_due = False
+                self.last_status = asyncio.get_running_loop().time()
+                chunk += self._status_frame()
             if chunk:
                 await self._write(send, chunk)
 
@@ -140,7 +147,8 @@ class EventStream:
         frames: list[bytes] = []
         html = self.request.format == "html"
         if html:
-            frames.append(sse.encode_event(self.renderer.status(), event="_status"))
+            self.last_status = asyncio.get_running_loop().time()
+            frames.append(self._status_frame())
         if sub.gap_channels:
             frames.append(self._gap_frame(sub.gap_channels))
         if sub.snapshots:
@@ -194,12 +202,8 @@ class EventStream:
             frame = event.frames["html"] = sse.encode_event(html, event=event.channel, id=event.id)
         return frame
 
-    def _heartbeat(self) -> bytes:
-        if self.request.format == "html":
-            return sse.encode_comment("ping") + sse.encode_event(
-                self.renderer.status(), event="_status"
-            )
-        return sse.encode_comment("ping")
+    def _status_frame(self) -> bytes:
+        return sse.encode_event(self.renderer.status(), event="_status")
 
 
 def _seq(event: Event) -> int:
@@ -329,6 +333,12 @@ class StreamRegistry:
                 if stream.task is not None:
                     stream.task.cancel()
             return
-        if now - stream.last_write >= self.timings.heartbeat_s and stream.subscription:
+        if stream.subscription is None:
+            return
+        heartbeat_s = self.timings.heartbeat_s
+        if now - stream.last_write >= heartbeat_s:
             stream.ping_due = True
+            stream.subscription.wake.set()
+        if stream.request.format == "html" and now - stream.last_status >= heartbeat_s:
+            stream.status_due = True
             stream.subscription.wake.set()

@@ -38,10 +38,6 @@ def test_dashboard_has_a_live_panel_per_channel(page: Page, server: ServerProces
     expect(page.locator("#ticker-list > li")).to_have_count(4, timeout=3000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the core sends _status only on idle streams; a busy page needs it every heartbeat",
-)
 def test_indicator_stays_live_while_events_flow(page: Page, server: ServerProcess) -> None:
     open_live(page, server.url)
     page.wait_for_timeout(4000)  # longer than --conn-retry-after (2 heartbeats + 1 s)
@@ -95,6 +91,18 @@ def test_chat_errors_are_shown_inline(page: Page, server: ServerProcess) -> None
     expect(page.locator("#chat-lobby-form .form-error")).to_contain_text("text")
     expect(page.locator("#chat-lobby-form input[name=text]")).to_have_value("x" * 2001)
     screenshot(page, "chat-error")
+
+
+def test_chat_panel_keeps_at_most_200_messages(page: Page, server: ServerProcess) -> None:
+    open_live(page, server.url)
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        for n in range(230):
+            payload = {"user": "flood", "text": f"cap message {n:03d}"}
+            assert client.post("/api/channels/chat.lobby/events", json=payload).is_success
+    messages = page.locator("#chat-lobby-list > li")
+    expect(messages.last).to_contain_text("cap message 229")
+    expect(messages).to_have_count(200)
+    expect(messages.first).to_contain_text("cap message 030")
 
 
 def test_keyed_notification_replaces_the_earlier_one_in_place(

@@ -11,6 +11,7 @@ import time
 
 import httpx
 
+from tests.support import run_async
 from tests.support.server import ServerProcess
 from tests.support.sse_client import SSEStream
 
@@ -94,7 +95,7 @@ def test_stalled_reader_is_cut_while_another_gets_everything(start_server) -> No
             assert server.rss_kib() - rss_before < 64 * 1024
             return [event.id for event in healthy.parser.events]
 
-    ids = asyncio.run(scenario())
+    ids = run_async(scenario())
     stalled.close()
     assert len(ids) == len(set(ids)) == 3000
     assert "slow client cut" in server.log()
@@ -131,7 +132,7 @@ def test_lagging_reader_is_cut_and_resumes_from_history(start_server) -> None:
             events = await stream.events(300)
             return [json.loads(e.data)["data"]["message"].split()[0] for e in events]
 
-    assert asyncio.run(resume()) == [f"m{i}" for i in range(300)]
+    assert run_async(resume()) == [f"m{i}" for i in range(300)]
 
 
 def test_sigterm_with_100_open_streams_exits_within_5_s(start_server) -> None:
@@ -154,7 +155,7 @@ def test_sigterm_with_100_open_streams_exits_within_5_s(start_server) -> None:
             await stream.__aexit__(None, None, None)
         return code, elapsed
 
-    code, elapsed = asyncio.run(scenario())
+    code, elapsed = run_async(scenario())
     assert code == 0
     assert elapsed < 5
     log = server.log()
