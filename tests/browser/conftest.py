@@ -33,7 +33,7 @@ def dashboard_config(log_file: Path, heartbeat_s: float = 1.0) -> dict[str, Any]
     return {
         "server": {"heartbeat": heartbeat_s, "retry_ms": 500, "max_lag": 20000},
         "broker": {"history": 10000},
-        "limits": {"chat_rate": 50, "chat_burst": 100},
+        "limits": {"chat_rate": 1000, "chat_burst": 1000},
         "channels": [
             {"name": "chat.lobby", "kind": "chat", "title": "Lobby"},
             {"name": "ops.alerts", "kind": "notify", "title": "Alerts"},
