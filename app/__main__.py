@@ -56,10 +56,20 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--no-sources", is_flag=True, help="Serve streams only; run no sources.")
 @click.option("--log-json", is_flag=True, help="Log JSON lines (overrides log.format).")
+@click.option("--listen-fd", type=int, hidden=True, help="Serve on this inherited socket.")
 def serve(
-    config: Path | None, bind: str | None, workers: int, no_sources: bool, log_json: bool
+    config: Path | None,
+    bind: str | None,
+    workers: int,
+    no_sources: bool,
+    log_json: bool,
+    listen_fd: int | None,
 ) -> None:
-    """Serve the dashboard, the stream and the API."""
+    """Serve the dashboard, the stream and the API.
+
+    On redis:// the configured sources run in one process of the deployment
+    (a Redis lease picks it); ``--workers N`` starts N such processes on one socket.
+    """
     overrides: dict[str, Any] = {}
     if bind:
         overrides["server"] = {"bind": bind}
@@ -71,23 +81,50 @@ def serve(
             f"--workers {workers} needs a shared broker: the memory broker lives in one "
             "process, so set broker.url to redis://HOST:PORT/DB"
         )
-    if workers > 1:
-        fail("--workers above 1 is not supported yet; run several serve processes instead")
     configure_logging(settings.log.format, settings.log.level)
-    _run(settings, run_sources=not no_sources)
+    if listen_fd is None:
+        _check_broker(settings)
+    if workers > 1:
+        from app.workers import serve_workers
+
+        flags = [
+            flag for flag, on in (("--no-sources", no_sources), ("--log-json", log_json)) if on
+        ]
+        config_args = ["--config", str(config)] if config else []
+        try:
+            serve_workers(settings.server.bind, workers, [*config_args, *flags])
+        except OSError as error:
+            fail(f"server.bind: cannot listen on {settings.server.bind}: {error}")
+    _run(settings, run_sources=not no_sources, listen_fd=listen_fd)
 
 
-def _run(settings: Settings, *, run_sources: bool) -> None:
+def _check_broker(settings: Settings) -> None:
+    """Refuse to start, naming the key, when broker.url points at an unreachable Redis."""
+    if settings.broker.url.startswith("memory://"):
+        return
+    from app.broker.redis import reachable
+
+    problem = reachable(settings.broker.url, settings.broker.timeout)
+    if problem:
+        fail(f"broker.url: {problem}")
+
+
+def _run(settings: Settings, *, run_sources: bool, listen_fd: int | None = None) -> None:
     import uvloop
 
-    from app import create_app
+    from app import create_app, runtime_of
+    from app.lease import run_sources_under_lease
     from app.server import serve as serve_app
 
+    shared = not settings.broker.url.startswith("memory://")
     try:
-        app = create_app(settings, run_sources=run_sources)
+        app = create_app(settings, run_sources=run_sources and not shared)
     except (SettingsError, SourceConfigError, ValueError) as error:
         fail(str(error))
-    uvloop.run(serve_app(app, settings.server.bind))
+    if run_sources and shared:
+        run_sources_under_lease(app, runtime_of(app))
+    bind = settings.server.bind if listen_fd is None else f"fd://{listen_fd}"
+    uvloop.run(serve_app(app, bind))
 
 
 @main.command()

@@ -161,7 +161,7 @@ class RedisBroker(MemoryBroker):
         try:
             await self._reload()
         except RedisError as error:
-            message = f"broker.url: cannot reach {_safe(self.url)}: {error}"
+            message = f"broker.url: cannot reach {redacted(self.url)}: {error}"
             raise BrokerUnavailable(message) from None
         self._reader = asyncio.create_task(self._follow_fanout(), name="redis-fanout-reader")
 
@@ -474,10 +474,24 @@ def _unavailable(error: RedisError) -> BrokerUnavailable:
     return BrokerUnavailable(f"Redis is unavailable: {error}")
 
 
-def _safe(url: str) -> str:
+def redacted(url: str) -> str:
     """``url`` without its password, for messages and logs."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def reachable(url: str, timeout_s: float) -> str | None:
+    """None when Redis at ``url`` answers PING, else what went wrong (for a start-up message)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        return f"cannot reach {redacted(url)}: {error}"
+    finally:
+        client.close()
+    return None

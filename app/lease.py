@@ -1,0 +1,166 @@
+"""Sources and alerts run once per deployment: a Redis lease picks the process.
+
+Every ``serve`` process on redis:// (each ``--workers`` child, each host)
+competes for one key, ``<key_prefix>:lease:sources``. The holder runs the
+configured sources and alert rules; the others stand by and take over within
+``ttl_s`` when the holder dies, or within ``renew_s`` when it stops cleanly.
+
+Deliberate oddities:
+
+- The holder keeps its sources running while Redis is unreachable: a process
+  that cannot reach Redis cannot publish, so it cannot publish twice, and a
+  log tail keeps its file position for when Redis returns. It stops them only
+  when Redis answers that the lease belongs to another process.
+- A holder that finds the lease free (it expired during an outage, or Redis
+  came back empty) takes it again at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncGenerator
+
+from quart import Quart
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from app.alerts import AlertEngine
+from app.runtime import Runtime
+from app.sources.base import Supervisor
+
+log = logging.getLogger(__name__)
+
+TTL_S = 5.0
+RENEW_S = 1.0
+
+# KEYS: lease; ARGV: token, ttl_ms. Ours or free → ours for ttl_ms more.
+CLAIM_LUA = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: lease; ARGV: token
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class SourceLease:
+    """This process's claim on the deployment's sources lease."""
+
+    def __init__(self, url: str, key_prefix: str, ttl_s: float = TTL_S) -> None:
+        self.key = f"{key_prefix}:lease:sources"
+        self.token = secrets.token_hex(8)
+        self.ttl_s = ttl_s
+        self._client = Redis.from_url(
+            url,
+            socket_timeout=ttl_s / 2,
+            socket_connect_timeout=ttl_s / 2,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._claim = self._client.register_script(CLAIM_LUA)
+        self._release = self._client.register_script(RELEASE_LUA)
+
+    async def claim(self) -> bool | None:
+        """True when the lease is ours (renewed), False when another's, None when unknown."""
+        try:
+            held = await self._claim(keys=[self.key], args=[self.token, int(self.ttl_s * 1000)])
+        except RedisError as error:
+            log.warning("sources lease: cannot reach Redis: %s", error)
+            return None
+        return bool(held)
+
+    async def close(self) -> None:
+        """Give the lease up (another process takes over at its next claim) and disconnect."""
+        try:
+            await self._release(keys=[self.key], args=[self.token])
+        except RedisError as error:
+            log.warning("sources lease: not released (it expires in %.0fs): %s", self.ttl_s, error)
+        await self._client.aclose()
+
+
+class LeasedSources:
+    """Runs the runtime's sources and alerts only while this process holds the lease."""
+
+    def __init__(self, runtime: Runtime, lease: SourceLease, renew_s: float = RENEW_S) -> None:
+        self.runtime = runtime
+        self.lease = lease
+        self.renew_s = renew_s
+        self._alerts_stop: asyncio.Event | None = None
+        self._alerts: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while this process runs the deployment's sources."""
+        return self.runtime.supervisor is not None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim or renew every ``renew_s`` until ``stop``; start and stop the sources to match."""
+        try:
+            while not stop.is_set():
+                held = await self.lease.claim()
+                if held and not self.running:
+                    self._start()
+                elif held is False and self.running:
+                    log.warning("sources lease: taken by another process; stopping sources")
+                    await self._stop()
+                await _wait(stop, self.renew_s)
+        finally:
+            await self._stop()
+            await self.lease.close()
+
+    def _start(self) -> None:
+        runtime = self.runtime
+        log.info("sources lease: held; running %d sources", len(runtime.sources))
+        runtime.supervisor = Supervisor(runtime.sources, runtime.publish)
+        runtime.supervisor.start()
+        if runtime.settings.alerts:
+            self._alerts_stop = asyncio.Event()
+            engine = AlertEngine(runtime.settings.alerts, runtime.broker)
+            self._alerts = asyncio.create_task(engine.run(self._alerts_stop), name="alerts")
+
+    async def _stop(self) -> None:
+        supervisor, self.runtime.supervisor = self.runtime.supervisor, None
+        if supervisor is not None:
+            await supervisor.stop()
+        if self._alerts is not None and self._alerts_stop is not None:
+            self._alerts_stop.set()
+            await asyncio.wait([self._alerts])
+            self._alerts = None
+
+
+async def _wait(stop: asyncio.Event, timeout_s: float) -> None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await stop.wait()
+    except TimeoutError:
+        pass
+
+
+def run_sources_under_lease(app: Quart, runtime: Runtime) -> None:
+    """Make ``app`` run ``runtime``'s sources only while it holds the deployment's lease.
+
+    ``runtime`` must have been built with ``run_sources=False``; the lease is
+    claimed once the broker is up and given back before it closes.
+    """
+    broker = runtime.settings.broker
+
+    @app.while_serving
+    async def sources_under_lease() -> AsyncGenerator[None, None]:
+        stop = asyncio.Event()
+        leased = LeasedSources(runtime, SourceLease(broker.url, broker.key_prefix))
+        task = asyncio.create_task(leased.run(stop), name="sources lease")
+        yield
+        stop.set()
+        await asyncio.wait([task])
