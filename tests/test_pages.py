@@ -131,3 +131,34 @@ async def test_pages_render_while_the_broker_is_down(
     monkeypatch.setattr(app.extensions[EXTENSION].broker, "history", unavailable)
     status, page, _headers = await get(app, "/")
     assert status == 200 and 'sse-swap="log.app"' in page
+
+
+async def test_an_htmx_chat_post_is_answered_with_the_form(app: Quart) -> None:
+    client = app.test_client()
+    headers = {"HX-Request": "true"}
+    sent = await client.post(
+        "/api/channels/chat.lobby/events", form={"user": "ann", "text": "hi"}, headers=headers
+    )
+    assert sent.status_code == 201 and 'name="text" value=""' in await sent.get_data(as_text=True)
+    too_long = await client.post(
+        "/api/channels/chat.lobby/events", form={"user": "ann", "text": "x" * 2001}, headers=headers
+    )
+    page = await too_long.get_data(as_text=True)
+    assert too_long.status_code == 400 and 'role="alert">text: ' in page
+
+
+async def test_a_rate_limited_chat_post_says_so_inline() -> None:
+    config = {**CONFIG, "limits": {"chat_rate": 0.01, "chat_burst": 1}}
+    quart_app = create_app(settings_from_dict(config), run_sources=False)
+    async with quart_app.test_app():
+        client = quart_app.test_client()
+        statuses = []
+        for text in ("one", "two"):
+            response = await client.post(
+                "/api/channels/chat.lobby/events",
+                form={"user": "ann", "text": text},
+                headers={"HX-Request": "true"},
+            )
+            statuses.append(response.status_code)
+        assert statuses == [201, 429]
+        assert "Slow down" in await response.get_data(as_text=True)
