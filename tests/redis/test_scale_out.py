@@ -1,0 +1,132 @@
+"""Scale-out on redis://: every source runs once per deployment, workers, takeover.
+
+Two plain ``serve`` processes share one config (with a seeded ticker) and one
+Redis: a duplicated source would publish the same seeded series twice, so a
+tick seen twice is exactly what these tests look for.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.redis.conftest import GatewayFactory
+from tests.support.server import ROOT, ServerProcess
+from tests.support.sse_client import SSEStream
+
+pytestmark = pytest.mark.redis
+
+TICK_S = 0.1
+
+
+@pytest.fixture
+def ticker_deployment(deployment: dict[str, Any]) -> dict[str, Any]:
+    deployment["channels"] = [{"name": "ticker", "kind": "ticker"}]
+    deployment["sources"] = [
+        {
+            "type": "ticker",
+            "channel": "ticker",
+            "symbols": ["ACME", "INIT"],
+            "interval": TICK_S,
+            "seed": 7,
+        }
+    ]
+    return deployment
+
+
+async def ticks(gateway: ServerProcess, count: int) -> list[dict[str, Any]]:
+    async with SSEStream(f"{gateway.url}/events?channel=ticker&format=json") as stream:
+        events = await stream.events(count, within=20)
+    return [{"id": event.id, **json.loads(event.data)["data"]} for event in events]
+
+
+def assert_each_tick_once(received: list[dict[str, Any]]) -> None:
+    quotes = [(t["symbol"], t["price"], t["volume"]) for t in received]
+    assert len(set(quotes)) == len(quotes), "a tick was published twice"
+    assert len({t["id"] for t in received}) == len(received)
+
+
+def lease_holders(*gateways: ServerProcess) -> list[ServerProcess]:
+    return [g for g in gateways if "sources lease: held" in g.log()]
+
+
+async def test_two_gateways_with_one_config_run_the_ticker_once(
+    start_gateway: GatewayFactory, ticker_deployment: dict[str, Any]
+) -> None:
+    a = start_gateway(ticker_deployment)
+    b = start_gateway(ticker_deployment)
+    received_a = await ticks(a, 30)
+    received_b = await ticks(b, 30)
+    assert_each_tick_once(received_a)
+    assert_each_tick_once(received_b)
+    assert len(lease_holders(a, b)) == 1
+
+
+async def test_when_the_source_process_dies_another_takes_over(
+    start_gateway: GatewayFactory, ticker_deployment: dict[str, Any]
+) -> None:
+    a = start_gateway(ticker_deployment)
+    b = start_gateway(ticker_deployment)
+    await ticks(a, 4)
+    (holder,) = lease_holders(a, b)
+    survivor = b if holder is a else a
+    holder.stop(signal.SIGKILL)
+    received = await ticks(survivor, 10)
+    assert_each_tick_once(received)
+    assert lease_holders(survivor) == [survivor]
+
+
+async def test_a_gateway_without_sources_never_runs_them(
+    start_gateway: GatewayFactory, ticker_deployment: dict[str, Any]
+) -> None:
+    gateway = start_gateway(ticker_deployment, "--no-sources")
+    sources = start_gateway(ticker_deployment)
+    received = await ticks(gateway, 10)
+    assert_each_tick_once(received)
+    assert lease_holders(gateway, sources) == [sources]
+
+
+async def test_workers_share_one_port_and_run_the_ticker_once(
+    start_gateway: GatewayFactory, ticker_deployment: dict[str, Any]
+) -> None:
+    gateway = start_gateway(ticker_deployment, "--workers", "2")
+    received = [await ticks(gateway, 10) for _ in range(4)]
+    for batch in received:
+        assert_each_tick_once(batch)
+    assert gateway.log().count("sources lease: held") == 1
+    assert gateway.log().count("Running on") == 2
+    assert gateway.stop() == 0
+
+
+def test_workers_on_the_memory_broker_are_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "serve", "--workers", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PULSEBOARD_BROKER__URL": "memory://", "PATH": "/usr/bin:/bin"},
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--workers 2" in result.stderr and "memory broker" in result.stderr
+
+
+def test_an_unreachable_redis_is_refused_at_start_naming_the_key() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "serve"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PULSEBOARD_BROKER__URL": "redis://127.0.0.1:1/0", "PATH": "/usr/bin:/bin"},
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("pulseboard: broker.url: cannot reach redis://127.0.0.1:1/0")
+    assert "Traceback" not in result.stderr
