@@ -28,13 +28,13 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         environ={
             "PULSEBOARD_SERVER__BIND": "127.0.0.1:9000",
             "PULSEBOARD_SERVER__HEARTBEAT": "2",
-            "PULSEBOARD_AUTH__PUBLISH_TOKENS": '["a", "b"]',
+            "PULSEBOARD_AUTH__PUBLISH_TOKENS": '["token-one", "token-two"]',
             "OTHER": "ignored",
         },
     )
     assert settings.server.bind == "127.0.0.1:9000"
     assert settings.server.heartbeat == 2.0
-    assert settings.auth.publish_tokens == ["a", "b"]
+    assert settings.auth.publish_tokens == ["token-one", "token-two"]
 
 
 def test_environment_reaches_into_arrays_of_tables(tmp_path: Path) -> None:
