@@ -13,6 +13,12 @@ Deliberate oddities:
   when Redis answers that the lease belongs to another process.
 - A holder that finds the lease free (it expired during an outage, or Redis
   came back empty) takes it again at once.
+- Sources publish through :func:`patient`: while the broker is unavailable a
+  publish waits and retries instead of failing, so a source is not crashed
+  and restarted (a restarted log tail would backfill lines again) and the
+  lines written during an outage are published once Redis is back. A publish
+  whose reply was lost as Redis died may have happened: that one line can
+  appear twice.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from quart import Quart
 from redis.asyncio import Redis
@@ -29,13 +36,17 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from app.alerts import AlertEngine
+from app.broker.base import BrokerUnavailable
+from app.events import Event
 from app.runtime import Runtime
-from app.sources.base import Supervisor
+from app.sources.base import Publish, Supervisor
 
 log = logging.getLogger(__name__)
 
 TTL_S = 5.0
 RENEW_S = 1.0
+RETRY_MIN_S = 0.1
+RETRY_MAX_S = 2.0
 
 # KEYS: lease; ARGV: token, ttl_ms. Ours or free → ours for ttl_ms more.
 CLAIM_LUA = """
@@ -123,7 +134,7 @@ class LeasedSources:
     def _start(self) -> None:
         runtime = self.runtime
         log.info("sources lease: held; running %d sources", len(runtime.sources))
-        runtime.supervisor = Supervisor(runtime.sources, runtime.publish)
+        runtime.supervisor = Supervisor(runtime.sources, patient(runtime.publish))
         runtime.supervisor.start()
         if runtime.settings.alerts:
             self._alerts_stop = asyncio.Event()
@@ -138,6 +149,23 @@ class LeasedSources:
             self._alerts_stop.set()
             await asyncio.wait([self._alerts])
             self._alerts = None
+
+
+def patient(publish: Publish) -> Publish:
+    """``publish`` that waits out a broker outage (retrying with backoff) instead of failing."""
+
+    async def publish_when_possible(channel: str, kind: str, data: dict[str, Any]) -> Event:
+        delay = RETRY_MIN_S
+        while True:
+            try:
+                return await publish(channel, kind, data)
+            except BrokerUnavailable as error:
+                if delay == RETRY_MIN_S:
+                    log.warning("source publish to %s waits for the broker: %s", channel, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    return publish_when_possible
 
 
 async def _wait(stop: asyncio.Event, timeout_s: float) -> None:
