@@ -35,6 +35,9 @@ Deliberate oddities:
   subscriptions: clients reconnect with their cursor and get a replay or a gap.
 - Commands are never retried by the driver: a publish whose reply was lost may
   have happened, so it is reported as unavailable, not repeated.
+- redis-py can swallow a task's cancellation inside a command
+  (redis/redis-py#2028); every call goes through ``_checked``, which raises it
+  again, and ``close`` also disconnects the reader rather than trust cancel().
 """
 
 from __future__ import annotations
