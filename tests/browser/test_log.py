@@ -22,13 +22,18 @@ WATCH_ADDED_LINES = """
   window.seenAt = {};
   const feed = document.querySelector("#log-app-list").parentElement;
   new MutationObserver((mutations) => {
-    const now = Date.now();
+    const added = [];
     for (const mutation of mutations) {
       for (const node of mutation.addedNodes) {
         const found = /probe-(\\d+)/.exec(node.textContent || "");
-        if (found && !(found[1] in window.seenAt)) window.seenAt[found[1]] = now;
+        if (found) added.push(found[1]);
       }
     }
+    // the frame that paints the new rows: "visible", not just "in the DOM"
+    requestAnimationFrame(() => {
+      const now = Date.now();
+      for (const id of added) if (!(id in window.seenAt)) window.seenAt[id] = now;
+    });
   }).observe(feed, {childList: true, subtree: true});
 }
 """
