@@ -107,6 +107,11 @@ def test_ticker_snapshot_shows_the_latest_quote_per_symbol(renderer: Renderer) -
     assert html.count("<li ") == 2 and "3.00" in html and ">1.00<" not in html
 
 
+def test_ticker_cap_drops_the_stalest_rows(renderer: Renderer) -> None:
+    html = renderer.event(quote("ACME", 10.0, 300))
+    assert '<div hx-swap-oob="delete:#ticker-list > li:nth-last-child(n+200)"></div>' in html
+
+
 def test_sparkline_draws_the_remembered_prices(renderer: Renderer) -> None:
     for offset, price in enumerate([1.0, 2.0, 1.5, 3.0], start=100):
         html = renderer.event(quote("GLOB", price, offset))
