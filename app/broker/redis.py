@@ -216,8 +216,8 @@ class RedisBroker(MemoryBroker):
             BrokerUnavailable: Redis is unreachable, refused the write, or lost its data.
             KindConflict: the channel exists with another kind.
         """
-        now = time.time()
-        args: list[str | bytes | int] = [self.epoch, channel, kind, repr(now), _encode(data)]
+        now, epoch = time.time(), self.epoch
+        args: list[str | bytes | int] = [epoch, channel, kind, repr(now), _encode(data)]
         args += [self._history, self._fanout_max]
         try:
             reply = await _checked(self._publish(keys=self.keys.publish(channel), args=args))
@@ -228,8 +228,7 @@ class RedisBroker(MemoryBroker):
         if reply[0] == b"epoch":
             raise BrokerUnavailable("Redis lost its data (a new epoch); resynchronising")
         seq, offset = int(reply[1]), int(reply[2])
-        event_id = format_event_id(self.epoch, seq)
-        return Event(event_id, channel, kind, now, data, seq, offset)
+        return Event(format_event_id(epoch, seq), channel, kind, now, data, seq, offset)
 
     @asynccontextmanager
     async def subscribe(self, patterns: Sequence[str], start: Start) -> AsyncIterator[Subscription]:
