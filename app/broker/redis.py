@@ -379,15 +379,18 @@ class RedisBroker(MemoryBroker):
 
     async def _reload(self) -> None:
         """Rebuild the mirror from Redis, then end the subscriptions of the old one."""
-        epoch = await self._ensure_epoch()
-        self.epoch = epoch
-        latest = await self._latest_seq()
-        stored = await _checked(self._client.hgetall(self.keys.kinds))
-        kinds = {_text(name): _text(kind) for name, kind in stored.items()}
-        hub = Hub(self.kinds, self._history, self.hub.max_lag)
-        names = sorted(kinds)
-        for start in range(0, len(names), LOAD_CHUNK):
-            await self._load(hub, names[start : start + LOAD_CHUNK], kinds, latest)
+        self.epoch = epoch = await self._ensure_epoch()
+        try:
+            latest = await self._latest_seq()
+            stored = await _checked(self._client.hgetall(self.keys.kinds))
+            kinds = {_text(name): _text(kind) for name, kind in stored.items()}
+            hub = Hub(self.kinds, self._history, self.hub.max_lag)
+            names = sorted(kinds)
+            for start in range(0, len(names), LOAD_CHUNK):
+                await self._load(hub, names[start : start + LOAD_CHUNK], kinds, latest)
+        except BaseException:
+            self.epoch = ""  # half loaded: the next attempt must reload from scratch
+            raise
         old, self.hub, self._seq = self.hub, hub, latest
         old.end_all("broker resynchronised")
         self._ready = True
