@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from app.events import Event, KindRegistry, pattern_matches
 
@@ -97,8 +98,14 @@ class ChannelLog:
         return low
 
     def slice(self, start: int, stop: int) -> list[Event]:
-        """Events with offsets in ``[start, stop)``, all retained."""
-        return [self.get(offset) for offset in range(start, stop)]
+        """Events with offsets in ``[start, stop)``, all retained (one or two list slices)."""
+        if stop <= start:
+            return []
+        head = start % self.capacity
+        tail = head + stop - start
+        if tail <= self.capacity:
+            return cast(list[Event], self._ring[head:tail])
+        return cast(list[Event], self._ring[head:] + self._ring[: tail - self.capacity])
 
     def recent(self, count: int) -> list[Event]:
         """The newest ``count`` events, oldest first (latest per key on latest-value channels)."""
@@ -163,14 +170,17 @@ class Subscription:
         ready = [(log, offset) for log, offset in self.cursors.items() if offset < log.next_offset]
         if not ready:
             return []
-        runs = [self._run(log, offset, limit) for log, offset in ready]
-        if len(runs) == 1:
-            events = runs[0][:limit]
+        if len(ready) == 1:
+            log, offset = ready[0]
+            events = self._run(log, offset, limit)[:limit]
+            if events:
+                self.cursors[log] = events[-1].offset + 1
         else:
+            runs = [self._run(log, offset, limit) for log, offset in ready]
             events = list(_first(heapq.merge(*runs, key=_by_seq), limit))
-        logs = {log.name: log for log, _offset in ready}
-        for event in events:
-            self.cursors[logs[event.channel]] = event.offset + 1
+            logs = {log.name: log for log, _offset in ready}
+            for event in events:
+                self.cursors[logs[event.channel]] = event.offset + 1
         for log, _offset in ready:
             backlog = log.next_offset - self.cursors[log]
             self._allowance[log] = min(self._allowance[log], backlog + self.max_lag)
