@@ -90,9 +90,14 @@ def nick_colour(user: str) -> int:
 
 
 def web_link(link: str) -> str | None:
-    """``link`` when it is an http(s) URL; None for anything else (``javascript:``...)."""
-    parts = urlsplit(link.strip())
-    return link.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+    """``link`` when it is an http(s) URL or a path on this site; None for anything else."""
+    link = link.strip()
+    if not link.isprintable():
+        return None
+    if link.startswith("/") and not link.startswith("//") and "\\" not in link:
+        return link
+    parts = urlsplit(link)
+    return link if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def create_environment(extra_paths: list[Path] | None = None) -> jinja2.Environment:

@@ -166,7 +166,10 @@ def test_notification_snapshot_is_newest_first_one_per_key(renderer: Renderer) -
 
 def test_only_http_links_become_links(renderer: Renderer) -> None:
     assert web_link(" https://example.org/x ") == "https://example.org/x"
+    assert web_link("/channels/log.app") == "/channels/log.app"
     assert web_link("javascript:alert(1)") is None and web_link("//evil") is None
+    assert web_link("/\\evil.example") is None and web_link("data:text/html,x") is None
+    assert web_link("/\t/evil.example") is None
     data = {"message": "m", "level": "info", "link": "javascript:alert(1)"}
     html = renderer.event(make_event("notify", data))
     assert "href" not in html and "javascript:alert(1)" in html
