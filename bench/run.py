@@ -52,6 +52,7 @@ S3_RATES = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200)
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 RSS_SETTLE_S = 1.0
+BUSY_PRESSURE = 0.1
 # Enough publishing connections that a server slow to answer POSTs still gets
 # them on schedule (a publish waits in its queue, not in ours).
 OPEN_LOOP = ("-pub-conns", "32")
@@ -268,6 +269,7 @@ def drive(
             record = json.loads(line)
             cpu_now = server.cpu_s()
             record["server_cpu_s"], cpu_before = cpu_now - cpu_before, cpu_now
+            record["cpu_pressure"] = cpu_pressure()
             if record["event"] == "connected":
                 time.sleep(min(RSS_SETTLE_S, scenario.hold_s))
                 record["server_rss_kib"] = server.rss_kib()
@@ -284,6 +286,18 @@ def drive(
         "loadavg": os.getloadavg(),
         "records": records,
     }
+
+
+def cpu_pressure() -> float | None:
+    """Share of the last 10 s in which some runnable task waited for a CPU (PSI), if known.
+
+    Near 0 on a quiet machine; a high figure means neighbours competed for the cores.
+    """
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return float(line.split()[1].removeprefix("avg10=")) / 100
 
 
 def _warm_up(server: Server) -> None:
@@ -426,6 +440,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "loadavg_start": os.getloadavg(),
+        "cpu_pressure_start": cpu_pressure(),
         **tree(),
     }
 
@@ -534,8 +549,23 @@ def main(argv: list[str] | None = None) -> int:
         rows += table_rows(scenario, done[scenario.key]["summary"])
     report["scenarios"] = done
     report["machine"]["loadavg_end"] = os.getloadavg()
+    report["machine"]["cpu_pressure_end"] = cpu_pressure()
     report["table"] = rows
     print_table(rows)
+    pressures = [
+        record["cpu_pressure"]
+        for scenario in done.values()
+        for runs in scenario["runs"].values()
+        for run in runs
+        for record in run["records"]
+        if record.get("cpu_pressure") is not None
+    ]
+    if pressures and max(pressures) > BUSY_PRESSURE:
+        print(
+            f"note: the machine was busy (CPU pressure up to {max(pressures):.0%}): "
+            "trust the gains and the CPU per delivery more than the latencies",
+            file=sys.stderr,
+        )
     name = ("quick-" if args.quick else "bench-") + time.strftime("%Y%m%d-%H%M%S") + ".json"
     (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS / name}", file=sys.stderr)
