@@ -24,13 +24,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from app import sse
-from app.broker.base import Broker, Start
+from app.broker.base import Broker, BrokerUnavailable, Start
 from app.broker.hub import SubscriberLagging, Subscription
 from app.events import Event
 from app.filters import EventFilter
@@ -93,19 +94,30 @@ class EventStream:
         self.cut_reason: str | None = None
 
     async def run(self, send: Send) -> None:
-        """Send the response: headers, ``retry:``, the start frames, then events until the end."""
+        """Subscribe, then send headers, ``retry:``, the start frames and events until the end.
+
+        The subscription is placed before the response starts, so a broker that
+        cannot be reached is a 503 the client can retry, not a stream that dies.
+        """
         self.task = asyncio.current_task()
-        await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
-        self.registry.add(self)
-        try:
-            async with self.broker.subscribe(self.request.patterns, self.request.start) as sub:
-                self.subscription = sub
+        async with AsyncExitStack() as stack:
+            try:
+                sub = await stack.enter_async_context(
+                    self.broker.subscribe(self.request.patterns, self.request.start)
+                )
+            except BrokerUnavailable as error:
+                await _send_unavailable(send, str(error))
+                return
+            self.subscription = sub
+            await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
+            self.registry.add(self)
+            try:
                 await self._write(send, sse.encode_retry(self.registry.timings.retry_ms))
                 await self._write(send, self._start_frames(sub))
                 await self._follow(send, sub)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            self.registry.remove(self)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            finally:
+                self.registry.remove(self)
 
     async def _follow(self, send: Send, sub: Subscription) -> None:
         while not self.registry.closing:
@@ -204,6 +216,17 @@ class EventStream:
 
     def _status_frame(self) -> bytes:
         return sse.encode_event(self.renderer.status(), event="_status")
+
+
+async def _send_unavailable(send: Send, detail: str) -> None:
+    body = _json_encode({"error": f"broker unavailable: {detail}", "detail": None})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"retry-after", str(BrokerUnavailable.retry_after_s).encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _seq(event: Event) -> int:

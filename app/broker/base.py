@@ -23,6 +23,8 @@ class BrokerError(Exception):
 class BrokerUnavailable(BrokerError):
     """The backend cannot be reached right now (HTTP 503, retry later)."""
 
+    retry_after_s = 2
+
 
 class KindConflict(BrokerError):
     """A publish or declaration names a kind other than the channel's."""

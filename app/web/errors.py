@@ -14,8 +14,6 @@ from app.events import PayloadError
 
 log = logging.getLogger("pulseboard.http")
 
-RETRY_AFTER_UNAVAILABLE_S = 2
-
 
 class RateLimited(Exception):
     """The caller spent its budget; answer 429 with ``Retry-After``."""
@@ -54,7 +52,7 @@ def install_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(BrokerUnavailable)
     async def unavailable(error: BrokerUnavailable) -> Response:
-        headers = {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}
+        headers = {"Retry-After": str(error.retry_after_s)}
         return error_response(503, f"broker unavailable: {error}", None, headers)
 
     @app.errorhandler(HTTPException)
