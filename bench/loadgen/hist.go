@@ -61,3 +61,14 @@ func (h *histogram) quantile(q float64) float64 {
 	}
 	return bucketMid(len(h.counts) - 1)
 }
+
+// buckets lists the non-empty buckets as [middle in ms, count] pairs.
+func (h *histogram) buckets() [][2]float64 {
+	var out [][2]float64
+	for i := range h.counts {
+		if n := h.counts[i].Load(); n > 0 {
+			out = append(out, [2]float64{bucketMid(i) / 1000, float64(n)})
+		}
+	}
+	return out
+}

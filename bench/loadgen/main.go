@@ -231,6 +231,7 @@ func runStep(cfg config, subs *pool, pub *publisher, rate float64, connected int
 		"disconnects":     subs.disconnects.Load() - cutBefore,
 		"loadgen_cpu":     (cpuSeconds() - cpuBefore) / wall,
 		"wall_s":          wall,
+		"latency_ms":      stats.latency.buckets(),
 	}
 }
 
