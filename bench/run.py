@@ -476,7 +476,12 @@ def run_scenario(
             if profile_dir is not None and name == "pulseboard" and attempt == 0:
                 profile = profile_dir / f"profile-{scenario.key}.txt"
             print(f"{scenario.key} {name} run {attempt + 1}/{repeat}", file=sys.stderr, flush=True)
-            results["runs"][name].append(run_once(scenario, name, profile))
+            try:
+                run = run_once(scenario, name, profile)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+                print(f"{scenario.key} {name}: {error}", file=sys.stderr, flush=True)
+                run = {"error": str(error), "loadgen_exit": None, "records": []}
+            results["runs"][name].append(run)
             if profile is not None and profile.exists():
                 results["profile"] = {
                     "raw": str(profile.relative_to(ROOT)),
