@@ -208,10 +208,11 @@ def test_highlight_in_a_log_event(renderer: Renderer) -> None:
     assert "<mark>500</mark>" in renderer.event(event, highlight=re2.compile(r"5\d\d"))
 
 
-def test_gap_note_names_the_channels_and_resets_their_notes(renderer: Renderer) -> None:
+def test_gap_notes_and_empties_every_affected_panel(renderer: Renderer) -> None:
     html = renderer.gap(["log.app", "chat.lobby"], missed={"log.app": 12})
     assert "12 events missed — history reloaded" in html
     assert '<div id="chat-lobby-note" hx-swap-oob="innerHTML">' in html
+    assert '<div id="chat-lobby-list" hx-swap-oob="innerHTML"></div>' in html
 
 
 def test_status_fragment_says_live(renderer: Renderer) -> None:
