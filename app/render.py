@@ -24,7 +24,8 @@ Deliberate oddities:
   event it renders, so after a restart a key starts a new place.
 - ANSI SGR colours in log lines become spans with fixed class names; every
   other escape sequence (an OSC-8 link, a cursor move) stays visible as text,
-  with ESC shown as "␛". Nothing from a line ever becomes a tag or attribute.
+  in caret notation (ESC as ``^[``, as ``cat -v`` shows it; fonts lack "␛").
+  Nothing from a line ever becomes a tag or attribute.
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ def ansi_segments(line: str) -> list[Segment]:
         if match.group(1) is not None:
             style = _apply_sgr(style, match.group(1))
         else:
-            _append(segments, match.group(0).replace("\x1b", "␛").replace("\x07", "␇"), style)
+            _append(segments, match.group(0).replace("\x1b", "^[").replace("\x07", "^G"), style)
         position = match.end()
     _append(segments, line[position:], style)
     return segments

@@ -191,7 +191,7 @@ def test_ansi_colours_become_fixed_classes() -> None:
 def test_other_escapes_stay_visible_as_text() -> None:
     line = "\x1b]8;;javascript:alert(1)\x1b\\click\x1b]8;;\x1b\\ \x1b[2K"
     assert "".join(s.text for s in ansi_segments(line)) == (
-        "␛]8;;javascript:alert(1)␛\\click␛]8;;␛\\ ␛[2K"
+        "^[]8;;javascript:alert(1)^[\\click^[]8;;^[\\ ^[[2K"
     )
     assert "<a" not in ansi_markup(line) and "href" not in ansi_markup(line)
 
