@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -33,13 +34,15 @@ import msgspec
 from app import sse
 from app.broker.base import Broker, BrokerUnavailable, Start
 from app.broker.hub import SubscriberLagging, Subscription
-from app.events import Event
+from app.events import Event, is_pattern
 from app.filters import EventFilter
 from app.render import Renderer
 
 log = logging.getLogger("pulseboard.stream")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+WriteBody = Callable[[bytes], Awaitable[None]]
+"""Writes one chunk of the response body; the ASGI ``send`` or a faster path to the socket."""
 
 STREAM_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -92,12 +95,18 @@ class EventStream:
         self.ping_due = False
         self.status_due = False
         self.cut_reason: str | None = None
+        self._loop = asyncio.get_running_loop()
+        self._filtering = request.filter.active
+        only = request.patterns[0] if len(request.patterns) == 1 else "*"
+        self._only_channel = None if is_pattern(only) else only
 
-    async def run(self, send: Send) -> None:
+    async def run(self, send: Send, write_body: WriteBody | None = None) -> None:
         """Subscribe, then send headers, ``retry:``, the start frames and events until the end.
 
         The subscription is placed before the response starts, so a broker that
         cannot be reached is a 503 the client can retry, not a stream that dies.
+        ``write_body`` replaces ASGI ``send`` for body chunks when the server
+        offers a faster way to the socket (see :mod:`app.web.asgi`).
         """
         self.task = asyncio.current_task()
         async with AsyncExitStack() as stack:
@@ -110,16 +119,19 @@ class EventStream:
                 return
             self.subscription = sub
             await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
+            write = write_body or partial(_send_body, send)
             self.registry.add(self)
             try:
-                await self._write(send, sse.encode_retry(self.registry.timings.retry_ms))
-                await self._write(send, self._start_frames(sub))
-                await self._follow(send, sub)
+                await self._write(write, sse.encode_retry(self.registry.timings.retry_ms))
+                await self._write(write, self._start_frames(sub))
+                await self._follow(write, sub)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except ConnectionError:
+                return  # the client went away mid-write: nothing left to tell it
             finally:
                 self.registry.remove(self)
 
-    async def _follow(self, send: Send, sub: Subscription) -> None:
+    async def _follow(self, write: WriteBody, sub: Subscription) -> None:
         while not self.registry.closing:
             await sub.wake.wait()
             sub.wake.clear()
@@ -132,34 +144,33 @@ class EventStream:
                 return
             if len(events) == BATCH_EVENTS:
                 sub.wake.set()
-            if self.request.filter.active:
+            if self._filtering:
                 events = self._filtered(events)
             chunk = self._frames(events)
             if events:
-                self.registry.count_delivered(events)
+                self.registry.count_delivered(events, self._only_channel)
             if self.ping_due:
                 self.ping_due = False
                 chunk += sse.encode_comment("ping")
             if self.status_due:
                 self.status_due = False
-                self.last_status = asyncio.get_running_loop().time()
+                self.last_status = self._loop.time()
                 chunk += self._status_frame()
             if chunk:
-                await self._write(send, chunk)
+                await self._write(write, chunk)
 
-    async def _write(self, send: Send, body: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        self.write_started = loop.time()
-        await send({"type": "http.response.body", "body": body, "more_body": True})
+    async def _write(self, write: WriteBody, body: bytes) -> None:
+        self.write_started = self._loop.time()
+        await write(body)
         self.write_started = None
-        self.last_write = loop.time()
+        self.last_write = self._loop.time()
         self.registry.stats.bytes_sent += len(body)
 
     def _start_frames(self, sub: Subscription) -> bytes:
         frames: list[bytes] = []
         html = self.request.format == "html"
         if html:
-            self.last_status = asyncio.get_running_loop().time()
+            self.last_status = self._loop.time()
             frames.append(self._status_frame())
         if sub.gap_channels:
             frames.append(self._gap_frame(sub.gap_channels))
@@ -216,6 +227,10 @@ class EventStream:
 
     def _status_frame(self) -> bytes:
         return sse.encode_event(self.renderer.status(), event="_status")
+
+
+async def _send_body(send: Send, body: bytes) -> None:
+    await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 async def _send_unavailable(send: Send, detail: str) -> None:
@@ -319,11 +334,17 @@ class StreamRegistry:
                 if stream.task is not None:
                     stream.task.cancel()
 
-    def count_delivered(self, events: list[Event]) -> None:
-        """Count events about to be written; observe the oldest one's publish→write latency."""
+    def count_delivered(self, events: list[Event], only_channel: str | None) -> None:
+        """Count events about to be written; observe the oldest one's publish→write latency.
+
+        ``only_channel``: the stream follows that one channel, so no event needs a look.
+        """
         delivered = self.stats.delivered
-        for event in events:
-            delivered[event.channel] += 1
+        if only_channel is not None:
+            delivered[only_channel] += len(events)
+        else:
+            for event in events:
+                delivered[event.channel] += 1
         if self.observe_latency is not None:
             self.observe_latency(time.time() - events[0].time)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -257,3 +258,17 @@ async def test_history_to_live_splice_under_load(server: ServerProcess) -> None:
     assert len(set(got)) == 5999
     assert got == expected
     assert len({ids[0], *got}) == 6000
+
+
+async def test_http_1_0_clients_get_the_stream_without_chunked_framing(
+    server: ServerProcess,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /events?channel=t.http10 HTTP/1.0\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"retry: 1500\n\n"), 5)
+    assert b"chunked" not in head.lower()
+    await publish(server, "t.http10", "old client")
+    frame = await asyncio.wait_for(reader.readuntil(b"\n\n"), 5)
+    writer.close()
+    assert frame.startswith(b"id: ")
+    assert b'"message":"old client"' in frame
