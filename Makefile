@@ -23,5 +23,8 @@ check: $(STAMP)
 	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
 
+vendor:  # re-vendor htmx and its SSE extension from npm: make vendor HTMX=2.0.x SSE=2.2.x
+	scripts/vendor.sh $(HTMX) $(SSE)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

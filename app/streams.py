@@ -192,7 +192,9 @@ class EventStream:
             kind = events[-1].kind if events else self._kind_of(channel)
             if kind is None:
                 continue
-            html = self.renderer.snapshot(channel, kind, self._filtered(events))
+            html = self.renderer.snapshot(
+                channel, kind, self._filtered(events), highlight=self.request.filter.pattern
+            )
             frames.append(sse.encode_event(html, event=channel))
         if newest is not None and frames:
             frames[-1] = b"id: %s\n" % newest.id.encode() + frames[-1]

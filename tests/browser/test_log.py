@@ -140,9 +140,6 @@ def test_filter_shows_only_matching_lines(
     screenshot(page, "log-viewer-filtered")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="core: the stream's snapshot is rendered without highlight=pattern"
-)
 def test_matches_stay_marked_after_the_streams_snapshot(
     page: Page, server: ServerProcess, log_file: LogFile
 ) -> None:
