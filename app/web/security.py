@@ -77,8 +77,10 @@ async def _identify() -> ResponseReturnValue | None:
     """Put the caller's grant (or None) in ``g.grant``; a wrong bearer token is a 401."""
     authority = current_runtime().authority
     g.grant = None
+    if not authority.enabled:
+        return None  # no tokens: nobody to identify (and no cookie to parse per request)
     token = bearer_token(request.headers.get("Authorization"))
-    if token is not None and authority.enabled:
+    if token is not None:
         g.grant = authority.grant_for(token)
         if g.grant is None:
             log.warning(
