@@ -23,6 +23,15 @@ check: $(STAMP)
 	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
 
+bench/bin/loadgen: $(wildcard bench/loadgen/*.go) bench/loadgen/go.mod
+	cd bench/loadgen && go build -o ../bin/loadgen .
+
+bench: $(STAMP) bench/bin/loadgen  # a few minutes: S1-S5 against the naive baseline
+	$(BIN)/python bench/run.py
+
+bench-quick: $(STAMP) bench/bin/loadgen  # under a minute: S2 at 200 subscribers
+	$(BIN)/python bench/run.py --quick
+
 vendor:  # re-vendor htmx and its SSE extension from npm: make vendor HTMX=2.0.x SSE=2.2.x
 	scripts/vendor.sh $(HTMX) $(SSE)
 
