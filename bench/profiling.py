@@ -31,7 +31,10 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("asyncio wake-ups (Event, Lock, wait_for)", ("asyncio/locks.py", "asyncio/tasks.py")),
     ("Hypercorn + h11 + asyncio streams per write", ("hypercorn/", "h11/", "asyncio/streams.py")),
     ("broker: append, wake, take", ("app/broker/",)),
-    ("stream loop and frame encoding", ("app/streams.py", "app/sse.py", "app/filters.py")),
+    (
+        "stream loop, frames, metrics",
+        ("app/streams.py", "app/sse.py", "app/filters.py", "app/metrics.py", "chunk_writer"),
+    ),
     ("publish request (Quart, werkzeug, API)", ("quart/", "werkzeug/", "app/web/", "msgspec")),
     ("event loop (uvloop, epoll)", ("uvloop", "epoll", "Runner.run")),
 )
