@@ -143,8 +143,11 @@ def test_filter_shows_only_matching_lines(
 def test_matches_stay_marked_after_the_streams_snapshot(
     page: Page, server: ServerProcess, log_file: LogFile
 ) -> None:
+    listing = httpx.get(f"{server.url}/api/channels", timeout=5).json()["channels"]
+    last_id = next(c["last_id"] for c in listing if c["name"] == "log.app")
     log_file.append("WARN marker-77 was here before the page opened")
-    history = f"{server.url}/api/channels/log.app/events?limit=1000"
+    # history pages forward from `after`: without it, a long channel answers its oldest lines
+    history = f"{server.url}/api/channels/log.app/events?after={last_id or ''}&limit=1000"
     for _ in range(50):
         if "marker-77" in httpx.get(history, timeout=5).text:
             break
