@@ -1,8 +1,8 @@
 """Prometheus metrics of one process (``GET /metrics``).
 
-The hot path only adds to plain integers kept by the stream registry; this
-module turns them into metric families when Prometheus scrapes, so counting
-costs a delivered event next to nothing.
+The hot path only adds to plain integers kept by the stream registry, the
+sources and the broker; this module turns them into metric families when
+Prometheus scrapes, so counting costs a delivered event next to nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from app.sources.logtail import LogTailStats
+
 if TYPE_CHECKING:
     from app.runtime import Runtime
+    from app.sources.base import SourceStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -123,11 +126,7 @@ class _RuntimeCollector(Collector):
             "From publish to the socket write that carried it (the oldest event of each write).",
         )
         yield from self._sources()
-        yield GaugeMetricFamily(
-            "pulseboard_broker_up",
-            "1 while the broker is reachable.",
-            1 if self.runtime.broker.ready else 0,
-        )
+        yield from self._broker()
 
     def _sources(self) -> Iterator[Metric]:
         restarts = CounterMetricFamily(
@@ -139,8 +138,48 @@ class _RuntimeCollector(Collector):
             "pulseboard_source_running", "1 while a source runs, by source.", labels=["source"]
         )
         supervisor = self.runtime.supervisor
-        for label, stat in sorted((supervisor.stats if supervisor else {}).items()):
+        sources = sorted((supervisor.stats if supervisor else {}).items())
+        for label, stat in sources:
             restarts.add_metric([label], stat.crashes)
             running.add_metric([label], 1 if stat.running else 0)
         yield restarts
         yield running
+        yield from self._logtail(sources)
+
+    def _logtail(self, sources: list[tuple[str, SourceStats]]) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "pulseboard_logtail_lag_bytes",
+            "Bytes written to followed files and not read yet, by logtail source.",
+            labels=["source"],
+        )
+        rotations = CounterMetricFamily(
+            "pulseboard_logtail_rotations",
+            "Followed files rotated, by logtail source and how.",
+            labels=["source", "how"],
+        )
+        for label, stat in sources:
+            figures = getattr(stat.source, "stats", None)
+            if not isinstance(figures, LogTailStats):
+                continue
+            lag.add_metric([label], figures.lag_bytes)
+            for how, count in figures.rotations.items():
+                rotations.add_metric([label, how], count)
+        yield lag
+        yield rotations
+
+    def _broker(self) -> Iterator[Metric]:
+        broker = self.runtime.broker
+        yield GaugeMetricFamily(
+            "pulseboard_broker_up", "1 while the broker is reachable.", 1 if broker.ready else 0
+        )
+        # memory:// has neither: it cannot fail nor reconnect
+        yield CounterMetricFamily(
+            "pulseboard_broker_errors",
+            "Broker commands that failed (Redis unreachable, refusing or behind).",
+            int(getattr(broker, "errors", 0)),
+        )
+        yield CounterMetricFamily(
+            "pulseboard_broker_reconnects",
+            "Times the broker's fan-out reader reconnected after losing Redis.",
+            int(getattr(broker, "reconnects", 0)),
+        )

@@ -130,6 +130,11 @@ class RedisKeys:
 class RedisBroker(MemoryBroker):
     """Broker shared through Redis; see :class:`app.broker.base.Broker` for the contract.
 
+    ``errors`` counts the commands that failed (each publish, declare, lookup or
+    catch-up that raised BrokerUnavailable or could not reach Redis, and each
+    failure of the fan-out reader); ``reconnects`` counts the reader's returns
+    after one. Both are plain integers read by ``/metrics``.
+
     Example::
 
         broker = RedisBroker("redis://127.0.0.1:6379/0", kinds, settings.broker, max_lag=1000)
@@ -154,6 +159,8 @@ class RedisBroker(MemoryBroker):
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
         self._progress = asyncio.Event()
+        self.errors = 0
+        self.reconnects = 0
 
     async def start(self) -> None:
         """Load the mirror from Redis and start the fan-out reader.
@@ -193,7 +200,7 @@ class RedisBroker(MemoryBroker):
                 pipe.hget(self.keys.kinds, channel)
                 _created, existing = await _checked(pipe.execute())
         except RedisError as error:
-            raise _unavailable(error) from None
+            raise self._failure(f"Redis is unavailable: {error}") from None
         if existing.decode() != kind:
             raise KindConflict(channel, existing.decode(), kind)
         await super().declare(channel, kind)
@@ -206,7 +213,7 @@ class RedisBroker(MemoryBroker):
         try:
             kind = await _checked(self._client.hget(self.keys.kinds, channel))
         except RedisError as error:
-            raise _unavailable(error) from None
+            raise self._failure(f"Redis is unavailable: {error}") from None
         return _text(kind) if kind is not None else None
 
     async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
@@ -222,11 +229,11 @@ class RedisBroker(MemoryBroker):
         try:
             reply = await _checked(self._publish(keys=self.keys.publish(channel), args=args))
         except RedisError as error:
-            raise _unavailable(error) from None
+            raise self._failure(f"Redis is unavailable: {error}") from None
         if reply[0] == b"kind":
             raise KindConflict(channel, reply[1].decode(), kind)
         if reply[0] == b"epoch":
-            raise BrokerUnavailable("Redis lost its data (a new epoch); resynchronising")
+            raise self._failure("Redis lost its data (a new epoch); resynchronising")
         seq, offset = int(reply[1]), int(reply[2])
         return Event(format_event_id(epoch, seq), channel, kind, now, data, seq, offset)
 
@@ -253,6 +260,7 @@ class RedisBroker(MemoryBroker):
         try:
             latest = await self._latest_seq()
         except (RedisError, BrokerUnavailable):
+            self.errors += 1
             if self._unread(after):
                 raise BrokerUnavailable("Redis is unreachable; retry later") from None
             return
@@ -278,7 +286,11 @@ class RedisBroker(MemoryBroker):
                 while self._seq < seq:
                     await self._progress.wait()
         except TimeoutError:
-            raise BrokerUnavailable("the Redis fan-out reader is behind; retry later") from None
+            raise self._failure("the Redis fan-out reader is behind; retry later") from None
+
+    def _failure(self, message: str) -> BrokerUnavailable:
+        self.errors += 1
+        return BrokerUnavailable(message)
 
     def _advanced(self) -> None:
         progress, self._progress = self._progress, asyncio.Event()
@@ -303,6 +315,7 @@ class RedisBroker(MemoryBroker):
                 if self._closing:
                     return
                 self._ready = False
+                self.errors += 1
                 failures += 1
                 delay = _backoff_s(failures)
                 unexpected = not isinstance(error, RedisError | BrokerUnavailable)
@@ -325,6 +338,7 @@ class RedisBroker(MemoryBroker):
         if epoch != self.epoch:
             await self._reload()
         self._ready = True
+        self.reconnects += 1
         log.info("redis fan-out: reconnected at seq %d", self._seq)
 
     async def _read_once(self) -> None:
@@ -473,10 +487,6 @@ def _backoff_s(failures: int) -> float:
     """Exponential backoff with full jitter, capped."""
     ceiling = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** min(failures, 16))
     return random.uniform(BACKOFF_MIN_S, ceiling)
-
-
-def _unavailable(error: RedisError) -> BrokerUnavailable:
-    return BrokerUnavailable(f"Redis is unavailable: {error}")
 
 
 def redacted(url: str) -> str:

@@ -179,11 +179,16 @@ def _name_key(where: str, message: str) -> str:
 
 @dataclass
 class SourceStats:
-    """What the supervisor knows of one source (for /readyz and metrics)."""
+    """What the supervisor knows of one source (for /readyz and metrics).
+
+    ``source`` is the object running now (or last): metrics read from it the
+    figures some sources keep (``LogTailSource.stats``); a restart starts them afresh.
+    """
 
     running: bool = False
     crashes: int = 0
     last_error: str | None = None
+    source: Source | None = None
 
 
 @dataclass
@@ -249,7 +254,8 @@ class Supervisor:
     async def _run_once(self, source: ConfiguredSource, stat: SourceStats) -> None:
         stat.running = True
         try:
-            await source.type.create(source.config).run(self.publish, self._stop)
+            stat.source = source.type.create(source.config)
+            await stat.source.run(self.publish, self._stop)
             if not self._stop.is_set():
                 log.warning("source %s returned before stop; restarting", source.label)
         except Exception as error:

@@ -29,6 +29,8 @@ How it follows, and deliberate oddities (do not "fix"):
 - With a glob, rotated copies must not match it (``*.log``, not ``*.log*``),
   or they are followed as files of their own.
 - A restart (after a crash) backfills again, so lines can repeat across a crash.
+- ``stats.lag_bytes`` is measured when a file is read (an ``fstat`` after each
+  read), not at scrape time, so it can be up to a tick old.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ POLL_DELAY_MS = 50
 COPY_CANDIDATES = 5
 BACKFILL_MAX_BYTES = 64 * 1024 * 1024
 _CHANNEL_JUNK = re.compile(r"[^a-z0-9_-]+")
+ROTATION_KINDS = ("rename", "copytruncate", "truncate")
 
 
 class LogTailConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -126,6 +129,28 @@ def _channels(config: LogTailConfig) -> list[tuple[str, str]]:
 
 
 @dataclass
+class LogTailStats:
+    """What one tailer has done, as plain numbers read by ``/metrics`` at scrape time.
+
+    Attributes:
+        lines: lines published.
+        rotations: files rotated, by how: ``rename`` (the name now points to
+            another file or to none), ``copytruncate`` (truncated, its copy found)
+            or ``truncate`` (truncated, no copy found).
+        lag_bytes: bytes written to the followed files (rotated ones still
+            drained included) that have not been read yet, as of the last read.
+    """
+
+    lines: int = 0
+    rotations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROTATION_KINDS, 0))
+    lag_bytes: int = 0
+
+    def rotated(self, how: str) -> None:
+        """Count one rotation of kind ``how`` (one of ``ROTATION_KINDS``)."""
+        self.rotations[how] += 1
+
+
+@dataclass
 class FileTail:
     """One open file being followed: where we are in it and the line we are in."""
 
@@ -137,6 +162,12 @@ class FileTail:
     splitter: LineSplitter
     history: bytes = b""
     last_read_at: float = 0.0
+    size: int = 0
+
+    @property
+    def lag_bytes(self) -> int:
+        """Bytes beyond our position at the last read (none once truncated below it)."""
+        return max(0, self.size - self.position)
 
     def advance(self, data: bytes, now: float) -> list[RawLine]:
         """Account for ``data`` read at our position; return the lines it completes."""
@@ -167,11 +198,12 @@ class LogTailSource:
     """Follows the files of one ``logtail`` config.
 
     ``ready`` is set once the files present at start are known and watched (or
-    their directory is known to be missing).
+    their directory is known to be missing); ``stats`` counts what it did.
     """
 
     config: LogTailConfig
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    stats: LogTailStats = field(default_factory=LogTailStats)
     _tails: dict[str, FileTail] = field(default_factory=dict)
     _draining: list[FileTail] = field(default_factory=list)
     _unreadable: set[str] = field(default_factory=set)
@@ -230,6 +262,7 @@ class LogTailSource:
             if self._stop.is_set():
                 return
             await self._follow(name, backfill=initial)
+        self._measure_lag()
 
     async def _names_to_check(self, changed: set[str] | None) -> list[str]:
         if not has_magic(self._pattern):
@@ -257,6 +290,7 @@ class LogTailSource:
             return
         del self._tails[name]
         self._draining.append(tail)
+        self.stats.rotated("rename")
         if state is PathState.REPLACED:
             await self._follow(name, backfill=False)
 
@@ -289,13 +323,15 @@ class LogTailSource:
     async def _read_to_end(self, tail: FileTail) -> bool:
         """Publish the lines of what was appended; False when the file was truncated."""
         while not self._stop.is_set():
-            before = tail.history[-CHECK_BYTES:]
-            data = await asyncio.to_thread(_read_after, tail.fd, tail.position, before)
+            before, lag_before = tail.history[-CHECK_BYTES:], tail.lag_bytes
+            data, tail.size = await asyncio.to_thread(_read_after, tail.fd, tail.position, before)
             if data is None:
                 return False
             if data and tail is self._tails.get(tail.name):
                 await self._catch_up_rotated(tail.name)
-            for line in tail.advance(data, self._now()) if data else ():
+            lines = tail.advance(data, self._now()) if data else []
+            self.stats.lag_bytes += tail.lag_bytes - lag_before
+            for line in lines:
                 await self._emit(tail, line)
             if len(data) < READ_CHUNK_BYTES:
                 break
@@ -313,6 +349,7 @@ class LogTailSource:
     async def _recover_truncated(self, tail: FileTail) -> None:
         """Publish what the rotated copy holds beyond our position, then restart at byte 0."""
         copy = await asyncio.to_thread(_find_copy, self._directory, tail)
+        self.stats.rotated("truncate" if copy is None else "copytruncate")
         if copy is not None:
             fd, size = copy
             try:
@@ -341,6 +378,7 @@ class LogTailSource:
         text = line_text(raw)
         data: dict[str, Any] = {"line": text, "file": tail.name, "level": detect_level(text)}
         await self._publish(tail.channel, "log", data)
+        self.stats.lines += 1
 
     def _path(self, name: str) -> str:
         return os.path.join(self._directory, name)
@@ -348,11 +386,17 @@ class LogTailSource:
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
+    def _measure_lag(self) -> None:
+        """Sum every file's lag again (each read only adds its own change)."""
+        tails = [*self._tails.values(), *self._draining]
+        self.stats.lag_bytes = sum(tail.lag_bytes for tail in tails)
+
     def _close_all(self) -> None:
         for tail in [*self._tails.values(), *self._draining]:
             os.close(tail.fd)
         self._tails.clear()
         self._draining.clear()
+        self.stats.lag_bytes = 0
 
 
 async def _not_running(channel: str, kind: str, data: dict[str, Any]) -> Event:
@@ -411,10 +455,10 @@ def _file_id(path: str) -> FileId | None:
         return None
 
 
-def _read_after(fd: int, position: int, before: bytes) -> bytes | None:
-    """Up to a chunk of bytes at ``position``; None when ``before`` no longer precedes it."""
+def _read_after(fd: int, position: int, before: bytes) -> tuple[bytes | None, int]:
+    """A chunk at ``position`` (None when ``before`` no longer precedes it), and the size after."""
     data = os.pread(fd, len(before) + READ_CHUNK_BYTES, position - len(before))
-    return after_check(before, data)
+    return after_check(before, data), os.fstat(fd).st_size
 
 
 def _find_copy(directory: str, tail: FileTail) -> tuple[int, int] | None:
