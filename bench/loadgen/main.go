@@ -22,7 +22,8 @@ var modes = map[string]bool{"none": true, "post": true, "ndjson": true, "file": 
 
 type config struct {
 	base     string
-	host     string
+	subBases []string
+	subHosts []string
 	channel  string
 	subs     int
 	dialers  int
@@ -43,7 +44,9 @@ func parseFlags(args []string) (config, error) {
 	var cfg config
 	var rates string
 	flags := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	var subURLs string
 	flags.StringVar(&cfg.base, "url", "http://127.0.0.1:8000", "server base URL (127.0.0.1 only)")
+	flags.StringVar(&subURLs, "sub-urls", "", "more servers to spread subscribers over, comma-separated")
 	flags.StringVar(&cfg.channel, "channel", "bench", "channel to subscribe and publish to")
 	flags.IntVar(&cfg.subs, "subs", 100, "subscribers")
 	flags.IntVar(&cfg.dialers, "dialers", 64, "connections opened at the same time")
@@ -61,11 +64,18 @@ func parseFlags(args []string) (config, error) {
 	if err := flags.Parse(args); err != nil {
 		return cfg, err
 	}
-	parsed, err := url.Parse(cfg.base)
-	if err != nil || parsed.Scheme != "http" || parsed.Hostname() != "127.0.0.1" {
-		return cfg, fmt.Errorf("-url must be http://127.0.0.1:PORT, got %q", cfg.base)
+	bases := []string{cfg.base}
+	if subURLs != "" {
+		bases = append(bases, strings.Split(subURLs, ",")...)
 	}
-	cfg.host = parsed.Host
+	for _, base := range bases {
+		parsed, err := url.Parse(strings.TrimSpace(base))
+		if err != nil || parsed.Scheme != "http" || parsed.Hostname() != "127.0.0.1" {
+			return cfg, fmt.Errorf("-url and -sub-urls must be http://127.0.0.1:PORT, got %q", base)
+		}
+		cfg.subBases = append(cfg.subBases, strings.TrimSpace(base))
+		cfg.subHosts = append(cfg.subHosts, parsed.Host)
+	}
 	for _, text := range strings.Split(rates, ",") {
 		rate, err := strconv.ParseFloat(strings.TrimSpace(text), 64)
 		if err != nil || rate <= 0 {
@@ -110,7 +120,7 @@ func emit(record map[string]any) {
 
 func run(cfg config) error {
 	subs := &pool{
-		host:    cfg.host,
+		hosts:   cfg.subHosts,
 		path:    "/events?channel=" + url.QueryEscape(cfg.channel) + "&format=json",
 		dialers: cfg.dialers,
 	}
@@ -176,8 +186,17 @@ func waitSubscribed(cfg config, want int, limit time.Duration) error {
 	return fmt.Errorf("%d of %d subscribers registered after %s", seen, want, limit)
 }
 
+// subscribersOf sums the channel's subscribers over every server subscribers were spread on.
 func subscribersOf(client *http.Client, cfg config) int {
-	response, err := client.Get(cfg.base + "/api/channels")
+	total := 0
+	for _, base := range cfg.subBases {
+		total += subscribersAt(client, base, cfg.channel)
+	}
+	return total
+}
+
+func subscribersAt(client *http.Client, base string, name string) int {
+	response, err := client.Get(base + "/api/channels")
 	if err != nil {
 		return 0
 	}
@@ -192,7 +211,7 @@ func subscribersOf(client *http.Client, cfg config) int {
 		return 0
 	}
 	for _, channel := range listing.Channels {
-		if channel.Name == cfg.channel {
+		if channel.Name == name {
 			return channel.Subscribers
 		}
 	}

@@ -61,7 +61,7 @@ func (s *stepStats) record(nowNs, sentNs int64) {
 
 // pool holds the subscribers: one goroutine and one connection each.
 type pool struct {
-	host        string
+	hosts       []string
 	path        string
 	dialers     int
 	conns       []net.Conn
@@ -88,8 +88,9 @@ func (p *pool) connect(n int) {
 	results := make(chan dialed, n)
 	for i := 0; i < n; i++ {
 		slots <- struct{}{}
+		host := p.hosts[i%len(p.hosts)]
 		go func() {
-			d := p.dial()
+			d := p.dial(host)
 			<-slots
 			results <- d
 			if d.err == nil {
@@ -110,9 +111,9 @@ func (p *pool) connect(n int) {
 	}
 }
 
-func (p *pool) dial() dialed {
+func (p *pool) dial(host string) dialed {
 	started := time.Now()
-	conn, err := net.DialTimeout("tcp", p.host, 10*time.Second)
+	conn, err := net.DialTimeout("tcp", host, 10*time.Second)
 	if err != nil {
 		return dialed{err: err}
 	}
@@ -122,7 +123,7 @@ func (p *pool) dial() dialed {
 	_ = conn.SetDeadline(started.Add(30 * time.Second))
 	request := fmt.Sprintf(
 		"GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
-		p.path, p.host,
+		p.path, host,
 	)
 	if _, err = io.WriteString(conn, request); err != nil {
 		conn.Close()
