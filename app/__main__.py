@@ -189,5 +189,32 @@ def sources_list() -> None:
         click.echo(f"{name:12} {source_type.description}")
 
 
+@sources.command("run")
+@config_option
+def sources_run(config: Path | None) -> None:
+    """Run only the configured sources (and alerts), publishing to the shared broker.
+
+    For deployments of ``serve --no-sources`` gateways on redis://.
+    """
+    import uvloop
+
+    from app.lease import run_sources_alone
+    from app.runtime import build_runtime
+
+    settings = read_settings(config)
+    if settings.broker.url.startswith("memory://"):
+        fail(
+            "sources run publishes to a shared broker: the memory broker lives inside "
+            "`serve`, so set broker.url to redis://HOST:PORT/DB (or just run `serve`)"
+        )
+    configure_logging(settings.log.format, settings.log.level)
+    _check_broker(settings)
+    try:
+        runtime = build_runtime(settings, run_sources=False)
+    except ValueError as error:
+        fail(str(error))
+    uvloop.run(run_sources_alone(runtime))
+
+
 if __name__ == "__main__":
     main()

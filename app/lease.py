@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import signal
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -192,3 +193,21 @@ def run_sources_under_lease(app: Quart, runtime: Runtime) -> None:
         yield
         stop.set()
         await asyncio.wait([task])
+
+
+async def run_sources_alone(runtime: Runtime) -> None:
+    """``pulseboard sources run``: configured sources under the lease, no HTTP, until a signal.
+
+    Beside ``serve --no-sources`` gateways this is the one process that runs
+    sources; the lease keeps it to one even if several are started.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    broker = runtime.settings.broker
+    await runtime.start()
+    try:
+        await LeasedSources(runtime, SourceLease(broker.url, broker.key_prefix)).run(stop)
+    finally:
+        await runtime.stop()

@@ -7,10 +7,12 @@ tick seen twice is exactly what these tests look for.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,3 +132,42 @@ def test_an_unreachable_redis_is_refused_at_start_naming_the_key() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("pulseboard: broker.url: cannot reach redis://127.0.0.1:1/0")
     assert "Traceback" not in result.stderr
+
+
+def start_sources_run(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app", "sources", "run", "--config", str(config)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+async def test_sources_run_beside_gateways_without_sources(
+    start_gateway: GatewayFactory, ticker_deployment: dict[str, Any], tmp_path
+) -> None:
+    from tests.support.server import to_toml
+
+    gateway = start_gateway(ticker_deployment, "--no-sources")
+    config = tmp_path / "sources.toml"
+    config.write_text(to_toml(ticker_deployment))
+    runner = start_sources_run(config, tmp_path / "sources.log")
+    try:
+        received = await ticks(gateway, 10)
+        assert_each_tick_once(received)
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(runner.wait, 15) == 0
+    output = (tmp_path / "sources.log").read_text()
+    assert "sources lease: held" in output
+    assert "Traceback" not in output
+
+
+def test_sources_run_on_the_memory_broker_is_refused(tmp_path) -> None:
+    config = tmp_path / "memory.toml"
+    config.write_text('[broker]\nurl = "memory://"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "sources", "run", "--config", str(config)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "broker.url" in result.stderr
