@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.broker.conftest import REDIS_SERVER, RedisServer, unique_prefix
 from tests.conftest import require_binary
-from tests.support.server import ROOT, ServerProcess
+from tests.support.server import ServerProcess
 
 GatewayFactory = Callable[..., ServerProcess]
 
@@ -46,7 +41,7 @@ def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
     gateways: list[ServerProcess] = []
 
     def start(config: dict[str, Any], *flags: str) -> ServerProcess:
-        gateway = Gateway(tmp_path, config, *flags).start()
+        gateway = ServerProcess(tmp_path, config, flags=flags).start()
         gateways.append(gateway)
         return gateway
 
@@ -56,33 +51,3 @@ def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
             gateway.stop()
         log = gateway.log()
         assert "Traceback" not in log, log
-
-
-class Gateway(ServerProcess):
-    """``pulseboard serve`` with extra command-line flags (``--workers``, ``--no-sources``)."""
-
-    def __init__(self, workdir: Path, config: dict[str, Any], *flags: str) -> None:
-        super().__init__(workdir, config)
-        self.flags = flags
-
-    def start(self, timeout_s: float = 20.0) -> Gateway:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
-        command = [sys.executable, "-m", "app", "serve", "--config", str(self.config_path)]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*command, *self.flags],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**env, "PYTHONUNBUFFERED": "1"},
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited at start:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not answer within {timeout_s} s:\n{self.log()}")

@@ -53,10 +53,17 @@ def _value(value: Any) -> str:
 
 
 class ServerProcess:
-    """``python -m app serve`` with a generated config; stop() returns the exit code."""
+    """``python -m app serve FLAGS`` with a generated config; stop() returns the exit code."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: dict[str, Any],
+        port: int | None = None,
+        flags: tuple[str, ...] = (),
+    ) -> None:
         self.workdir = workdir
+        self.flags = flags
         self.port = port or free_port()
         config = {
             **config,
@@ -72,11 +79,20 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 20.0) -> ServerProcess:
+        """Start the process; return once ``/healthz`` answers."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env = {k: v for k, v in env.items() if not k.startswith("PULSEBOARD_")}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app", "serve", "--config", str(self.config_path)],
+                [
+                    sys.executable,
+                    "-m",
+                    "app",
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    *self.flags,
+                ],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
