@@ -26,8 +26,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -41,8 +40,17 @@ from app.render import Renderer
 log = logging.getLogger("pulseboard.stream")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-WriteBody = Callable[[bytes], Awaitable[None]]
-"""Writes one chunk of the response body; the ASGI ``send`` or a faster path to the socket."""
+
+
+class DirectSocket(Protocol):
+    """The client's socket, reached without ASGI ``send`` (see :mod:`app.web.asgi`)."""
+
+    def write_now(self, body: bytes) -> bool:
+        """Write one body chunk without waiting; False once the buffer is past high water."""
+
+    async def drain(self) -> None:
+        """Wait until the socket buffer is back under its low-water mark."""
+
 
 STREAM_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -95,18 +103,23 @@ class EventStream:
         self.ping_due = False
         self.status_due = False
         self.cut_reason: str | None = None
+        self.drain_due = False
         self._loop = asyncio.get_running_loop()
         self._filtering = request.filter.active
+        self._send: Send | None = None
+        self._socket: DirectSocket | None = None
         only = request.patterns[0] if len(request.patterns) == 1 else "*"
         self._only_channel = None if is_pattern(only) else only
 
-    async def run(self, send: Send, write_body: WriteBody | None = None) -> None:
+    async def run(self, send: Send, socket: DirectSocket | None = None) -> None:
         """Subscribe, then send headers, ``retry:``, the start frames and events until the end.
 
         The subscription is placed before the response starts, so a broker that
         cannot be reached is a 503 the client can retry, not a stream that dies.
-        ``write_body`` replaces ASGI ``send`` for body chunks when the server
-        offers a faster way to the socket (see :mod:`app.web.asgi`).
+        With ``socket`` (the server offers a way to the socket after the
+        headers), body chunks skip ASGI ``send``, and while this stream is
+        caught up and unfiltered the hub delivers new events straight to the
+        socket without waking this task (:attr:`Subscription.deliver`).
         """
         self.task = asyncio.current_task()
         async with AsyncExitStack() as stack:
@@ -119,24 +132,31 @@ class EventStream:
                 return
             self.subscription = sub
             await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
-            write = write_body or partial(_send_body, send)
+            self._send, self._socket = send, socket
             self.registry.add(self)
             try:
-                await self._write(write, sse.encode_retry(self.registry.timings.retry_ms))
-                await self._write(write, self._start_frames(sub))
-                await self._follow(write, sub)
+                await self._write(sse.encode_retry(self.registry.timings.retry_ms))
+                await self._write(self._start_frames(sub))
+                await self._follow(sub)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except ConnectionError:
                 return  # the client went away mid-write: nothing left to tell it
             finally:
                 self.registry.remove(self)
 
-    async def _follow(self, write: WriteBody, sub: Subscription) -> None:
+    async def _follow(self, sub: Subscription) -> None:
+        direct = self._socket is not None and not self._filtering
         while not self.registry.closing:
+            if direct and not sub.wake.is_set():
+                sub.deliver = self._deliver
             await sub.wake.wait()
+            sub.deliver = None
             sub.wake.clear()
             if self.registry.closing or sub.closed_reason:
                 return
+            if self.drain_due:
+                self.drain_due = False
+                await self._drain()
             try:
                 events = sub.take(BATCH_EVENTS)
             except SubscriberLagging as lagging:
@@ -157,14 +177,46 @@ class EventStream:
                 self.last_status = self._loop.time()
                 chunk += self._status_frame()
             if chunk:
-                await self._write(write, chunk)
+                await self._write(chunk)
 
-    async def _write(self, write: WriteBody, body: bytes) -> None:
-        self.write_started = self._loop.time()
-        await write(body)
-        self.write_started = None
+    def _deliver(self, event: Event) -> bool:
+        """Write ``event`` at once (the hub calls this while the stream is parked and caught up)."""
+        assert self._socket is not None
+        frame = self._encode(event)
+        try:
+            below_high_water = self._socket.write_now(frame)
+        except ConnectionError:
+            return False  # the task wakes, fails its next write and ends the stream
+        self.last_write = self._loop.time()
+        self.registry.stats.bytes_sent += len(frame)
+        self.registry.count_delivered([event], self._only_channel)
+        if not below_high_water:
+            self.drain_due = True
+            assert self.subscription is not None
+            self.subscription.deliver = None
+            self.subscription.wake.set()
+        return True
+
+    async def _write(self, body: bytes) -> None:
+        if not body:
+            return
+        if self._socket is not None:
+            if not self._socket.write_now(body):
+                await self._drain()
+        else:
+            assert self._send is not None
+            self.write_started = self._loop.time()
+            await self._send({"type": "http.response.body", "body": body, "more_body": True})
+            self.write_started = None
         self.last_write = self._loop.time()
         self.registry.stats.bytes_sent += len(body)
+
+    async def _drain(self) -> None:
+        """Wait for the socket to take the buffered bytes; the sweeper times the wait."""
+        assert self._socket is not None
+        self.write_started = self._loop.time()
+        await self._socket.drain()
+        self.write_started = None
 
     def _start_frames(self, sub: Subscription) -> bytes:
         frames: list[bytes] = []
@@ -213,8 +265,13 @@ class EventStream:
         return [event for event in events if event_filter.accepts(event)]
 
     def _frames(self, events: list[Event]) -> bytes:
-        encode = self._encode_html if self.request.format == "html" else _encode_json
+        encode = self._encode
         return b"".join([encode(event) for event in events])
+
+    def _encode(self, event: Event) -> bytes:
+        if self.request.format == "html":
+            return self._encode_html(event)
+        return _encode_json(event)
 
     def _encode_html(self, event: Event) -> bytes:
         pattern = self.request.filter.pattern
@@ -229,10 +286,6 @@ class EventStream:
 
     def _status_frame(self) -> bytes:
         return sse.encode_event(self.renderer.status(), event="_status")
-
-
-async def _send_body(send: Send, body: bytes) -> None:
-    await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 async def _send_unavailable(send: Send, detail: str) -> None:
@@ -362,6 +415,18 @@ class StreamRegistry:
             detail,
         )
 
+    def _cut_if_stuck(self, stream: EventStream, blocked_s: float) -> None:
+        """Cut a stream blocked on its socket too long, or while falling past max_lag."""
+        if blocked_s > self.timings.write_timeout_s:
+            detail = f"no write accepted for {self.timings.write_timeout_s:g} s"
+            self.cut(stream, "write_timeout", detail)
+        elif stream.subscription is not None and stream.subscription.too_far_behind():
+            self.cut(stream, "lagging", "past max_lag while its socket was full")
+        else:
+            return
+        if stream.task is not None:
+            stream.task.cancel()
+
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -373,11 +438,8 @@ class StreamRegistry:
     def _check(self, stream: EventStream, now: float) -> None:
         started = stream.write_started
         if started is not None:
-            if now - started > self.timings.write_timeout_s and stream.cut_reason is None:
-                detail = f"no write accepted for {self.timings.write_timeout_s:g} s"
-                self.cut(stream, "write_timeout", detail)
-                if stream.task is not None:
-                    stream.task.cancel()
+            if stream.cut_reason is None:
+                self._cut_if_stuck(stream, now - started)
             return
         if stream.subscription is None:
             return

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 from app.events import Event, KindRegistry, pattern_matches
@@ -84,6 +84,11 @@ class ChannelLog:
         if self.latest_value_key is not None:
             self.latest_by_key[str(event.data.get(self.latest_value_key))] = event
         for subscriber in self.subscribers:
+            deliver = subscriber.deliver
+            if deliver is not None and subscriber.cursors[self] == event.offset and deliver(event):
+                subscriber.cursors[self] = event.offset + 1
+                continue
+            subscriber.deliver = None
             subscriber.wake.set()
 
     def offset_after(self, seq: int) -> int:
@@ -120,6 +125,11 @@ class Subscription:
     Attributes:
         wake: set by the hub when one of its channels has news (and by the
             gateway for heartbeats and shutdown); the stream clears it.
+        deliver: while set, the hub hands each new event of a channel this
+            subscriber is caught up on straight to it (it writes the frame at
+            once and returns True) instead of waking its task; on False, or
+            whenever it wakes the task, the hub clears it. The stream sets it
+            only while it is parked with nothing pending, so order holds.
         gap_channels: channels whose history after the client's cursor is lost.
         snapshots: per channel, recent events to render as a replacing swap
             (only when the start asked for snapshots).
@@ -130,6 +140,7 @@ class Subscription:
         self.patterns = tuple(patterns)
         self.max_lag = max_lag
         self.wake = asyncio.Event()
+        self.deliver: Callable[[Event], bool] | None = None
         self.cursors: dict[ChannelLog, int] = {}
         self._allowance: dict[ChannelLog, int] = {}
         self.gap_channels: list[str] = []
@@ -147,14 +158,24 @@ class Subscription:
         self._allowance[log] = self.max_lag + log.next_offset - offset
         log.subscribers.add(self)
         if offset < log.next_offset:
+            self.deliver = None
             self.wake.set()
 
     def release(self) -> None:
         """Stop following every channel."""
+        self.deliver = None
         for log in self.cursors:
             log.subscribers.discard(self)
         self.cursors.clear()
         self._allowance.clear()
+
+    def too_far_behind(self) -> bool:
+        """True when ``take`` would raise SubscriberLagging (for a stream blocked on its socket)."""
+        return any(
+            log.latest_value_key is None
+            and (offset < log.first_offset or log.next_offset - offset > self._allowance[log])
+            for log, offset in self.cursors.items()
+        )
 
     def take(self, limit: int = 512) -> list[Event]:
         """Everything new on every channel (at most ``limit``), in broker order.
@@ -262,4 +283,5 @@ class Hub:
         """Mark every subscription closed and wake it (shutdown)."""
         for subscription in self.subscriptions:
             subscription.closed_reason = reason
+            subscription.deliver = None
             subscription.wake.set()

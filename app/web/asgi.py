@@ -11,8 +11,10 @@ path, once the headers are out, a stream writes its chunks straight to the
 connection's transport (chunked framing by hand) instead of through ASGI
 ``send`` → Hypercorn's HTTP stream → h11's state machine → the TCP server's
 lock and ``drain()``. That path cost about 15 µs of the 40 µs per delivered
-event (docs/performance.md). The headers and the final chunk still go through
-``send``, so h11 and Hypercorn keep their state; the body bytes are the same.
+event (docs/performance.md); with the socket in hand, the hub can also write a
+caught-up stream's events at publish time without waking its task. The
+headers and the final chunk still go through ``send``, so h11 and Hypercorn
+keep their state; the body bytes are the same.
 It relies on Hypercorn's internals (pinned in pyproject.toml) and falls back
 to ``send`` whenever they are not what it expects (HTTP/2, TLS wrappers
 aside, HEAD, HTTP/1.0, another server).
@@ -26,9 +28,9 @@ from typing import Any
 from quart import Response
 from quart.asgi import ASGIHTTPConnection
 
-from app.streams import EventStream, WriteBody
+from app.streams import EventStream
 
-HIGH_WATER_BYTES = 256 * 1024
+HIGH_WATER_BYTES = 64 * 1024
 
 
 class StreamResponse(Response):
@@ -47,7 +49,7 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         if isinstance(response, StreamResponse):
             chunked = self.scope["http_version"] == "1.1" and self.scope["method"] == "GET"
             writer = hypercorn_socket_writer(send) if chunked else None
-            await response.stream.run(send, chunk_writer(writer) if writer else None)
+            await response.stream.run(send, ChunkedSocket(writer) if writer else None)
         else:
             await super()._send_response(send, response)
 
@@ -68,21 +70,27 @@ def hypercorn_socket_writer(send: Any) -> asyncio.StreamWriter | None:
     return writer if isinstance(writer, asyncio.StreamWriter) else None
 
 
-def chunk_writer(writer: asyncio.StreamWriter) -> WriteBody:
-    """Write one HTTP/1.1 chunk per call; wait only when the socket buffer is past high water.
+class ChunkedSocket:
+    """HTTP/1.1 chunks written straight to the connection's transport.
 
-    A client that stops reading keeps the buffer high, so ``drain()`` blocks
-    and the stream registry's ``write_timeout`` cuts it, as with ``send``.
+    A client that stops reading keeps the buffer past high water; the stream
+    then waits in :meth:`drain` and the stream registry's ``write_timeout``
+    cuts it, as it would a blocked ``send``.
     """
-    transport = writer.transport
 
-    async def write(body: bytes) -> None:
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.transport = writer.transport
+
+    def write_now(self, body: bytes) -> bool:
+        """Write one chunk without waiting; False once the buffer is past high water."""
         if not body:
-            return  # an empty chunk is the last chunk: it would end the response
-        if transport.is_closing():
+            return True  # an empty chunk is the last chunk: it would end the response
+        if self.transport.is_closing():
             raise ConnectionResetError("client connection closed")
-        transport.write(b"%x\r\n%b\r\n" % (len(body), body))
-        if transport.get_write_buffer_size() > HIGH_WATER_BYTES:
-            await writer.drain()
+        self.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+        return bool(self.transport.get_write_buffer_size() <= HIGH_WATER_BYTES)
 
-    return write
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is under its low-water mark."""
+        await self.writer.drain()
