@@ -225,3 +225,20 @@ def seed_demo_content(server: ServerProcess, log_file: LogFile) -> None:
         "2026-11-27 19:00:03 ERROR api upstream inventory timed out after 5000ms",
         "2026-11-27 19:00:04 DEBUG cache miss key=items:page:2",
     )
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/channels/log.app", "/channels/ticker", "/channels/chat.lobby"]
+)
+def test_pages_work_under_the_csp_without_violations(
+    page: Page, server: ServerProcess, path: str
+) -> None:
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    response = page.goto(f"{server.url}{path}")
+    assert response is not None
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    expect_connection(page, "Live", timeout_ms=5000)
+    page.wait_for_timeout(500)  # let late console messages arrive
+    violations = [m for m in messages if "Content Security Policy" in m]
+    assert not violations, violations
