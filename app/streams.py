@@ -1,8 +1,9 @@
 """One client's SSE stream, and the registry that times every open stream.
 
 A stream owns one broker subscription. It sleeps on the subscription's
-``wake`` event, then writes everything new in one ``send`` (under load that
-batches by itself). The registry runs one sweeper task for all streams
+``wake`` event, then writes everything new in one write (under load that
+batches by itself). While it sleeps caught up, the hub may write new events
+to its socket itself (``Subscription.deliver``): no wake-up per event. The registry runs one sweeper task for all streams
 instead of a timer per stream: it asks idle streams for a heartbeat (and
 html streams, busy or not, for a connection-status fragment), cuts
 streams whose socket accepted no write for ``write_timeout`` seconds

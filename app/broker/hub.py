@@ -2,9 +2,10 @@
 
 Each channel is a ring buffer of its newest events. A subscriber holds one
 cursor (the next offset to read) per channel it follows, plus an
-``asyncio.Event`` that the hub sets when something is appended. A woken
-subscriber reads everything new in one go (:meth:`Subscription.take`), merged
-across channels in broker order. Nothing is copied per subscriber and nothing
+``asyncio.Event`` that the hub sets when something is appended — or, while
+the subscriber is caught up and has said so (``deliver``), a callable the hub
+hands the new event to directly. A woken subscriber reads everything new in
+one go (:meth:`Subscription.take`), merged across channels in broker order. Nothing is copied per subscriber and nothing
 queues per subscriber: memory is the rings, whatever the subscriber count.
 
 Deliberate oddities:
