@@ -5,8 +5,9 @@ cursor (the next offset to read) per channel it follows, plus an
 ``asyncio.Event`` that the hub sets when something is appended — or, while
 the subscriber is caught up and has said so (``deliver``), a callable the hub
 hands the new event to directly. A woken subscriber reads everything new in
-one go (:meth:`Subscription.take`), merged across channels in broker order. Nothing is copied per subscriber and nothing
-queues per subscriber: memory is the rings, whatever the subscriber count.
+one go (:meth:`Subscription.take`), merged across channels in broker order.
+Nothing is copied per subscriber and nothing queues per subscriber: memory is
+the rings, whatever the subscriber count.
 
 Deliberate oddities:
 - ``take`` never blocks and never awaits: a subscriber can only fall behind by
