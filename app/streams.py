@@ -4,11 +4,11 @@ A stream owns one broker subscription. It sleeps on the subscription's
 ``wake`` event, then writes everything new in one write (under load that
 batches by itself). While it sleeps caught up, the hub may write new events
 to its socket itself (``Subscription.deliver``): no wake-up per event. The
-registry runs one sweeper task for all streams instead of a timer per stream: it asks idle streams for a heartbeat (and
-html streams, busy or not, for a connection-status fragment), cuts
-streams whose socket accepted no write for ``write_timeout`` seconds
-(Hypercorn's ``send`` waits on the socket without a deadline: the deadline
-is ours), and ends every stream at shutdown.
+registry runs one sweeper task for all streams instead of a timer per
+stream: it asks idle streams for a heartbeat (and html streams, busy or not,
+for a connection-status fragment), cuts streams whose socket accepted no
+write for ``write_timeout`` seconds (Hypercorn's ``send`` waits on the socket
+without a deadline: the deadline is ours), and ends every stream at shutdown.
 
 Deliberate oddities:
 - A write-timeout cut cancels the stream's task: the only way to interrupt
