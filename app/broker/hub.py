@@ -148,7 +148,6 @@ class Subscription:
         self.gap_channels: list[str] = []
         self.snapshots: dict[str, list[Event]] = {}
         self.closed_reason: str | None = None
-        self.last_seq = 0
 
     def matches(self, channel: str) -> bool:
         """True when one of the patterns matches ``channel``."""
@@ -207,8 +206,6 @@ class Subscription:
         for log, _offset in ready:
             backlog = log.next_offset - self.cursors[log]
             self._allowance[log] = min(self._allowance[log], backlog + self.max_lag)
-        if events:
-            self.last_seq = events[-1].seq
         return events
 
     def _run(self, log: ChannelLog, offset: int, limit: int) -> list[Event]:
