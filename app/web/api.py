@@ -88,9 +88,7 @@ def _take_rate(runtime: Runtime, kind: Kind, count: int) -> None:
 
 
 def _created(body: dict[str, Any]) -> Response:
-    response = jsonify(body)
-    response.status_code = 201
-    return response
+    return Response(msgspec.json.encode(body), status=201, content_type="application/json")
 
 
 def _validate_batch(kind: Kind, items: list[Any]) -> list[dict[str, Any]]:

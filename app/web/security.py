@@ -12,9 +12,11 @@ cannot forge them; programs such as curl send neither and carry no cookie.
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 from quart import Blueprint, Quart, Response, g, redirect, request
+from quart.sessions import SessionInterface
 from quart.typing import ResponseReturnValue
 from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
 
@@ -45,9 +47,26 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+class NoSessions(SessionInterface):
+    """No Flask-style session: quart-auth keeps its own cookie.
+
+    Quart's default interface builds a signing serializer on every request
+    once a secret key is set (5 % of a single POST's CPU in the profile).
+    """
+
+    async def open_session(self, app: Any, request: Any) -> None:
+        """Always the null session."""
+        return None
+
+    async def save_session(self, app: Any, session: Any, response: Any) -> None:
+        """Nothing to save."""
+        return None
+
+
 def install_security(app: Quart, secret_key: str, *, secure: bool) -> None:
     """Session cookies, the identity and CSRF checks before each request, headers after."""
     app.secret_key = secret_key
+    app.session_interface = NoSessions()  # type: ignore[assignment]  # Quart types it narrowly
     QuartAuth(app, cookie_samesite="Strict", cookie_secure=secure, cookie_http_only=True)
     app.before_request(_refuse_cross_site)
     app.before_request(_identify)
