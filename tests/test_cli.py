@@ -10,19 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.cli import pulseboard
 from tests.support.server import ROOT, free_port
-
-
-def pulseboard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_check_config_accepts_the_shipped_config() -> None:

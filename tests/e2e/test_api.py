@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import httpx
 import pytest
 
-from tests.support.server import ROOT, ServerProcess
+from tests.support.cli import pulseboard
+from tests.support.server import ServerProcess
 
 
 def post(server: ServerProcess, channel: str, **kwargs) -> httpx.Response:
@@ -163,23 +161,7 @@ def test_health_and_readiness(server: ServerProcess) -> None:
 
 
 def test_cli_publish_prints_the_id(server: ServerProcess) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "publish",
-            "ops.deploys",
-            "deploy 43 done",
-            "--url",
-            server.url,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = pulseboard("publish", "ops.deploys", "deploy 43 done", "--url", server.url)
     assert done.returncode == 0, done.stderr
     assert last_data(server, "ops.deploys")["message"] == "deploy 43 done"
     assert (
@@ -191,14 +173,7 @@ def test_cli_publish_prints_the_id(server: ServerProcess) -> None:
 
 
 def test_cli_publish_reports_refusals_with_exit_2(server: ServerProcess) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "publish", "log.app", "x", "--url", server.url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = pulseboard("publish", "log.app", "x", "--url", server.url)
     assert done.returncode == 2
     assert "409" in done.stderr
     assert "Traceback" not in done.stderr

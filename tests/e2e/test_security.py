@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.server import ROOT, ServerProcess
+from tests.support.cli import pulseboard
+from tests.support.server import ServerProcess
 
 PUBLISHER = "publisher-token-1"
 READER = "reader-token-123"
@@ -277,23 +276,9 @@ def test_metrics_parse_and_move(server: ServerProcess) -> None:
 def test_non_loopback_bind_without_tokens_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "open.toml"
     config.write_text('[server]\nbind = "0.0.0.0:8999"\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "check-config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = pulseboard("check-config", str(config))
     assert done.returncode == 2
     assert "auth.allow_anonymous" in done.stderr
     config.write_text('[server]\nbind = "0.0.0.0:8999"\n[auth]\nallow_anonymous = true\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "check-config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = pulseboard("check-config", str(config))
     assert done.returncode == 0, done.stderr
