@@ -124,7 +124,10 @@ def _run(settings: Settings, *, run_sources: bool, listen_fd: int | None = None)
     if run_sources and shared:
         run_sources_under_lease(app, runtime_of(app))
     bind = settings.server.bind if listen_fd is None else f"fd://{listen_fd}"
-    uvloop.run(serve_app(app, bind))
+    try:
+        uvloop.run(serve_app(app, bind))
+    except OSError as error:  # the port is taken, or the address is not ours
+        fail(f"server.bind: cannot listen on {bind}: {error.strerror or error}")
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -88,3 +89,16 @@ def test_check_config_names_a_bad_alert_pattern(tmp_path: Path) -> None:
     done = pulseboard("check-config", str(config))
     assert done.returncode == 2
     assert "alerts[0].pattern" in done.stderr
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "taken.toml"
+        config.write_text(f'[server]\nbind = "127.0.0.1:{port}"\n')
+        done = pulseboard("serve", "--config", str(config))
+    assert done.returncode == 2
+    assert f"server.bind: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
