@@ -162,8 +162,10 @@ def _read_toml(path: Path | None) -> dict[str, Any]:
             return tomllib.load(file)
     except FileNotFoundError:
         raise SettingsError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise SettingsError(f"{path}: not valid TOML: {error}") from None
+    except OSError as error:
+        raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
 
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

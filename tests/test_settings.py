@@ -70,3 +70,10 @@ def test_bad_config_is_refused_naming_the_key(
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="not found"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_a_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[server]\nbind = "\xff"\n')
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(path, environ={})
