@@ -136,12 +136,17 @@ def _run(settings: Settings, *, run_sources: bool, listen_fd: int | None = None)
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Server URL.")
 @click.option("--token", envvar="PULSEBOARD_TOKEN", help="Bearer token for publishing.")
 @click.option("--title", help="Notification title.")
-def publish(channel: str, message: str, url: str, token: str | None, title: str | None) -> None:
-    """Publish MESSAGE to CHANNEL (a notification unless the channel is a chat room)."""
+@click.option("--user", help="Post MESSAGE to a chat room as this nickname.")
+def publish(
+    channel: str, message: str, url: str, token: str | None, title: str | None, user: str | None
+) -> None:
+    """Publish MESSAGE to CHANNEL: a notification, or with --user a chat message."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     endpoint = f"{url.rstrip('/')}/api/channels/{channel}/events"
     try:
-        if title:
+        if user:
+            response = httpx.post(endpoint, json={"user": user, "text": message}, headers=headers)
+        elif title:
             response = httpx.post(
                 endpoint, json={"message": message, "title": title}, headers=headers
             )

@@ -177,3 +177,10 @@ def test_cli_publish_reports_refusals_with_exit_2(server: ServerProcess) -> None
     assert done.returncode == 2
     assert "409" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_cli_publish_posts_a_chat_message_with_user(server: ServerProcess) -> None:
+    done = pulseboard("publish", "chat.lobby", "hi from a script", "--user", "bot",
+                      "--url", server.url)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert last_data(server, "chat.lobby") == {"user": "bot", "text": "hi from a script"}
