@@ -8,21 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.broker.conftest import REDIS_SERVER, RedisServer, unique_prefix
-from tests.conftest import require_binary
+from tests.broker.conftest import RedisServer, unique_prefix
+from tests.broker.conftest import redis_server as redis_server  # the session's shared Redis
 from tests.support.server import ServerProcess
 
 GatewayFactory = Callable[..., ServerProcess]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One redis-server for the module; deployments keep apart by key prefix."""
-    require_binary(REDIS_SERVER, "the multi-process tests need a real Redis")
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
