@@ -1,8 +1,8 @@
 """Local fan-out shared by every broker backend: channel rings and subscriber cursors.
 
 Each channel is a ring buffer of its newest events. A subscriber holds one
-cursor (the next offset to read) per channel it follows, plus an
-``asyncio.Event`` that the hub sets when something is appended — or, while
+cursor (the next offset to read) per channel it follows, plus a
+:class:`Wake` flag that the hub sets when something is appended — or, while
 the subscriber is caught up and has said so (``deliver``), a callable the hub
 hands the new event to directly. A woken subscriber reads everything new in
 one go (:meth:`Subscription.take`), merged across channels in broker order.
@@ -15,6 +15,9 @@ Deliberate oddities:
   ``max_lag`` bounds.
 - Latest-value channels (kinds with ``latest_value_key``) never cut a slow
   subscriber: it skips to the newest event per key instead (conflation).
+- :class:`Wake` stands in for ``asyncio.Event``, which allocates a 760-byte
+  waiter deque up front: one per open stream, about 4 % of an idle stream's
+  memory (docs/performance.md, S1).
 """
 
 from __future__ import annotations
@@ -29,6 +32,43 @@ from app.events import Event, KindRegistry, pattern_matches
 
 class SubscriberLagging(Exception):
     """The subscriber fell more than ``max_lag`` events behind and must reconnect."""
+
+
+class Wake:
+    """A flag one task sleeps on until it is set (``asyncio.Event`` for a single waiter)."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def is_set(self) -> bool:
+        """True from :meth:`set` until :meth:`clear`."""
+        return self._set
+
+    def set(self) -> None:
+        """Set the flag and wake the waiting task, if any."""
+        if self._set:
+            return
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        """Unset the flag."""
+        self._set = False
+
+    async def wait(self) -> None:
+        """Return once the flag is set (at once if it is)."""
+        if self._set:
+            return
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
 
 
 class ChannelLog:
@@ -138,10 +178,22 @@ class Subscription:
         closed_reason: set when the hub ends the subscription (shutdown).
     """
 
+    __slots__ = (
+        "_allowance",
+        "closed_reason",
+        "cursors",
+        "deliver",
+        "gap_channels",
+        "max_lag",
+        "patterns",
+        "snapshots",
+        "wake",
+    )
+
     def __init__(self, patterns: Sequence[str], max_lag: int) -> None:
         self.patterns = tuple(patterns)
         self.max_lag = max_lag
-        self.wake = asyncio.Event()
+        self.wake = Wake()
         self.deliver: Callable[[Event], bool] | None = None
         self.cursors: dict[ChannelLog, int] = {}
         self._allowance: dict[ChannelLog, int] = {}
