@@ -8,13 +8,38 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from app.broker.base import ChannelInfo, HistoryPage, KindConflict, Start
 from app.broker.hub import ChannelLog, Hub, Subscription
 from app.events import Event, KindRegistry, format_event_id, is_pattern, parse_event_id
+
+
+class SubscriptionScope:
+    """The ``async with`` block of :meth:`MemoryBroker.subscribe`.
+
+    Deliberately a class, not ``@asynccontextmanager``: a suspended generator,
+    its wrapper and the loop's async-generator bookkeeping cost about 600 bytes
+    for as long as a stream is open, 3 % of an idle stream (docs/performance.md, S1).
+    """
+
+    __slots__ = ("_broker", "_patterns", "_start", "_subscription")
+
+    def __init__(self, broker: MemoryBroker, patterns: Sequence[str], start: Start) -> None:
+        self._broker = broker
+        self._patterns = patterns
+        self._start = start
+        self._subscription: Subscription | None = None
+
+    async def __aenter__(self) -> Subscription:
+        self._subscription = await self._broker.open_subscription(self._patterns, self._start)
+        return self._subscription
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._subscription is not None:
+            self._broker.hub.close(self._subscription)
+            self._subscription = None
 
 
 def new_epoch() -> str:
@@ -68,15 +93,19 @@ class MemoryBroker:
         log.append(event)
         return event
 
-    @asynccontextmanager
-    async def subscribe(self, patterns: Sequence[str], start: Start) -> AsyncIterator[Subscription]:
+    def subscribe(self, patterns: Sequence[str], start: Start) -> SubscriptionScope:
         """Place cursors per ``start`` and follow; cursors are freed on exit."""
+        return SubscriptionScope(self, patterns, start)
+
+    async def open_subscription(self, patterns: Sequence[str], start: Start) -> Subscription:
+        """A subscription with its cursors placed; the caller must ``hub.close`` it."""
         subscription = self.hub.open(patterns)
         try:
             self._place(subscription, start)
-            yield subscription
-        finally:
+        except BaseException:
             self.hub.close(subscription)
+            raise
+        return subscription
 
     async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
         """Retained events after ``after``; a gap (from the oldest) when it is unknown."""

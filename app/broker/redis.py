@@ -47,8 +47,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -237,12 +236,10 @@ class RedisBroker(MemoryBroker):
         seq, offset = int(reply[1]), int(reply[2])
         return Event(format_event_id(epoch, seq), channel, kind, now, data, seq, offset)
 
-    @asynccontextmanager
-    async def subscribe(self, patterns: Sequence[str], start: Start) -> AsyncIterator[Subscription]:
+    async def open_subscription(self, patterns: Sequence[str], start: Start) -> Subscription:
         """Catch up with Redis, then place cursors exactly as memory:// does."""
         await self._settle(start.after)
-        async with super().subscribe(patterns, start) as subscription:
-            yield subscription
+        return await super().open_subscription(patterns, start)
 
     async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
         """Retained events after ``after``, once the mirror has caught up with Redis."""
