@@ -34,7 +34,7 @@ def parse_level(text: str, *, field: str = "level") -> str:
     return level
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventFilter:
     """Keeps events whose text matches ``pattern`` and whose level is at least ``level``.
 

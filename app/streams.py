@@ -1,14 +1,16 @@
 """One client's SSE stream, and the registry that times every open stream.
 
 A stream owns one broker subscription. It sleeps on the subscription's
-``wake`` event, then writes everything new in one write (under load that
+``wake`` flag, then writes everything new in one write (under load that
 batches by itself). While it sleeps caught up, the hub may write new events
 to its socket itself (``Subscription.deliver``): no wake-up per event. The
 registry runs one sweeper task for all streams instead of a timer per
 stream: it asks idle streams for a heartbeat (and html streams, busy or not,
 for a connection-status fragment), cuts streams whose socket accepted no
 write for ``write_timeout`` seconds (Hypercorn's ``send`` waits on the socket
-without a deadline: the deadline is ours), and ends every stream at shutdown.
+without a deadline: the deadline is ours), ends streams whose client hung up
+(on the lean path of :mod:`app.web.asgi` no task listens for that), and ends
+every stream at shutdown.
 
 Deliberate oddities:
 - A write-timeout cut cancels the stream's task: the only way to interrupt
@@ -25,7 +27,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +47,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class DirectSocket(Protocol):
     """The client's socket, reached without ASGI ``send`` (see :mod:`app.web.asgi`)."""
 
+    @property
+    def closed(self) -> bool:
+        """True once the client has hung up."""
+
     def write_now(self, body: bytes) -> bool:
         """Write one body chunk without waiting; False once the buffer is past high water."""
 
@@ -58,11 +63,12 @@ STREAM_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+STREAM_START = {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
 BATCH_EVENTS = 512
 _json_encode = msgspec.json.Encoder().encode
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamRequest:
     """A validated ``/events`` request."""
 
@@ -85,6 +91,28 @@ class StreamTimings:
 class EventStream:
     """Writes one subscription to one client as SSE."""
 
+    __slots__ = (
+        "_filtering",
+        "_loop",
+        "_only_channel",
+        "_send",
+        "_socket",
+        "broker",
+        "client_gone",
+        "cut_reason",
+        "drain_due",
+        "last_status",
+        "last_write",
+        "ping_due",
+        "registry",
+        "renderer",
+        "request",
+        "status_due",
+        "subscription",
+        "task",
+        "write_started",
+    )
+
     def __init__(
         self,
         request: StreamRequest,
@@ -105,6 +133,7 @@ class EventStream:
         self.status_due = False
         self.cut_reason: str | None = None
         self.drain_due = False
+        self.client_gone = False
         self._loop = asyncio.get_running_loop()
         self._filtering = request.filter.active
         self._send: Send | None = None
@@ -123,27 +152,26 @@ class EventStream:
         socket without waking this task (:attr:`Subscription.deliver`).
         """
         self.task = asyncio.current_task()
-        async with AsyncExitStack() as stack:
-            try:
-                sub = await stack.enter_async_context(
-                    self.broker.subscribe(self.request.patterns, self.request.start)
-                )
-            except BrokerUnavailable as error:
-                await _send_unavailable(send, str(error))
-                return
-            self.subscription = sub
-            await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
-            self._send, self._socket = send, socket
-            self.registry.add(self)
-            try:
-                await self._write(sse.encode_retry(self.registry.timings.retry_ms))
-                await self._write(self._start_frames(sub))
-                await self._follow(sub)
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except ConnectionError:
-                return  # the client went away mid-write: nothing left to tell it
-            finally:
-                self.registry.remove(self)
+        try:
+            async with self.broker.subscribe(self.request.patterns, self.request.start) as sub:
+                self.subscription = sub
+                await send(STREAM_START)
+                self._send, self._socket = send, socket
+                self.registry.add(self)
+                try:
+                    await self._write(sse.encode_retry(self.registry.timings.retry_ms))
+                    await self._write(self._start_frames(sub))
+                    await self._follow(sub)
+                    if not self.client_gone:
+                        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                except ConnectionError:
+                    return  # the client went away mid-write: nothing left to tell it
+                finally:
+                    self.registry.remove(self)
+        except BrokerUnavailable as error:
+            if self.subscription is not None:
+                raise  # lost mid-stream: too late for a 503
+            await _send_unavailable(send, str(error))
 
     async def _follow(self, sub: Subscription) -> None:
         direct = self._socket is not None and not self._filtering
@@ -153,7 +181,7 @@ class EventStream:
             await sub.wake.wait()
             sub.deliver = None
             sub.wake.clear()
-            if self.registry.closing or sub.closed_reason:
+            if self.registry.closing or sub.closed_reason or self.client_gone:
                 return
             if self.drain_due:
                 self.drain_due = False
@@ -179,6 +207,14 @@ class EventStream:
                 chunk += self._status_frame()
             if chunk:
                 await self._write(chunk)
+
+    def socket_closed(self) -> bool:
+        """True when the client hung up on a stream writing to its socket directly.
+
+        Such a stream has no task listening for ``http.disconnect``
+        (:mod:`app.web.asgi`); the registry's sweeper asks this instead.
+        """
+        return self._socket is not None and self._socket.closed
 
     def _deliver(self, event: Event) -> bool:
         """Write ``event`` at once (the hub calls this while the stream is parked and caught up)."""
@@ -437,6 +473,10 @@ class StreamRegistry:
                 self._check(stream, now)
 
     def _check(self, stream: EventStream, now: float) -> None:
+        if stream.socket_closed() and not stream.client_gone:
+            stream.client_gone = True
+            if stream.subscription is not None:
+                stream.subscription.wake.set()
         started = stream.write_started
         if started is not None:
             if stream.cut_reason is None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from app.web.asgi import hypercorn_socket_writer
+from app.web.asgi import hypercorn_socket
 
 
 async def test_a_send_that_is_not_hypercorn_http_1_1_gets_no_socket_writer() -> None:
     async def send(message: dict) -> None:
         return None
 
-    assert hypercorn_socket_writer(send) is None
-    assert hypercorn_socket_writer(print) is None
+    assert hypercorn_socket(send) is None
+    assert hypercorn_socket(print) is None

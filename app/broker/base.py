@@ -35,7 +35,7 @@ class KindConflict(BrokerError):
         self.kind = kind
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Start:
     """Where a new subscription starts.
 

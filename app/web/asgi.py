@@ -6,18 +6,29 @@ Quart sends a response body chunk by chunk through its own loop, under
 end — and Quart's request machinery (routing, validation, errors, hooks)
 still runs before it.
 
-Deliberate oddity (do not "fix" without measuring): on Hypercorn's HTTP/1.1
-path, once the headers are out, a stream writes its chunks straight to the
-connection's transport (chunked framing by hand) instead of through ASGI
-``send`` → Hypercorn's HTTP stream → h11's state machine → the TCP server's
-lock and ``drain()``. That path cost about 15 µs of the 40 µs per delivered
-event (docs/performance.md); with the socket in hand, the hub can also write a
-caught-up stream's events at publish time without waking its task. The
-headers and the final chunk still go through ``send``, so h11 and Hypercorn
-keep their state; the body bytes are the same.
-It relies on Hypercorn's internals (pinned in pyproject.toml) and falls back
-to ``send`` whenever they are not what it expects (HTTP/2, TLS wrappers
-aside, HEAD, HTTP/1.0, another server).
+Deliberate oddities (do not "fix" without measuring):
+
+- ``GET /events`` over Hypercorn's HTTP/1.1 does not go through Quart's
+  ``ASGIHTTPConnection.__call__``, which keeps two tasks, an ``asyncio.wait``
+  and the Request (its headers, its body with two events) alive for as long
+  as the response lasts, and two more coroutine frames: about 10 KiB per open
+  stream, a third of an idle stream's memory (docs/performance.md, S1).
+  :class:`StreamingQuart` reads the request, lets Quart handle it in the
+  connection's own task and drops it; only the stream stays.
+  Without Quart's receiver task nobody hears ``http.disconnect``: the stream
+  registry's sweeper looks at :attr:`ChunkedSocket.closed` instead.
+- Once the headers are out, such a stream writes its chunks straight to the
+  connection's transport (chunked framing by hand) instead of through ASGI
+  ``send`` → Hypercorn's HTTP stream → h11's state machine → the TCP server's
+  lock and ``drain()``. That path cost about 15 µs of the 40 µs per delivered
+  event; with the socket in hand, the hub can also write a caught-up stream's
+  events at publish time without waking its task. The headers and the final
+  chunk still go through ``send``, so h11 and Hypercorn keep their state; the
+  body bytes are the same.
+
+Both rely on Hypercorn's internals (pinned in pyproject.toml) and fall back to
+Quart's own path whenever they are not what they expect (HTTP/2, HEAD,
+HTTP/1.0, another server).
 """
 
 from __future__ import annotations
@@ -25,11 +36,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from quart import Response
+from quart import Quart, Response
 from quart.asgi import ASGIHTTPConnection
 
 from app.streams import EventStream
 
+STREAM_PATH = "/events"
 HIGH_WATER_BYTES = 64 * 1024
 
 
@@ -45,17 +57,59 @@ class StreamResponse(Response):
 class StreamingHTTPConnection(ASGIHTTPConnection):
     """Quart's HTTP connection, handing :class:`StreamResponse` bodies to the stream."""
 
+    async def open_stream(self, receive: Any, send: Any) -> EventStream | None:
+        """Read the request and let Quart answer it in this task, without Quart's two tasks.
+
+        Returns the stream to run, or None when Quart's answer (an error, a
+        redirect) has been sent instead or the client left mid-request.
+        """
+        request = self._create_request_from_scope(send)
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            request.body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        request.body.set_complete()
+        response = await self.app.handle_request(request)
+        if isinstance(response, StreamResponse):
+            return response.stream
+        await asyncio.wait_for(
+            self._send_response(send, response), self.app.config["RESPONSE_TIMEOUT"]
+        )
+        return None
+
     async def _send_response(self, send: Any, response: Any) -> None:
         if isinstance(response, StreamResponse):
-            chunked = self.scope["http_version"] == "1.1" and self.scope["method"] == "GET"
-            writer = hypercorn_socket_writer(send) if chunked else None
-            await response.stream.run(send, ChunkedSocket(writer) if writer else None)
+            await response.stream.run(send, None)
         else:
             await super()._send_response(send, response)
 
 
-def hypercorn_socket_writer(send: Any) -> asyncio.StreamWriter | None:
-    """The StreamWriter under Hypercorn's HTTP/1.1 ``send``, or None if it is not that.
+class StreamingQuart(Quart):
+    """The Quart app, with ``GET /events`` over Hypercorn's HTTP/1.1 served lean (see above)."""
+
+    asgi_http_class = StreamingHTTPConnection
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        socket = _direct_socket(scope, send) if scope["type"] == "http" else None
+        if socket is None:
+            await self.asgi_app(scope, receive, send)
+            return
+        stream = await StreamingHTTPConnection(self, scope).open_stream(receive, send)
+        if stream is not None:
+            await stream.run(send, socket)
+
+
+def _direct_socket(scope: Any, send: Any) -> ChunkedSocket | None:
+    if scope["path"] != STREAM_PATH or scope["method"] != "GET" or scope["http_version"] != "1.1":
+        return None
+    return hypercorn_socket(send)
+
+
+def hypercorn_socket(send: Any) -> ChunkedSocket | None:
+    """The connection under Hypercorn's HTTP/1.1 ``send``, or None if it is not that.
 
     ``send`` is ``HTTPStream.app_send``; its stream sends through
     ``H11Protocol.stream_send``, whose protocol sends through
@@ -63,11 +117,11 @@ def hypercorn_socket_writer(send: Any) -> asyncio.StreamWriter | None:
     """
     http_stream = getattr(send, "__self__", None)
     h11_protocol = getattr(getattr(http_stream, "send", None), "__self__", None)
-    if type(h11_protocol).__name__ != "H11Protocol":
+    if type(h11_protocol).__name__ != "H11Protocol" or not hasattr(http_stream, "closed"):
         return None
     tcp_server = getattr(getattr(h11_protocol, "send", None), "__self__", None)
     writer = getattr(tcp_server, "writer", None)
-    return writer if isinstance(writer, asyncio.StreamWriter) else None
+    return ChunkedSocket(writer, http_stream) if isinstance(writer, asyncio.StreamWriter) else None
 
 
 class ChunkedSocket:
@@ -78,9 +132,17 @@ class ChunkedSocket:
     cuts it, as it would a blocked ``send``.
     """
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    __slots__ = ("http_stream", "transport", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, http_stream: Any) -> None:
         self.writer = writer
         self.transport = writer.transport
+        self.http_stream = http_stream
+
+    @property
+    def closed(self) -> bool:
+        """True once the client hung up (Hypercorn saw its input end) or the socket closed."""
+        return bool(self.http_stream.closed or self.transport.is_closing())
 
     def write_now(self, body: bytes) -> bool:
         """Write one chunk without waiting; False once the buffer is past high water."""

@@ -11,7 +11,7 @@ from app.filters import EventFilter, compile_user_regex, parse_level
 from app.runtime import Runtime
 from app.settings import LimitsSettings
 from app.streams import EventStream, StreamRequest
-from app.web.asgi import StreamResponse
+from app.web.asgi import STREAM_PATH, StreamResponse
 from app.web.errors import error_response
 from app.web.runtime import current_runtime
 from app.web.security import check_read
@@ -67,7 +67,7 @@ def _parse_start(
     return Start(after=after, history=int(history_text), snapshot=fmt == "html")
 
 
-@blueprint.get("/events")
+@blueprint.get(STREAM_PATH)
 async def events() -> Response:
     """Open an SSE stream on the requested channels (DESIGN section 5)."""
     runtime: Runtime = current_runtime()

@@ -1,0 +1,104 @@
+"""What an open ``GET /events`` holds per connection (app.web.asgi's lean path).
+
+The server runs in the test's own loop so the test can count its tasks: over
+Hypercorn's HTTP/1.1 a stream keeps Hypercorn's two (the connection's reader
+and the request), not Quart's receiver and handler tasks and the Request on
+top; and with no task listening for ``http.disconnect``, a client that hangs
+up must still be noticed (by the stream registry's sweeper).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from hypercorn.asyncio import serve
+
+from app import create_app, runtime_of
+from app.server import hypercorn_config
+from app.settings import settings_from_dict
+from tests.support.server import free_port
+
+STREAMS = 20
+CONFIG = {
+    "server": {"heartbeat": 0.4},
+    "channels": [{"name": "lean", "kind": "notify"}],
+}
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[object, int]]:
+    app = create_app(settings_from_dict(CONFIG), run_sources=False)
+    port = free_port()
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        serve(app, hypercorn_config(f"127.0.0.1:{port}", None), shutdown_trigger=stop.wait)
+    )
+    await _until_listening(port)
+    yield app, port
+    stop.set()
+    await asyncio.wait_for(serving, 10)
+
+
+async def _until_listening(port: int) -> None:
+    for _attempt in range(250):
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.02)
+        else:
+            writer.close()
+            return
+    raise AssertionError(f"nothing listens on {port} after 5 s")
+
+
+async def _until(condition, what: str, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _open_stream(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /events?channel=lean HTTP/1.1\r\nHost: t\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"retry:"), 5)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return reader, writer
+
+
+def _subscribers(app: object) -> int:
+    runtime = runtime_of(app)  # type: ignore[arg-type]
+    return sum(info.subscribers for info in runtime.broker.channels())
+
+
+async def test_an_open_stream_keeps_only_hypercorn_tasks_and_hanging_up_frees_it(
+    served: tuple[object, int],
+) -> None:
+    app, port = served
+    await asyncio.sleep(0.1)  # let start-up tasks settle
+    tasks_before = len(asyncio.all_tasks())
+    clients = [await _open_stream(port) for _ in range(STREAMS)]
+    assert _subscribers(app) == STREAMS
+    assert len(asyncio.all_tasks()) - tasks_before == 2 * STREAMS
+
+    for index, (_reader, writer) in enumerate(clients):
+        if index % 2:
+            writer.transport.abort()  # RST
+        else:
+            writer.close()  # FIN
+    await _until(lambda: _subscribers(app) == 0, "every stream noticed its client left")
+    await _until(lambda: len(asyncio.all_tasks()) <= tasks_before, "the connections' tasks ended")
+
+
+async def test_a_refused_stream_request_is_answered_by_quart_on_the_same_path(
+    served: tuple[object, int],
+) -> None:
+    _app, port = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /events?channel=lean&history=x HTTP/1.1\r\nHost: t\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 400"), head
+    writer.close()
