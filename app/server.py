@@ -26,6 +26,7 @@ from hypercorn.config import Config
 from quart import Quart
 
 from app import runtime_of
+from app.web import hypercorn_event
 
 log = logging.getLogger("pulseboard")
 
@@ -59,6 +60,7 @@ async def serve(app: Quart, bind: str) -> None:
         runtime.accepting = False
         await runtime.streams.close_all(runtime.settings.server.shutdown_grace)
 
+    hypercorn_event.install()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
