@@ -10,6 +10,7 @@ up must still be noticed (by the stream registry's sweeper).
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,7 +19,6 @@ from hypercorn.asyncio import serve
 from app import create_app, runtime_of
 from app.server import hypercorn_config
 from app.settings import settings_from_dict
-from tests.support.server import free_port
 
 STREAMS = 20
 CONFIG = {
@@ -29,28 +29,18 @@ CONFIG = {
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[object, int]]:
+    """The app under Hypercorn on a socket that listens before Hypercorn starts."""
     app = create_app(settings_from_dict(CONFIG), run_sources=False)
-    port = free_port()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    config = hypercorn_config(f"fd://{listener.detach()}", None)  # Hypercorn closes it
     stop = asyncio.Event()
-    serving = asyncio.create_task(
-        serve(app, hypercorn_config(f"127.0.0.1:{port}", None), shutdown_trigger=stop.wait)
-    )
-    await _until_listening(port)
+    serving = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
     yield app, port
     stop.set()
     await asyncio.wait_for(serving, 10)
-
-
-async def _until_listening(port: int) -> None:
-    for _attempt in range(250):
-        try:
-            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        except ConnectionRefusedError:
-            await asyncio.sleep(0.02)
-        else:
-            writer.close()
-            return
-    raise AssertionError(f"nothing listens on {port} after 5 s")
 
 
 async def _until(condition, what: str, timeout_s: float = 5.0) -> None:
@@ -78,11 +68,13 @@ async def test_an_open_stream_keeps_only_hypercorn_tasks_and_hanging_up_frees_it
     served: tuple[object, int],
 ) -> None:
     app, port = served
-    await asyncio.sleep(0.1)  # let start-up tasks settle
+    first = await _open_stream(port)  # the server is up, its own tasks started
     tasks_before = len(asyncio.all_tasks())
     clients = [await _open_stream(port) for _ in range(STREAMS)]
-    assert _subscribers(app) == STREAMS
+    assert _subscribers(app) == STREAMS + 1
     assert len(asyncio.all_tasks()) - tasks_before == 2 * STREAMS
+
+    clients.append(first)
 
     for index, (_reader, writer) in enumerate(clients):
         if index % 2:
@@ -90,7 +82,9 @@ async def test_an_open_stream_keeps_only_hypercorn_tasks_and_hanging_up_frees_it
         else:
             writer.close()  # FIN
     await _until(lambda: _subscribers(app) == 0, "every stream noticed its client left")
-    await _until(lambda: len(asyncio.all_tasks()) <= tasks_before, "the connections' tasks ended")
+    await _until(
+        lambda: len(asyncio.all_tasks()) <= tasks_before - 2, "the connections' tasks ended"
+    )
 
 
 async def test_a_refused_stream_request_is_answered_by_quart_on_the_same_path(
