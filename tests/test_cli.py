@@ -6,13 +6,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
 from tests.support.cli import pulseboard
-from tests.support.server import ROOT, free_port
+from tests.support.server import ROOT, answers, free_port
+from tests.support.waiting import wait_until
 
 
 def test_check_config_accepts_the_shipped_config() -> None:
@@ -61,14 +59,7 @@ def test_environment_overrides_reach_serve(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "server did not answer on the env port"
-                time.sleep(0.05)
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}"), "answering on the env port", 20)
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

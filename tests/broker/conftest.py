@@ -176,12 +176,3 @@ async def ended(subscription: Subscription, timeout_s: float = 10.0) -> None:
             await subscription.wake.wait()
             subscription.wake.clear()
             subscription.take()
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Wait for a state that no event announces (``ready``), checking every 20 ms."""
-    for _ in range(int(timeout_s / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"not true after {timeout_s} s")

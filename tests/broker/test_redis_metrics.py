@@ -9,7 +9,8 @@ import pytest
 
 from app.broker.base import BrokerUnavailable
 from app.broker.redis import RedisBroker
-from tests.broker.conftest import BrokerFactory, RedisServer, unique_prefix, until
+from tests.broker.conftest import BrokerFactory, RedisServer, unique_prefix
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.redis
 
@@ -26,9 +27,9 @@ async def test_a_redis_restart_counts_errors_and_one_reconnect(
     with pytest.raises(BrokerUnavailable):
         await broker.publish("ops.deploys", "notify", {"message": "during", "level": "info"})
     assert broker.errors >= 1
-    await until(lambda: not broker.ready)
+    await until(lambda: not broker.ready, "the broker noticed Redis is down")
     await asyncio.to_thread(server.start)
-    await until(lambda: broker.ready)
+    await until(lambda: broker.ready, "the broker reconnected")
     assert broker.reconnects == 1
     errors = broker.errors
     await broker.publish("ops.deploys", "notify", {"message": "after", "level": "info"})

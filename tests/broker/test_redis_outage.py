@@ -22,8 +22,8 @@ from tests.broker.conftest import (
     ended,
     receive,
     unique_prefix,
-    until,
 )
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.redis
 
@@ -51,10 +51,10 @@ async def test_a_redis_restart_with_its_data_loses_nothing(
         await asyncio.to_thread(server.stop)
         with pytest.raises(BrokerUnavailable):
             await broker.publish("ops.deploys", "notify", note(1))
-        await until(lambda: not broker.ready)
+        await until(lambda: not broker.ready, "the broker noticed Redis is down")
         await asyncio.sleep(OUTAGE_S)
         await asyncio.to_thread(server.start)
-        await until(lambda: broker.ready)
+        await until(lambda: broker.ready, "the broker reconnected")
         after = await broker.publish("ops.deploys", "notify", note(2))
         received = await receive(sub, 1)
         assert sub.closed_reason is None
@@ -96,7 +96,7 @@ async def test_a_redis_that_comes_back_empty_is_a_new_epoch(
         await receive(sub, 1)
         await restart(server, after_s=0.5)
         await ended(sub)
-    await until(lambda: other.epoch == broker.epoch != old_epoch)
+    await until(lambda: other.epoch == broker.epoch != old_epoch, "both on the new epoch")
     fresh = await other.publish("ops.deploys", "notify", note(1))
     async with broker.subscribe(["ops.deploys"], Start(after=seen.id)) as sub:
         assert sub.gap_channels == ["ops.deploys"]

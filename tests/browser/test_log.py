@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import SCREENSHOTS, LogFile, expect_connection, screenshot
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -148,12 +149,7 @@ def test_matches_stay_marked_after_the_streams_snapshot(
     log_file.append("WARN marker-77 was here before the page opened")
     # history pages forward from `after`: without it, a long channel answers its oldest lines
     history = f"{server.url}/api/channels/log.app/events?after={last_id or ''}&limit=1000"
-    for _ in range(50):
-        if "marker-77" in httpx.get(history, timeout=5).text:
-            break
-        time.sleep(0.05)  # polling the history API, bounded
-    else:
-        pytest.fail("the line never reached the channel")
+    wait_until(lambda: "marker-77" in httpx.get(history, timeout=5).text, "the line in log.app", 3)
     page.add_init_script(WATCH_LIST_REPLACED)
     page.goto(f"{server.url}/channels/log.app?q=marker-%5Cd%2B")
     page.wait_for_function("() => window.listReplaced === true")

@@ -19,6 +19,7 @@ from hypercorn.asyncio import serve
 from app import create_app, runtime_of
 from app.server import hypercorn_config
 from app.settings import settings_from_dict
+from tests.support.waiting import until
 
 STREAMS = 20
 CONFIG = {
@@ -41,14 +42,6 @@ async def served() -> AsyncIterator[tuple[object, int]]:
     yield app, port
     stop.set()
     await asyncio.wait_for(serving, 10)
-
-
-async def _until(condition, what: str, timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 async def _open_stream(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -81,8 +74,8 @@ async def test_an_open_stream_keeps_only_hypercorn_tasks_and_hanging_up_frees_it
             writer.transport.abort()  # RST
         else:
             writer.close()  # FIN
-    await _until(lambda: _subscribers(app) == 0, "every stream noticed its client left")
-    await _until(
+    await until(lambda: _subscribers(app) == 0, "every stream noticed its client left")
+    await until(
         lambda: len(asyncio.all_tasks()) <= tasks_before - 2, "the connections' tasks ended"
     )
 

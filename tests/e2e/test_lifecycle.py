@@ -14,6 +14,7 @@ import httpx
 from tests.support import run_async
 from tests.support.server import ServerProcess
 from tests.support.sse_client import SSEStream
+from tests.support.waiting import wait_until
 
 
 def subscribers(server: ServerProcess, channel: str) -> int:
@@ -31,14 +32,6 @@ def raw_stream(server: ServerProcess, channel: str, rcvbuf: int | None = None) -
     return sock
 
 
-def wait_until(check, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within} s: {what}")
-        time.sleep(0.05)
-
-
 def test_connect_disconnect_churn_leaves_no_subscribers_or_files(start_server) -> None:
     server = start_server({"server": {"heartbeat": 0.2}, "limits": {"streams_per_client": 2000}})
     httpx.post(f"{server.url}/api/channels/t.churn/events", content=b"x")
@@ -50,8 +43,8 @@ def test_connect_disconnect_churn_leaves_no_subscribers_or_files(start_server) -
             # abrupt: RST instead of FIN
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
-    wait_until(lambda: subscribers(server, "t.churn") == 0, 5, "all subscriptions freed")
-    wait_until(lambda: server.open_files() <= files_before + 5, 5, "sockets closed")
+    wait_until(lambda: subscribers(server, "t.churn") == 0, "all subscriptions freed", 5)
+    wait_until(lambda: server.open_files() <= files_before + 5, "sockets closed", 5)
 
 
 def test_stalled_reader_is_cut_while_another_gets_everything(start_server) -> None:
@@ -73,7 +66,7 @@ def test_stalled_reader_is_cut_while_another_gets_everything(start_server) -> No
     async def scenario() -> list[str]:
         async with SSEStream(f"{server.url}/events?channel=t.slow") as healthy:
             await healthy.wait_for(lambda: healthy.parser.retry is not None)
-            wait_until(lambda: subscribers(server, "t.slow") == 2, 5, "both subscribed")
+            wait_until(lambda: subscribers(server, "t.slow") == 2, "both subscribed", 5)
             rss_before = server.rss_kib()
             big = "x" * 3900
             async with httpx.AsyncClient() as client:
@@ -90,7 +83,7 @@ def test_stalled_reader_is_cut_while_another_gets_everything(start_server) -> No
                     # drain as we go so the healthy reader never lags
                     await healthy.events(100, within=10)
             await asyncio.to_thread(
-                wait_until, lambda: subscribers(server, "t.slow") == 1, 6, "stalled reader cut"
+                wait_until, lambda: subscribers(server, "t.slow") == 1, "stalled reader cut", 6
             )
             assert server.rss_kib() - rss_before < 64 * 1024
             return [event.id for event in healthy.parser.events]
@@ -126,8 +119,8 @@ def test_lagging_reader_is_cut_and_resumes_from_history(start_server) -> None:
             headers={"Content-Type": "application/x-ndjson"},
         )
         assert response.status_code == 201
-    wait_until(lambda: "reason=lagging" in server.log(), 10, "lagging reader cut")
-    wait_until(lambda: subscribers(server, "t.lag") == 0, 5, "its subscription freed")
+    wait_until(lambda: "reason=lagging" in server.log(), "lagging reader cut", 10)
+    wait_until(lambda: subscribers(server, "t.lag") == 0, "its subscription freed", 5)
     sock.close()
 
     async def resume() -> list[str]:
@@ -171,7 +164,7 @@ def test_access_log_is_written_to_a_file_and_json_logs_parse(start_server, tmp_p
     access = tmp_path / "access.log"
     server = start_server({"log": {"access_log": str(access), "format": "json"}})
     assert httpx.get(f"{server.url}/healthz").status_code == 200
-    wait_until(lambda: access.exists() and "/healthz" in access.read_text(), 5, "access line")
+    wait_until(lambda: access.exists() and "/healthz" in access.read_text(), "access line", 5)
     lines = [line for line in server.log().splitlines() if line.startswith("{")]
     assert lines
     assert all(json.loads(line)["level"] for line in lines)

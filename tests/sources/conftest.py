@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from app.events import Event
-from app.sources.logtail import LOGTAIL, LogTailConfig, LogTailSource
+from app.sources.logtail import LOGTAIL, LogTailConfig, LogTailSource, LogTailStats
 
 
 class Collector:
@@ -28,6 +28,7 @@ class Collector:
         self.published_at: list[float] = []
         self._seq = itertools.count(1)
         self._changed = asyncio.Event()
+        self.stats = LogTailStats()  # the tailer's, once ``tailing`` runs one
 
     async def __call__(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
         self.events.append((channel, kind, data))
@@ -142,6 +143,7 @@ async def tailing(
     source = LOGTAIL.create(config)
     assert isinstance(source, LogTailSource)
     collector = Collector(publish_delay_s)
+    collector.stats = source.stats
     stop = asyncio.Event()
     task = asyncio.create_task(source.run(collector, stop))
     ready = asyncio.create_task(source.ready.wait())

@@ -13,6 +13,7 @@ import pytest
 from app.sources.base import SourceConfigError, configure_sources
 from app.sources.lines import CUT_MARKER
 from app.sources.logtail import LOGTAIL, channel_for
+from tests.support.waiting import until
 
 MIB = 1024 * 1024
 
@@ -105,7 +106,7 @@ async def test_truncate_then_slow_refill(log_dir, tail, make_writer):
         writer.lines(50)
         await got.wait_for(50)
         os.truncate(path, 0)
-        await asyncio.sleep(0.3)
+        await until(lambda: got.stats.rotations["truncate"] == 1, "the truncation seen")
         writer.prefix = "after"
         writer.lines(10)
         await got.wait_for(60)
@@ -131,8 +132,7 @@ async def test_delete_then_recreate_after_2_s(log_dir, tail, make_writer):
 
 async def test_file_missing_at_start_is_read_from_its_beginning(log_dir, tail, make_writer):
     path = log_dir / "app.log"
-    async with tail(path) as got:
-        await asyncio.sleep(0.3)
+    async with tail(path) as got:  # watching: the file appears after the tailer started
         writer = make_writer(path)
         writer.lines(200)
         await got.wait_for(200)

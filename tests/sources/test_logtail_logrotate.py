@@ -52,9 +52,9 @@ async def test_copytruncate_by_logrotate_while_appending(
     async with tail(path) as got:
         writer.lines(200)
         background = continuous_writer(writer, interval_s=0.001)
-        await asyncio.sleep(0.3)
+        await got.wait_for(len(writer.written) + 100)  # following the live writer
         await logrotate(rotate_dir, path, "copytruncate")
-        await asyncio.sleep(0.3)
+        await got.wait_for(len(writer.written) + 100)  # and after the rotation
         background.stop()
         last = writer.line("last line")
         await got.wait_for_line(last)
@@ -100,11 +100,11 @@ async def test_rename_rotation_by_logrotate_with_create(
     async with tail(path) as got:
         writer.lines(200)
         background = continuous_writer(writer, interval_s=0.001)
-        await asyncio.sleep(0.3)
+        await got.wait_for(len(writer.written) + 100)  # following the live writer
         await logrotate(rotate_dir, path, "create")
         await asyncio.sleep(0.2)  # the daemon still writes to app.log.1 ...
         writer.reopen()  # ... until its postrotate signal makes it reopen app.log
-        await asyncio.sleep(0.3)
+        await got.wait_for(len(writer.written) + 100)  # and to the new app.log
         background.stop()
         last = writer.line("last line")
         await got.wait_for_line(last)

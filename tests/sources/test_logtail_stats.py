@@ -7,7 +7,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from app.events import Event
 from app.runtime import Runtime, build_runtime
 from app.settings import settings_from_dict
 from app.sources.logtail import READ_CHUNK_BYTES, LogTailConfig, LogTailSource
+from tests.support.waiting import until
 
 
 class Lines:
@@ -32,14 +33,6 @@ class Lines:
         await self.gate.wait()
         self.lines.append(data["line"])
         return Event(str(len(self.lines)), channel, kind, time.time(), data, 1, 1)
-
-
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    """Wait for a state no event announces, checking every 10 ms up to ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not {what} after {timeout_s} s"
-        await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager

@@ -74,7 +74,7 @@ class Stubborn:
     async def run(self, publish: Publish, stop: asyncio.Event) -> None:
         Stubborn.started.set()
         try:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # nothing ever sets it
         finally:
             Stubborn.cleaned_up = True
 

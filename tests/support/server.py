@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +23,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def answers(url: str) -> bool:
+    """True when the server at ``url`` answers ``/healthz`` with 200."""
+    try:
+        return httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def to_toml(config: dict[str, Any]) -> str:
@@ -98,16 +107,19 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited at start:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not answer within {timeout_s} s:\n{self.log()}")
+        try:
+            wait_until(self._started, "answering /healthz", timeout_s)
+        except AssertionError:
+            raise RuntimeError(
+                f"server did not answer within {timeout_s} s:\n{self.log()}"
+            ) from None
+        return self
+
+    def _started(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"server exited at start:\n{self.log()}")
+        return answers(self.url)
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
         assert self.process is not None

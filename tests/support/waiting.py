@@ -1,0 +1,31 @@
+"""Bounded waits for states that no event announces (another process, a counter, a file).
+
+Where something can be awaited (a collector's event, a stream's frames), tests
+await it instead; these poll, every 20 ms, and fail naming what never happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+POLL_S = 0.02
+
+
+def wait_until(check: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
+    """Return once ``check()`` is true; fail after ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} within {within_s} s")
+        time.sleep(POLL_S)
+
+
+async def until(check: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
+    """Return once ``check()`` is true, without blocking the loop; fail after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} within {within_s} s")
+        await asyncio.sleep(POLL_S)
