@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import re2
 
-from app.broker.base import Broker, BrokerError, Start
+from app.broker.base import Broker, BrokerError, ChannelInfo, Start
 from app.broker.hub import SubscriberLagging, Subscription
 from app.events import BUILTIN_KINDS, LEVEL_ORDER, Event, PayloadError, pattern_matches
 from app.settings import AlertSettings, SettingsError
@@ -257,7 +257,7 @@ class AlertEngine:
 
     async def _follow(self, stop: asyncio.Event) -> str | None:
         """Check events until stopped (None) or the broker ends the subscription (its reason)."""
-        self._cursors = {c.name: c.last_id for c in self.broker.channels() if self.watches(c.name)}
+        self._cursors = {c.name: c.last_id for c in self._watched_channels()}
         patterns = sorted({rule.channel for rule in self.rules})
         async with self.broker.subscribe(patterns, Start()) as subscription:
             self.watching.set()
@@ -282,9 +282,12 @@ class AlertEngine:
                 if alert := window.close_if_due(self.clock()):
                     await self._send(alert)
 
+    def _watched_channels(self) -> list[ChannelInfo]:
+        return [info for info in self.broker.channels() if self.watches(info.name)]
+
     async def _catch_up(self) -> None:
         """Check, from the broker's history, the lines a burst pushed past our cursor."""
-        for channel in [c.name for c in self.broker.channels() if self.watches(c.name)]:
+        for channel in [c.name for c in self._watched_channels()]:
             page = await self.broker.history(channel, self._cursors.get(channel), CATCH_UP_MAX)
             if page.gap:
                 log.warning("alerts: lines of %s were dropped before they were checked", channel)

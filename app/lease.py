@@ -40,7 +40,7 @@ from app.alerts import AlertEngine
 from app.broker.base import BrokerUnavailable
 from app.events import Event
 from app.runtime import Runtime
-from app.sources.base import Publish, Supervisor
+from app.sources.base import Publish, Supervisor, pause_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class LeasedSources:
                 elif held is False and self.running:
                     log.warning("sources lease: taken by another process; stopping sources")
                     await self._stop()
-                await _wait(stop, self.renew_s)
+                await pause_unless_stopped(stop, self.renew_s)
         finally:
             await self._stop()
             await self.lease.close()
@@ -167,14 +167,6 @@ def patient(publish: Publish) -> Publish:
                 delay = min(delay * 2, RETRY_MAX_S)
 
     return publish_when_possible
-
-
-async def _wait(stop: asyncio.Event, timeout_s: float) -> None:
-    try:
-        async with asyncio.timeout(timeout_s):
-            await stop.wait()
-    except TimeoutError:
-        pass
 
 
 def run_sources_under_lease(app: Quart, runtime: Runtime) -> None:

@@ -23,7 +23,6 @@ from app.render import Renderer, create_environment
 from app.settings import Settings
 from app.sources.base import (
     ConfiguredSource,
-    SourceType,
     Supervisor,
     configure_sources,
     load_source_types,
@@ -54,7 +53,6 @@ class Runtime:
     broker: Broker
     renderer: Renderer
     streams: StreamRegistry
-    source_types: dict[str, SourceType]
     sources: list[ConfiguredSource]
     panels: list[Panel]
     authority: Authority
@@ -145,7 +143,6 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
             ),
             observe_latency=metrics.write_latency.observe,
         ),
-        source_types=source_types,
         sources=sources,
         panels=_panels(settings, sources, kinds),
         authority=authority,

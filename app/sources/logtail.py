@@ -50,7 +50,7 @@ import msgspec
 from watchfiles import awatch
 
 from app.events import Event, PayloadError, validate_channel
-from app.sources.base import Publish, SourceType
+from app.sources.base import Publish, SourceType, pause_unless_stopped
 from app.sources.lines import LineSplitter, RawLine, backfill_offset, detect_level, line_text
 from app.sources.rotation import (
     MATCH_BYTES,
@@ -121,10 +121,7 @@ def _channels(config: LogTailConfig) -> list[tuple[str, str]]:
     directory, pattern = _split_path(config)
     if not has_magic(pattern):
         return [(channel_for(pattern), "log")]
-    try:
-        names = [name for name in os.listdir(directory) if matches(pattern, name)]
-    except FileNotFoundError:
-        names = []
+    names = [name for name in _list_directory(directory) if matches(pattern, name)]
     return [(channel, "log") for channel in sorted(set(map(channel_for, names)))]
 
 
@@ -228,8 +225,7 @@ class LogTailSource:
     async def _wait_for_directory(self) -> bool:
         while not await asyncio.to_thread(os.path.isdir, self._directory):
             self.ready.set()  # nothing to backfill: whatever appears is read from its start
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=TICK_MS / 1000)
+            await pause_unless_stopped(self._stop, TICK_MS / 1000)
         return not self._stop.is_set()
 
     async def _watch(self) -> None:

@@ -71,7 +71,7 @@ def after_check(read_before: bytes, data: bytes) -> bytes | None:
     >>> after_check(b"ab", b"abcd"), after_check(b"ab", b"xbcd"), after_check(b"ab", b"a")
     (b'cd', None, None)
     """
-    if data[: len(read_before)] != read_before or len(data) < len(read_before):
+    if data[: len(read_before)] != read_before:  # also when data is the shorter
         return None
     return data[len(read_before) :]
 
