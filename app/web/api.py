@@ -28,7 +28,7 @@ blueprint = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_HISTORY_LIMIT = 100
 NDJSON = "application/x-ndjson"
-FORM_TYPES = ("application/x-www-form-urlencoded",)
+MAX_PARSED_FIELDS = 1000  # parse no further; limits.form_fields refuses far fewer
 
 
 @blueprint.post("/channels/<channel>/events")
@@ -140,13 +140,11 @@ async def _read_payload(runtime: Runtime, kind: Kind) -> dict[str, Any]:
             raise PayloadError("body", "a JSON object is required")
         return payload
     text = _decode(raw)
-    if mimetype in FORM_TYPES:
-        fields = _form_fields(mimetype, text)
-        if len(fields) > runtime.settings.limits.form_fields:
-            raise PayloadError("body", f"at most {runtime.settings.limits.form_fields} form fields")
-        schema_fields = set(kind.schema.__struct_fields__)
-        if fields and set(fields) <= schema_fields:
-            return _with_lists(fields, kind)
+    fields = _form_fields(mimetype, text)
+    if len(fields) > runtime.settings.limits.form_fields:
+        raise PayloadError("body", f"at most {runtime.settings.limits.form_fields} form fields")
+    if fields and set(fields) <= set(kind.schema.__struct_fields__):
+        return _with_lists(fields, kind)
     if kind.form_field is None:
         raise PayloadError("body", f"send the {kind.name} fields as JSON or form fields")
     if not text.strip():
@@ -168,7 +166,10 @@ def _decode(raw: bytes) -> str:
 def _form_fields(mimetype: str, text: str) -> dict[str, str]:
     if mimetype != "application/x-www-form-urlencoded":
         return {}
-    return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=1000))
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARSED_FIELDS))
+    except ValueError:  # parse_qsl's "Max number of fields exceeded"
+        raise PayloadError("body", "too many form fields") from None
 
 
 def _with_lists(fields: dict[str, str], kind: Kind) -> dict[str, Any]:

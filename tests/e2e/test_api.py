@@ -30,6 +30,18 @@ def test_curl_style_form_body_is_the_notification_message(server: ServerProcess)
     assert last_data(server, "ops.deploys") == {"message": "deploy 42 done", "level": "info"}
 
 
+def test_a_form_body_with_thousands_of_fields_is_a_400_not_a_500(server: ServerProcess) -> None:
+    response = post(
+        server,
+        "ops.deploys",
+        content=b"&".join(b"f%d=x" % n for n in range(1500)),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "body: too many form fields"
+    assert "Traceback" not in server.log()
+
+
 def test_text_plain_and_json_and_form_fields(server: ServerProcess) -> None:
     assert (
         post(
