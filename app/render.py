@@ -132,6 +132,7 @@ class Renderer:
     def __init__(self, env: jinja2.Environment) -> None:
         self.env = env
         self._partials: dict[str, jinja2.Template] = {}
+        self._statuses: dict[str, str] = {}
         self._prices: OrderedDict[tuple[str, str], deque[tuple[int, float]]] = OrderedDict()
         self._slots: OrderedDict[tuple[str, str], int] = OrderedDict()
 
@@ -167,8 +168,12 @@ class Renderer:
         )
 
     def status(self, state: str = "live") -> str:
-        """The connection-state fragment a stream refreshes on every heartbeat."""
-        return self.env.get_template("partials/_status.html").render(state=state)
+        """The connection-state fragment a stream refreshes on every heartbeat (rendered once)."""
+        html = self._statuses.get(state)
+        if html is None:
+            template = self.env.get_template("partials/_status.html")
+            html = self._statuses[state] = template.render(state=state)
+        return html
 
     def chat_form(
         self,

@@ -64,6 +64,7 @@ STREAM_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 STREAM_START = {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
+PING = sse.encode_comment("ping")
 BATCH_EVENTS = 512
 _json_encode = msgspec.json.Encoder().encode
 
@@ -200,7 +201,7 @@ class EventStream:
                 self.registry.count_delivered(events, self._only_channel)
             if self.ping_due:
                 self.ping_due = False
-                chunk += sse.encode_comment("ping")
+                chunk += PING
             if self.status_due:
                 self.status_due = False
                 self.last_status = self._loop.time()
@@ -226,7 +227,7 @@ class EventStream:
             return False  # the task wakes, fails its next write and ends the stream
         self.last_write = self._loop.time()
         self.registry.stats.bytes_sent += len(frame)
-        self.registry.count_delivered([event], self._only_channel)
+        self.registry.count_one(event)
         if not below_high_water:
             self.drain_due = True
             assert self.subscription is not None
@@ -290,10 +291,9 @@ class EventStream:
         return b"".join(frames)
 
     def _kind_of(self, channel: str) -> str | None:
-        for info in self.broker.channels():
-            if info.name == channel:
-                return info.kind
-        return None
+        """The kind of a channel this stream follows (its log is among the cursors)."""
+        assert self.subscription is not None
+        return next((log.kind for log in self.subscription.cursors if log.name == channel), None)
 
     def _filtered(self, events: list[Event]) -> list[Event]:
         event_filter = self.request.filter
@@ -439,6 +439,12 @@ class StreamRegistry:
                 delivered[event.channel] += 1
         if self.observe_latency is not None:
             self.observe_latency(time.time() - events[0].time)
+
+    def count_one(self, event: Event) -> None:
+        """:meth:`count_delivered` for the one event of a direct delivery."""
+        self.stats.delivered[event.channel] += 1
+        if self.observe_latency is not None:
+            self.observe_latency(time.time() - event.time)
 
     def cut(self, stream: EventStream, reason: str, detail: str) -> None:
         """Record that ``stream`` is being disconnected for being slow."""

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import cast
 
 from app.events import Event, KindRegistry, pattern_matches
@@ -246,12 +247,14 @@ class Subscription:
             return []
         if len(ready) == 1:
             log, offset = ready[0]
-            events = self._run(log, offset, limit)[:limit]
+            events = self._run(log, offset, limit)
+            if len(events) > limit:  # only a conflated run can be longer
+                events = events[:limit]
             if events:
                 self.cursors[log] = events[-1].offset + 1
         else:
             runs = [self._run(log, offset, limit) for log, offset in ready]
-            events = list(_first(heapq.merge(*runs, key=_by_seq), limit))
+            events = list(islice(heapq.merge(*runs, key=_by_seq), limit))
             logs = {log.name: log for log, _offset in ready}
             for event in events:
                 self.cursors[logs[event.channel]] = event.offset + 1
@@ -262,11 +265,9 @@ class Subscription:
 
     def _run(self, log: ChannelLog, offset: int, limit: int) -> list[Event]:
         behind = log.next_offset - offset
-        if log.latest_value_key is not None and (
-            offset < log.first_offset or behind > self._allowance[log]
-        ):
-            return self._conflate(log, offset)
         if offset < log.first_offset or behind > self._allowance[log]:
+            if log.latest_value_key is not None:
+                return self._conflate(log, offset)
             raise SubscriberLagging(f"{behind} events behind on {log.name}")
         return log.slice(offset, min(log.next_offset, offset + limit))
 
@@ -279,13 +280,6 @@ class Subscription:
 
 def _by_seq(event: Event) -> int:
     return event.seq
-
-
-def _first(events: Iterable[Event], limit: int) -> Iterable[Event]:
-    for index, event in enumerate(events):
-        if index == limit:
-            return
-        yield event
 
 
 class Hub:

@@ -112,13 +112,10 @@ class MemoryBroker:
         log = self.hub.logs.get(channel)
         if log is None:
             return HistoryPage([], gap=False)
-        if after is None:
-            return HistoryPage(log.slice(log.first_offset, log.next_offset)[:limit], gap=False)
-        after_seq = self._known_seq(after)
-        if after_seq is None or log.dropped_seq > after_seq:
-            return HistoryPage(log.slice(log.first_offset, log.next_offset)[:limit], gap=True)
-        start = log.offset_after(after_seq)
-        return HistoryPage(log.slice(start, min(log.next_offset, start + limit)), gap=False)
+        after_seq = self._known_seq(after) if after is not None else None
+        gap = after is not None and (after_seq is None or log.dropped_seq > after_seq)
+        start = log.first_offset if after_seq is None or gap else log.offset_after(after_seq)
+        return HistoryPage(log.slice(start, min(log.next_offset, start + limit)), gap=gap)
 
     def channels(self) -> list[ChannelInfo]:
         """Every channel, with its subscriber count and newest id."""

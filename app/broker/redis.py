@@ -147,7 +147,6 @@ class RedisBroker(MemoryBroker):
         self.epoch = ""
         self.url = url
         self.keys = RedisKeys(settings.key_prefix)
-        self._history = settings.history
         self._fanout_max = settings.fanout_max
         self._timeout_s = settings.timeout
         self._client = _client(url, settings.timeout)
@@ -224,7 +223,7 @@ class RedisBroker(MemoryBroker):
         """
         now, epoch = time.time(), self.epoch
         args: list[str | bytes | int] = [epoch, channel, kind, repr(now), _encode(data)]
-        args += [self._history, self._fanout_max]
+        args += [self.hub.history_size, self._fanout_max]
         try:
             reply = await _checked(self._publish(keys=self.keys.publish(channel), args=args))
         except RedisError as error:
@@ -395,7 +394,7 @@ class RedisBroker(MemoryBroker):
             latest = await self._latest_seq()
             stored = await _checked(self._client.hgetall(self.keys.kinds))
             kinds = {_text(name): _text(kind) for name, kind in stored.items()}
-            hub = Hub(self.kinds, self._history, self.hub.max_lag)
+            hub = Hub(self.kinds, self.hub.history_size, self.hub.max_lag)
             names = sorted(kinds)
             for start in range(0, len(names), LOAD_CHUNK):
                 await self._load(hub, names[start : start + LOAD_CHUNK], kinds, latest)
@@ -410,9 +409,10 @@ class RedisBroker(MemoryBroker):
 
     async def _load(self, hub: Hub, names: list[str], kinds: dict[str, str], latest: int) -> None:
         """Fill the rings of ``names`` with their newest events up to ``latest``."""
+        retained = self.hub.history_size + 1
         async with self._client.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.xrevrange(self.keys.stream(name), max=f"{latest}-0", count=self._history + 1)
+                pipe.xrevrange(self.keys.stream(name), max=f"{latest}-0", count=retained)
             tails: list[list[Entry]] = await _checked(pipe.execute())
         for name, tail in zip(names, tails, strict=True):
             channel_log = self._ring(hub, name, kinds[name])
