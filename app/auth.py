@@ -55,11 +55,7 @@ def pattern_covers(scope: str, pattern: str) -> bool:
     >>> pattern_covers("ops.*", "ops.deploys"), pattern_covers("ops.*", "*.deploys")
     (True, False)
     """
-    wanted = scope.split(".")
-    parts = pattern.split(".")
-    if len(wanted) != len(parts):
-        return False
-    return all(w == "*" or w == p for w, p in zip(wanted, parts, strict=True))
+    return pattern_matches(scope, pattern)  # the pattern's own ``*`` is matched as a name
 
 
 def token_id(token: str) -> str:

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from quart import Blueprint, Response, request
 
 from app.broker.base import BrokerError
-from app.events import Event, KindRegistry, PayloadError, validate_channel
+from app.events import LEVEL_ORDER, Event, KindRegistry, PayloadError, validate_channel
 from app.filters import EventFilter, compile_user_regex, parse_level
 from app.runtime import Panel, Runtime
 from app.web.runtime import current_runtime
@@ -35,7 +35,7 @@ STATIC = Path(__file__).resolve().parent.parent.parent / "static"
 NICK_COOKIE = "pulseboard_nick"
 NICK_MAX_AGE_S = 365 * 24 * 3600
 PAGE_HISTORY = {"log": 200, "chat": 50, "notify": 20, "ticker": 1000}
-LEVELS = ("debug", "info", "warn", "error")
+LEVELS = tuple(LEVEL_ORDER)
 blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
 
 

@@ -30,7 +30,6 @@ log = logging.getLogger("pulseboard.auth")
 blueprint = Blueprint("auth", __name__)
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-PUBLIC_ENDPOINTS = frozenset({"ops.healthz", "auth.login", "auth.login_form", "dashboard.static"})
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
@@ -117,7 +116,7 @@ async def _identify() -> ResponseReturnValue | None:
         and request.method == "GET"
         and request.endpoint is not None
         and request.endpoint.startswith("dashboard.")
-        and request.endpoint not in PUBLIC_ENDPOINTS
+        and request.endpoint != "dashboard.static"
     ):
         return redirect(f"/login?next={request.full_path.rstrip('?')}")
     return None
