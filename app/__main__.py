@@ -6,6 +6,8 @@ with status 2; nothing a user can cause prints a traceback.
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -91,6 +93,9 @@ def serve(
             flag for flag, on in (("--no-sources", no_sources), ("--log-json", log_json)) if on
         ]
         config_args = ["--config", str(config)] if config else []
+        if settings.auth.secret_key is None:
+            # one key for every worker: a session cookie signed by one is valid on the others
+            os.environ["PULSEBOARD_AUTH__SECRET_KEY"] = secrets.token_urlsafe(32)
         try:
             serve_workers(settings.server.bind, workers, [*config_args, *flags])
         except OSError as error:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.redis.conftest import GatewayFactory
@@ -102,6 +103,20 @@ async def test_workers_share_one_port_and_run_the_ticker_once(
         assert_each_tick_once(batch)
     assert gateway.log().count("sources lease: held") == 1
     assert gateway.log().count("Running on") == 2
+    assert gateway.stop() == 0
+
+
+def test_a_browser_signed_in_on_one_worker_is_signed_in_on_all(
+    start_gateway: GatewayFactory, deployment: dict[str, Any]
+) -> None:
+    deployment["auth"] = {"read_tokens": ["reader-token-0123"]}  # no secret_key: workers draw one
+    gateway = start_gateway(deployment, "--workers", "2")
+    fresh_connections = httpx.Limits(max_keepalive_connections=0)  # each request may hit either
+    with httpx.Client(base_url=gateway.url, limits=fresh_connections) as browser:
+        signed_in = browser.post("/login", data={"token": "reader-token-0123", "next": "/"})
+        assert signed_in.status_code == 302
+        pages = [browser.get("/").status_code for _ in range(40)]
+    assert pages == [200] * 40
     assert gateway.stop() == 0
 
 
