@@ -78,7 +78,7 @@ def serve(
     if log_json:
         overrides["log"] = {"format": "json"}
     settings = read_settings(config, overrides)
-    if workers > 1 and settings.broker.url.startswith("memory://"):
+    if workers > 1 and not settings.broker.shared:
         fail(
             f"--workers {workers} needs a shared broker: the memory broker lives in one "
             "process, so set broker.url to redis://HOST:PORT/DB"
@@ -105,7 +105,7 @@ def serve(
 
 def _check_broker(settings: Settings) -> None:
     """Refuse to start, naming the key, when broker.url points at an unreachable Redis."""
-    if settings.broker.url.startswith("memory://"):
+    if not settings.broker.shared:
         return
     from app.broker.redis import reachable
 
@@ -121,7 +121,7 @@ def _run(settings: Settings, *, run_sources: bool, listen_fd: int | None = None)
     from app.lease import run_sources_under_lease
     from app.server import serve as serve_app
 
-    shared = not settings.broker.url.startswith("memory://")
+    shared = settings.broker.shared
     try:
         app = create_app(settings, run_sources=run_sources and not shared)
     except (SettingsError, SourceConfigError, ValueError) as error:
@@ -215,7 +215,7 @@ def sources_run(config: Path | None) -> None:
     from app.runtime import build_runtime
 
     settings = read_settings(config)
-    if settings.broker.url.startswith("memory://"):
+    if not settings.broker.shared:
         fail(
             "sources run publishes to a shared broker: the memory broker lives inside "
             "`serve`, so set broker.url to redis://HOST:PORT/DB (or just run `serve`)"

@@ -58,6 +58,11 @@ class BrokerSettings(_Section):
     fanout_max: Annotated[int, msgspec.Meta(ge=100, le=10_000_000)] = 100_000
     timeout: Annotated[float, msgspec.Meta(ge=0.1, le=60)] = 5.0
 
+    @property
+    def shared(self) -> bool:
+        """False for memory:// (one process's broker); True for a Redis shared by processes."""
+        return not self.url.startswith("memory://")
+
 
 class TokenSettings(_Section):
     token: Annotated[str, msgspec.Meta(min_length=8)]
