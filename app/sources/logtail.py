@@ -261,8 +261,8 @@ class LogTailSource:
         self._measure_lag()
 
     async def _names_to_check(self, changed: set[str] | None) -> list[str]:
-        if not has_magic(self._pattern):
-            return [self._pattern]
+        if not has_magic(self._pattern):  # other files' events in the directory: not ours
+            return [self._pattern] if changed is None or self._pattern in changed else []
         if changed is None:
             listed = await asyncio.to_thread(_list_directory, self._directory)
             found = sorted(name for name in listed if matches(self._pattern, name))
