@@ -168,7 +168,7 @@ class WebhookReceiver:
             writer.close()
 
     async def next(self) -> tuple[int, dict[str, Any]]:
-        return await asyncio.wait_for(self.bodies.get(), timeout=5)
+        return await asyncio.wait_for(self.bodies.get(), timeout=10)
 
 
 @pytest.fixture
@@ -214,13 +214,13 @@ async def start(engine: AlertEngine) -> tuple[asyncio.Event, asyncio.Task[None]]
     stop = asyncio.Event()
     task = asyncio.create_task(engine.run(stop))
     if engine.rules:
-        await asyncio.wait_for(engine.watching.wait(), timeout=2)
+        await asyncio.wait_for(engine.watching.wait(), timeout=10)
     return stop, task
 
 
 async def finish(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
     stop.set()
-    await asyncio.wait_for(task, timeout=2)
+    await asyncio.wait_for(task, timeout=10)
 
 
 async def test_a_matching_line_reaches_the_notify_channel(
@@ -321,7 +321,7 @@ async def test_an_error_appended_to_a_real_log_file_alerts_through_logtail(
     tail = LogTailSource(tail_config.config)
     stop, engine = await start(AlertEngine([rule(webhook=receiver.url)], broker))
     tailing = asyncio.create_task(tail.run(publish, stop))
-    await asyncio.wait_for(tail.ready.wait(), timeout=5)
+    await asyncio.wait_for(tail.ready.wait(), timeout=10)
 
     append_lines(tmp_path / "app.log", [INFO_LINE, ERROR_LINE], max_bytes=1 << 20)
 
@@ -331,7 +331,7 @@ async def test_an_error_appended_to_a_real_log_file_alerts_through_logtail(
     _status, body = await receiver.next()
     assert (body["line"], body["file"], body["level"]) == (ERROR_LINE, "app.log", "error")
     await finish(stop, engine)
-    await asyncio.wait_for(tailing, timeout=2)
+    await asyncio.wait_for(tailing, timeout=10)
 
 
 class FlakyBroker(MemoryBroker):
@@ -359,7 +359,7 @@ async def test_the_engine_outlives_a_broker_outage_and_an_ended_subscription(
         assert "broker unavailable (connection refused)" in caplog.text
         engine.watching.clear()
         broker.hub.end_all("restarting")  # ends every subscription, ours and the engine's
-        await asyncio.wait_for(engine.watching.wait(), timeout=2)
+        await asyncio.wait_for(engine.watching.wait(), timeout=10)
     async with broker.subscribe(["ops.alerts"], Start()) as alerts:
         await log_line(broker, ERROR_LINE)
         assert [a["message"] for a in await next_alerts(alerts)] == [ERROR_LINE]

@@ -59,7 +59,7 @@ def test_environment_overrides_reach_serve(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: answers(f"http://127.0.0.1:{port}"), "answering on the env port", 20)
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}"), "answering on the env port")
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

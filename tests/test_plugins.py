@@ -120,6 +120,7 @@ def test_the_installed_plugin_is_found_and_its_events_arrive(installed_plugin: P
     assert set(events[0]["data"]) == {"city", "temp_c", "wind_kmh", "sky"}
 
 
+@pytest.mark.slow
 def test_the_plugins_own_tests_pass(installed_plugin: Path) -> None:
     command = [
         sys.executable,

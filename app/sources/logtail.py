@@ -136,11 +136,13 @@ class LogTailStats:
             or ``truncate`` (truncated, no copy found).
         lag_bytes: bytes written to the followed files (rotated ones still
             drained included) that have not been read yet, as of the last read.
+        bytes_read: bytes read from the followed files since the start.
     """
 
     lines: int = 0
     rotations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROTATION_KINDS, 0))
     lag_bytes: int = 0
+    bytes_read: int = 0
 
     def rotated(self, how: str) -> None:
         """Count one rotation of kind ``how`` (one of ``ROTATION_KINDS``)."""
@@ -326,6 +328,7 @@ class LogTailSource:
             if data and tail is self._tails.get(tail.name):
                 await self._catch_up_rotated(tail.name)
             lines = tail.advance(data, self._now()) if data else []
+            self.stats.bytes_read += len(data)
             self.stats.lag_bytes += tail.lag_bytes - lag_before
             for line in lines:
                 await self._emit(tail, line)

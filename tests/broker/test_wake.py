@@ -10,14 +10,14 @@ from app.broker.hub import Wake
 async def test_wait_returns_at_once_when_set_and_after_set_otherwise() -> None:
     wake = Wake()
     wake.set()
-    await asyncio.wait_for(wake.wait(), 1)
+    await asyncio.wait_for(wake.wait(), 10)
     wake.clear()
     assert not wake.is_set()
     waiting = asyncio.ensure_future(wake.wait())
     await asyncio.sleep(0)
     assert not waiting.done()
     wake.set()
-    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(waiting, 10)
     assert wake.is_set()
 
 
@@ -31,4 +31,4 @@ async def test_a_cancelled_wait_leaves_the_flag_usable() -> None:
     else:
         raise AssertionError("wait returned although nothing set the flag")
     wake.set()
-    await asyncio.wait_for(wake.wait(), 1)
+    await asyncio.wait_for(wake.wait(), 10)

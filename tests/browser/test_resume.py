@@ -87,7 +87,7 @@ def assert_every_panel_resumed(page: Page, server: ServerProcess, log_file: LogF
     expect_connection(page, "Live")
     price = page.locator("#ticker-sym-kACME .px")
     before = price.inner_text()
-    expect(price).not_to_have_text(before, timeout=3000)
+    expect(price).not_to_have_text(before, timeout=10000)
     for channel, payload in (
         ("chat.lobby", {"user": "ann", "text": "back after the restart"}),
         ("ops.alerts", {"message": "restarted", "title": "Server back", "level": "success"}),
@@ -106,6 +106,7 @@ def before_the_restart(page: Page, server: ServerProcess, log_file: LogFile) -> 
     append_numbered(log_file, 21, 30)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_resume_with_last_event_id(
     browser: Browser, servers: list[ServerProcess], tmp_path: Path, log_file: LogFile
@@ -122,6 +123,7 @@ def test_resume_with_last_event_id(
     page.context.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_resume_when_htmx_recreates_the_connection(
     browser: Browser, servers: list[ServerProcess], tmp_path: Path, log_file: LogFile

@@ -61,6 +61,7 @@ async def until_ready_is(gateway: ServerProcess, wanted: bool, within_s: float =
     raise TimeoutError(f"/readyz never became {'ready' if wanted else 'not ready'}")
 
 
+@pytest.mark.slow
 async def test_an_outage_loses_no_line_and_doubles_none(
     tmp_path: Path, persistent_redis: RedisServer, start_gateway: GatewayFactory
 ) -> None:
@@ -84,7 +85,7 @@ async def test_an_outage_loses_no_line_and_doubles_none(
         await until_ready_is(b, False)
         append(log_file, "line 3", "line 4", "line 5")
         pings = len(stream.parser.comments)
-        await stream.wait_for(lambda: len(stream.parser.comments) >= pings + 3, within=5)
+        await stream.wait_for(lambda: len(stream.parser.comments) >= pings + 3, within=15)
         await asyncio.sleep(OUTAGE_S)
         await asyncio.to_thread(persistent_redis.start)
         during = await stream.events(3, within=20)

@@ -58,6 +58,7 @@ def lease_holders(*gateways: ServerProcess) -> list[ServerProcess]:
     return [g for g in gateways if "sources lease: held" in g.log()]
 
 
+@pytest.mark.slow
 async def test_two_gateways_with_one_config_run_the_ticker_once(
     start_gateway: GatewayFactory, ticker_deployment: dict[str, Any]
 ) -> None:
@@ -70,6 +71,7 @@ async def test_two_gateways_with_one_config_run_the_ticker_once(
     assert len(lease_holders(a, b)) == 1
 
 
+@pytest.mark.slow
 async def test_when_the_source_process_dies_another_takes_over(
     start_gateway: GatewayFactory, ticker_deployment: dict[str, Any]
 ) -> None:
@@ -84,6 +86,7 @@ async def test_when_the_source_process_dies_another_takes_over(
     assert lease_holders(survivor) == [survivor]
 
 
+@pytest.mark.slow
 async def test_a_gateway_without_sources_never_runs_them(
     start_gateway: GatewayFactory, ticker_deployment: dict[str, Any]
 ) -> None:
@@ -94,6 +97,7 @@ async def test_a_gateway_without_sources_never_runs_them(
     assert lease_holders(gateway, sources) == [sources]
 
 
+@pytest.mark.slow
 async def test_workers_share_one_port_and_run_the_ticker_once(
     start_gateway: GatewayFactory, ticker_deployment: dict[str, Any]
 ) -> None:
@@ -106,6 +110,7 @@ async def test_workers_share_one_port_and_run_the_ticker_once(
     assert gateway.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_browser_signed_in_on_one_worker_is_signed_in_on_all(
     start_gateway: GatewayFactory, deployment: dict[str, Any]
 ) -> None:
@@ -157,6 +162,7 @@ def start_sources_run(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
+@pytest.mark.slow
 async def test_sources_run_beside_gateways_without_sources(
     start_gateway: GatewayFactory, ticker_deployment: dict[str, Any], tmp_path
 ) -> None:

@@ -104,9 +104,9 @@ async def test_the_real_pause_ends_promptly_on_stop(tmp_path: Path) -> None:
         await pause_unless_stopped(stop_, delay_s)
 
     task = asyncio.create_task(DemoLogSource(config, pause=real_pause).run(nothing_published, stop))
-    await asyncio.wait_for(pausing.wait(), timeout=5)
+    await asyncio.wait_for(pausing.wait(), timeout=10)
     stop.set()
-    await asyncio.wait_for(task, timeout=1)
+    await asyncio.wait_for(task, timeout=10)
     assert file_names(tmp_path) in (["access.log"], ["app.log"])
 
 
@@ -132,7 +132,7 @@ async def test_the_default_demo_moves_every_source_panel_within_seconds(tmp_path
     stop = asyncio.Event()
     engine = AlertEngine(settings.alerts, broker)
     alerting = asyncio.create_task(engine.run(stop))
-    await asyncio.wait_for(engine.watching.wait(), timeout=5)
+    await asyncio.wait_for(engine.watching.wait(), timeout=10)
     supervisor = Supervisor(sources, publish)
     async with broker.subscribe(sorted(moving), Start()) as subscription:
         supervisor.start()
@@ -145,7 +145,7 @@ async def test_the_default_demo_moves_every_source_panel_within_seconds(tmp_path
         finally:
             stop.set()
             await supervisor.stop()
-            await asyncio.wait_for(alerting, timeout=2)
+            await asyncio.wait_for(alerting, timeout=10)
     assert all(stat.crashes == 0 for stat in supervisor.stats.values())
 
 

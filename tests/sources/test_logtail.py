@@ -114,6 +114,7 @@ async def test_truncate_then_slow_refill(log_dir, tail, make_writer):
     assert got.lines() == writer.written
 
 
+@pytest.mark.slow
 async def test_delete_then_recreate_after_2_s(log_dir, tail, make_writer):
     path = log_dir / "app.log"
     first = make_writer(path, prefix="first")
@@ -176,11 +177,18 @@ async def test_configured_channel_is_used_for_every_file(log_dir, tail, make_wri
     assert {channel for channel, _kind, _data in got.events} == {"log.all"}
 
 
+async def read_everything(got, path: Path) -> None:
+    """Wait until the tailer has read ``path`` to its current end."""
+    size = await asyncio.to_thread(os.path.getsize, path)
+    await until(lambda: got.stats.bytes_read >= size, f"{path.name} read to byte {size}")
+
+
 async def test_a_line_written_in_two_halves_1_s_apart_is_one_line(log_dir, tail, make_writer):
     writer = make_writer(log_dir / "app.log")
     async with tail(log_dir / "app.log") as got:
         writer.write(b"first half")
-        await asyncio.sleep(1)
+        await read_everything(got, log_dir / "app.log")
+        await asyncio.sleep(1)  # the scenario: the second half comes a second later
         assert got.lines() == []
         writer.write(b", second half\n")
         await got.wait_for(1)
@@ -193,12 +201,12 @@ async def test_a_partial_line_is_published_after_the_flush_timeout(log_dir, tail
     async with tail(log_dir / "app.log", flush_timeout=1.0) as got:
         writer.write(b"no newline yet")
         started = time.monotonic()
-        await got.wait_for(1, timeout_s=5)
+        await got.wait_for(1)
         waited = time.monotonic() - started
         writer.lines(1)
         await got.wait_for(2)
     assert got.lines() == ["no newline yet", "line 000000"]
-    assert 0.9 <= waited < 3
+    assert waited >= 0.9  # never before the flush timeout (after it: as soon as the loop can)
 
 
 async def test_a_10_mib_line_is_cut_with_a_marker_and_following_goes_on(log_dir, tail, make_writer):
@@ -220,9 +228,9 @@ async def test_invalid_utf8_and_split_multibyte_characters(log_dir, tail, make_w
         writer.write(b"bad \xff\xfe bytes\n")
         writer.write("café ".encode()[:-2])  # "caf" + the first byte of "é"
         await got.wait_for(1)
-        await asyncio.sleep(0.2)  # the tailer reads the cut character on its own
+        await read_everything(got, log_dir / "app.log")  # the cut character, on its own
         writer.write("café ".encode()[-2:] + "€ 𝄞\n".encode()[:2])
-        await asyncio.sleep(0.2)
+        await read_everything(got, log_dir / "app.log")
         writer.write("€ 𝄞\n".encode()[2:])
         await got.wait_for(2)
         await got.settle(0.3)
@@ -276,10 +284,10 @@ async def test_cancelling_the_source_propagates_cancelled_error(log_dir):
         raise AssertionError("nothing to publish")
 
     task = asyncio.create_task(source.run(publish, asyncio.Event()))
-    await asyncio.wait_for(source.ready.wait(), 5)
+    await asyncio.wait_for(source.ready.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, 2)
+        await asyncio.wait_for(task, 10)
 
 
 @pytest.mark.parametrize(
@@ -338,14 +346,15 @@ async def test_lines_0_starts_at_the_end(log_dir, tail, make_writer):
     assert got.lines() == writer.written[10:]
 
 
-async def test_an_appended_line_is_published_within_100_ms(log_dir, tail, make_writer):
+async def test_lines_appended_one_at_a_time_are_published_one_at_a_time(log_dir, tail, make_writer):
+    """Each line is published before the next is written: no waiting for a batch or a poll.
+
+    How fast (file to subscriber, p50/p99) is a figure of bench/logtail_latency.py.
+    """
     writer = make_writer(log_dir / "app.log")
-    delays = []
     async with tail(log_dir / "app.log") as got:
         for count in range(1, 21):
-            written_at = time.monotonic()
             writer.line()
             await got.wait_for(count)
-            delays.append(got.published_at[-1] - written_at)
-            await asyncio.sleep(0.05)
-    assert sorted(delays)[len(delays) // 2] < 0.1, delays
+        await got.settle(0.3)
+    assert got.lines() == writer.written

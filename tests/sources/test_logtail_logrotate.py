@@ -74,6 +74,7 @@ async def test_copytruncate_by_logrotate_while_appending(
     print(f"after the rotation (logrotate's window), {saved} of them delivered all the same")
 
 
+@pytest.mark.slow
 async def test_copytruncate_by_logrotate_while_the_tailer_lags(
     log_dir, rotate_dir, tail, make_writer
 ):

@@ -42,14 +42,14 @@ async def following(path: Path, **options: Any) -> AsyncIterator[tuple[LogTailSo
     source, published, stop = LogTailSource(config), Lines(), asyncio.Event()
     task = asyncio.create_task(source.run(published, stop))
     try:
-        await until(lambda: source.ready.is_set() or task.done(), "watching", 5.0)
+        await until(lambda: source.ready.is_set() or task.done(), "watching")
         if task.done():
             task.result()
         yield source, published
     finally:
         stop.set()
         published.gate.set()
-        await asyncio.wait_for(task, timeout=2)
+        await asyncio.wait_for(task, timeout=10)
 
 
 def append(path: Path, lines: list[str]) -> None:

@@ -91,7 +91,7 @@ async def test_run_publishes_every_symbol_in_turn_and_stops() -> None:
         pauses.append(delay_s)
 
     source = TickerSource(config(seed=3, interval=2.0), random.Random(3), pause)
-    await asyncio.wait_for(source.run(publish, stop), timeout=5)
+    await asyncio.wait_for(source.run(publish, stop), timeout=10)
 
     assert [data["symbol"] for _, _, data in published] == (SYMBOLS * 3)[:10]
     assert {(channel, kind) for channel, kind, _ in published} == {("ticker", "ticker")}
@@ -108,9 +108,9 @@ async def test_real_pause_ends_promptly_on_stop() -> None:
         return None  # type: ignore[return-value]
 
     task = asyncio.create_task(TickerSource(config(interval=3600)).run(publish, stop))
-    await asyncio.wait_for(quoted.wait(), timeout=1)
+    await asyncio.wait_for(quoted.wait(), timeout=10)
     stop.set()
-    await asyncio.wait_for(task, timeout=1)
+    await asyncio.wait_for(task, timeout=10)
 
 
 async def test_lagging_subscriber_gets_the_newest_quote_per_symbol_and_is_not_cut() -> None:

@@ -57,7 +57,7 @@ class SSEStream:
             self.ended.set()
             self._news.set()
 
-    async def next_event(self, within: float = 5.0) -> ParsedEvent:
+    async def next_event(self, within: float = 15.0) -> ParsedEvent:
         """The next dispatched event; TimeoutError after ``within`` seconds."""
         async with asyncio.timeout(within):
             while self._read >= len(self.parser.events):
@@ -69,12 +69,12 @@ class SSEStream:
         self._read += 1
         return event
 
-    async def events(self, count: int, within: float = 10.0) -> list[ParsedEvent]:
+    async def events(self, count: int, within: float = 30.0) -> list[ParsedEvent]:
         """The next ``count`` events, all within ``within`` seconds."""
         async with asyncio.timeout(within):
             return [await self.next_event(within) for _ in range(count)]
 
-    async def wait_for(self, check: Callable[[], bool], within: float = 5.0) -> None:
+    async def wait_for(self, check: Callable[[], bool], within: float = 15.0) -> None:
         """Wait until ``check()`` holds after some bytes arrived."""
         async with asyncio.timeout(within):
             while not check():

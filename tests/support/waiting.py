@@ -13,7 +13,7 @@ from collections.abc import Callable
 POLL_S = 0.02
 
 
-def wait_until(check: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
+def wait_until(check: Callable[[], bool], what: str, within_s: float = 30.0) -> None:
     """Return once ``check()`` is true; fail after ``within_s`` seconds."""
     deadline = time.monotonic() + within_s
     while not check():
@@ -22,7 +22,7 @@ def wait_until(check: Callable[[], bool], what: str, within_s: float = 10.0) -> 
         time.sleep(POLL_S)
 
 
-async def until(check: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
+async def until(check: Callable[[], bool], what: str, within_s: float = 30.0) -> None:
     """Return once ``check()`` is true, without blocking the loop; fail after ``within_s``."""
     deadline = time.monotonic() + within_s
     while not check():
