@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck bench bench-quick vendor clean
+.PHONY: run test test-fast test-shuffled check lint typecheck bench bench-quick vendor clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/pulseboard serve
 
-test: $(STAMP)
+test: $(STAMP)  # the whole suite, as CI runs it
 	$(BIN)/pytest
+
+test-fast: $(STAMP)  # the quick loop while developing: everything but the tests marked slow
+	$(BIN)/pytest -m 'not slow'
+
+test-shuffled: $(STAMP)  # the whole suite in a random order (the seed is printed to re-run it)
+	$(BIN)/pytest --random-order
 
 check: $(STAMP)
 	$(BIN)/ruff check app tests bench
