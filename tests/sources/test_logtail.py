@@ -291,6 +291,8 @@ async def test_cancelling_the_source_propagates_cancelled_error(log_dir):
         ({"channel": "Not A Channel"}, "channel"),
         ({"path": "/var/*/app.log"}, "path"),
         ({"follow": True}, "follow"),
+        ({"allowed_dirs": ["/proc/1"]}, "sources[0].allowed_dirs"),
+        ({"allowed_dirs": "/var/log"}, "sources[0].allowed_dirs"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(entry, message):
