@@ -143,7 +143,9 @@ def _channels(config: LogTailConfig) -> list[tuple[str, str]]:
     directory, pattern = _split_path(config)
     if not has_magic(pattern):
         return [(channel_for(pattern), "log")]
-    names = [name for name in _list_directory(directory) if matches(pattern, name)]
+    listed = [name for name in _list_directory(directory) if matches(pattern, name)]
+    allowed = config.directories()
+    names = [name for name in listed if _allowed_now(os.path.join(directory, name), allowed)]
     return [(channel, "log") for channel in sorted(set(map(channel_for, names)))]
 
 
@@ -469,15 +471,10 @@ def _open_allowed(
     and opened without following a last symlink; the file opened must be the
     one checked, else it is left for the next look.
     """
-    try:
-        status = os.stat(path)
-        real = os.path.realpath(path)
-    except FileNotFoundError:
-        return None
-    allowed = None if allowed_dirs is None else real_dirs(allowed_dirs)
-    reason = refusal(real, status.st_mode, allowed)
-    if reason is not None:
-        return reason
+    checked = _check(path, allowed_dirs)
+    if not isinstance(checked, tuple):
+        return checked
+    real, status = checked
     try:
         fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError as error:
@@ -489,6 +486,20 @@ def _open_allowed(
         os.close(fd)
         return None
     return fd, opened
+
+
+def _check(
+    path: str, allowed_dirs: Sequence[str] | None
+) -> tuple[str, os.stat_result] | str | None:
+    """``(real path, status)`` if :func:`refusal` allows ``path``, else the reason (None: gone)."""
+    try:
+        status = os.stat(path)
+        real = os.path.realpath(path)
+    except FileNotFoundError:
+        return None
+    allowed = None if allowed_dirs is None else real_dirs(allowed_dirs)
+    reason = refusal(real, status.st_mode, allowed)
+    return (real, status) if reason is None else reason
 
 
 def _backfill_start(fd: int, size: int, lines: int, max_line_bytes: int) -> int:
@@ -504,6 +515,13 @@ def _backfill_start(fd: int, size: int, lines: int, max_line_bytes: int) -> int:
             first_end = block.find(b"\n")
             return size if first_end < 0 else size - want + first_end + 1
         want = min(want * 4, limit)
+
+
+def _allowed_now(path: str, allowed_dirs: Sequence[str]) -> bool:
+    """May ``path`` be read (for the panels known at start; a file may go, or become readable)?"""
+    with contextlib.suppress(PermissionError):
+        return isinstance(_check(path, allowed_dirs), tuple)
+    return True
 
 
 def _list_directory(directory: str) -> list[str]:

@@ -303,6 +303,7 @@ def test_bad_config_is_refused_naming_the_key(entry, message):
 def test_channels_known_at_start(log_dir):
     for name in ("api.log", "Worker Two.log", ".hidden.log"):
         (log_dir / name).touch()
+    (log_dir / "environ.log").symlink_to("/proc/self/environ")  # never read: no panel
     glob = _config(str(log_dir / "*.log"))
     assert LOGTAIL.channels(glob) == [("log.api", "log"), ("log.worker-two", "log")]
     assert LOGTAIL.channels(_config(str(log_dir / "missing.log"))) == [("log.missing", "log")]
