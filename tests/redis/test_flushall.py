@@ -25,31 +25,35 @@ from tests.broker.conftest import private_redis as private_redis  # a Redis of t
 from tests.redis.conftest import GatewayFactory
 from tests.support.server import ServerProcess
 from tests.support.sse_client import SSEStream
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.redis
 
 
 class Load:
-    """Publishes notifications to ``ops.deploys`` on both gateways until stopped."""
+    """Publishes notifications to ``ops.deploys``, alternating gateways, from a few clients."""
 
-    def __init__(self, gateways: list[ServerProcess]) -> None:
+    def __init__(self, gateways: list[ServerProcess], clients: int = 4) -> None:
         self.gateways = gateways
+        self.clients = clients
         self.statuses: Counter[int] = Counter()
         self.epochs: list[str] = []
         self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        self._tasks = [asyncio.create_task(self._run(n)) for n in range(self.clients)]
 
     async def stop(self) -> None:
         self._stop.set()
-        assert self._task is not None
-        await self._task
+        await asyncio.gather(*self._tasks)
 
-    async def _run(self) -> None:
+    async def published(self, count: int, within_s: float = 30.0) -> None:
+        """Wait until ``count`` publishes succeeded."""
+        await until(lambda: self.statuses[201] >= count, f"{count} publishes", within_s)
+
+    async def _run(self, count: int) -> None:
         async with httpx.AsyncClient(timeout=5.0) as client:
-            count = 0
             while not self._stop.is_set():
                 gateway = self.gateways[count % len(self.gateways)]
                 count += 1
@@ -113,6 +117,7 @@ async def test_flushall_under_load_keeps_configured_kinds_and_sources(
         append(log_file, "before 1", "before 2")
         assert lines_of(await stream.events(2, within=10)) == ["before 1", "before 2"]
         load.start()
+        await load.published(100)
         old = await load.new_epoch("none")
         await asyncio.to_thread(redis.Redis(port=server.port).flushall)
         await load.new_epoch(old)
@@ -128,7 +133,7 @@ async def test_flushall_under_load_keeps_configured_kinds_and_sources(
     (stored,) = await history(a, "chat.lobby")
     assert (stored["kind"], stored["data"]) == ("chat", {"user": "ann", "text": "hello"})
     assert after == ["after 1", "after 2"]
-    assert load.statuses[201] > 0
+    assert load.statuses[201] > 100
     assert set(load.statuses) <= {201, 503}, load.statuses
     for gateway in (a, b):
         assert "crashed" not in gateway.log(), gateway.log()
