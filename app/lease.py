@@ -12,7 +12,12 @@ Deliberate oddities:
   log tail keeps its file position for when Redis returns. It stops them only
   when Redis answers that the lease belongs to another process.
 - A holder that finds the lease free (it expired during an outage, or Redis
-  came back empty) takes it again at once.
+  came back empty) takes it again at once. A process standing by takes a
+  free lease at once too, unless the deployment's epoch changed since its
+  previous look (Redis came back empty, or was flushed): then it leaves the
+  holder one renewal to take it back, and takes it only if it is still free at
+  a look that finds the same epoch. Otherwise a wipe would move the sources
+  to another process, and the log tails would start again there.
 - Sources publish through :func:`patient`: while the broker is unavailable a
   publish waits and retries instead of failing, so a source is not crashed
   and restarted (a restarted log tail would backfill lines again) and the
@@ -38,6 +43,7 @@ from redis.exceptions import RedisError
 
 from app.alerts import AlertEngine
 from app.broker.base import BrokerUnavailable
+from app.broker.redis import RedisKeys
 from app.events import Event
 from app.runtime import Runtime
 from app.sources.base import Publish, Supervisor, pause_unless_stopped
@@ -49,14 +55,20 @@ RENEW_S = 1.0
 RETRY_MIN_S = 0.1
 RETRY_MAX_S = 2.0
 
-# KEYS: lease; ARGV: token, ttl_ms. Ours or free → ours for ttl_ms more.
+# KEYS: lease, epoch; ARGV: token, ttl_ms, the epoch seen at our last look ('' to take a
+# free lease whatever the epoch). Ours, or free in that epoch → ours for ttl_ms more.
+# Returns {1 ours | 0 another's | -1 free but the epoch changed: look again, epoch or '-'}.
 CLAIM_LUA = """
 local holder = redis.call('GET', KEYS[1])
+local epoch = redis.call('GET', KEYS[2]) or '-'
 if holder and holder ~= ARGV[1] then
-  return 0
+  return {0, epoch}
+end
+if not holder and ARGV[3] ~= '' and ARGV[3] ~= epoch then
+  return {-1, epoch}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
+return {1, epoch}
 """
 
 # KEYS: lease; ARGV: token
@@ -73,8 +85,11 @@ class SourceLease:
 
     def __init__(self, url: str, key_prefix: str, ttl_s: float = TTL_S) -> None:
         self.key = f"{key_prefix}:lease:sources"
+        self.epoch_key = RedisKeys(key_prefix).epoch
         self.token = secrets.token_hex(8)
         self.ttl_s = ttl_s
+        self._held = False
+        self._epoch = ""  # as of our last look; "" before the first
         self._client = Redis.from_url(
             url,
             socket_timeout=ttl_s / 2,
@@ -85,13 +100,20 @@ class SourceLease:
         self._release = self._client.register_script(RELEASE_LUA)
 
     async def claim(self) -> bool | None:
-        """True when the lease is ours (renewed), False when another's, None when unknown."""
+        """True when the lease is ours (renewed), False when not (yet), None when unknown."""
+        keys = [self.key, self.epoch_key]
+        seen = "" if self._held else self._epoch
         try:
-            held = await self._claim(keys=[self.key], args=[self.token, int(self.ttl_s * 1000)])
+            state, epoch = await self._claim(
+                keys=keys, args=[self.token, int(self.ttl_s * 1000), seen]
+            )
         except RedisError as error:
             log.warning("sources lease: cannot reach Redis: %s", error)
             return None
-        return bool(held)
+        self._held, self._epoch = state == 1, epoch.decode()
+        if state == -1:
+            log.info("sources lease: free in a new epoch; leaving the holder a renewal")
+        return self._held
 
     async def close(self) -> None:
         """Give the lease up (another process takes over at its next claim) and disconnect."""

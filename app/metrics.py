@@ -157,6 +157,12 @@ class _RuntimeCollector(Collector):
             "Followed files rotated, by logtail source and how.",
             labels=["source", "how"],
         )
+        refused = CounterMetricFamily(
+            "pulseboard_logtail_refused",
+            "Files a logtail source refused to read (symlink out of its directories, "
+            "/proc, /sys, /dev, not a regular file), by source and reason; once per file.",
+            labels=["source", "reason"],
+        )
         for label, stat in sources:
             figures = getattr(stat.source, "stats", None)
             if not isinstance(figures, LogTailStats):
@@ -164,8 +170,11 @@ class _RuntimeCollector(Collector):
             lag.add_metric([label], figures.lag_bytes)
             for how, count in figures.rotations.items():
                 rotations.add_metric([label, how], count)
+            for reason, count in figures.refused.items():
+                refused.add_metric([label, reason], count)
         yield lag
         yield rotations
+        yield refused
 
     def _broker(self) -> Iterator[Metric]:
         broker = self.runtime.broker

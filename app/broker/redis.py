@@ -33,6 +33,14 @@ Deliberate oddities:
 - A new epoch, or a hole in the fan-out (a reader that fell more than
   ``fanout_max`` entries behind), reloads the mirror and ends open
   subscriptions: clients reconnect with their cursor and get a replay or a gap.
+- A Redis that came back empty (``FLUSHALL``, a restart without persistence)
+  has forgotten every channel's kind. Each process remembers what it declared
+  (the configured channels) and declares it again on every reload, before the
+  new mirror serves anyone: otherwise the first post would fix the kind (a
+  forged notify on a log channel, a chat post stored as notify, sources then
+  crash-looping on the conflict). Until a process has reloaded, its publishes
+  are refused (the script checks the epoch) and its old mirror still answers
+  ``kind_of``, so no post slips in between.
 - Commands are never retried by the driver: a publish whose reply was lost may
   have happened, so it is reported as unavailable, not repeated.
 - redis-py can swallow a task's cancellation inside a command
@@ -154,6 +162,7 @@ class RedisBroker(MemoryBroker):
         self._publish = self._client.register_script(PUBLISH_LUA)
         self._replace_epoch_script = self._client.register_script(REPLACE_EPOCH_LUA)
         self._ready = False
+        self._declared: dict[str, str] = {}
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
         self._progress = asyncio.Event()
@@ -201,6 +210,7 @@ class RedisBroker(MemoryBroker):
             raise self._failure(f"Redis is unavailable: {error}") from None
         if existing.decode() != kind:
             raise KindConflict(channel, existing.decode(), kind)
+        self._declared[channel] = kind
         await super().declare(channel, kind)
 
     async def kind_of(self, channel: str) -> str | None:
@@ -391,6 +401,7 @@ class RedisBroker(MemoryBroker):
         """Rebuild the mirror from Redis, then end the subscriptions of the old one."""
         self.epoch = epoch = await self._ensure_epoch()
         try:
+            await self._declare_again()
             latest = await self._latest_seq()
             stored = await _checked(self._client.hgetall(self.keys.kinds))
             kinds = {_text(name): _text(kind) for name, kind in stored.items()}
@@ -406,6 +417,25 @@ class RedisBroker(MemoryBroker):
         self._ready = True
         self._advanced()
         log.info("redis broker: epoch %s, seq %d, %d channels", epoch, latest, len(names))
+
+    async def _declare_again(self) -> None:
+        """Record the kinds this process declared, for a Redis that forgot them (HSETNX).
+
+        A kind already there stays (another process's config, or a publish that
+        came first): it is logged, and the mirror shows what Redis holds.
+        """
+        if not self._declared:
+            return
+        declared = list(self._declared.items())
+        async with self._client.pipeline(transaction=True) as pipe:
+            for channel, kind in declared:
+                pipe.hsetnx(self.keys.kinds, channel, kind)
+                pipe.hget(self.keys.kinds, channel)
+            replies = await _checked(pipe.execute())
+        for (channel, kind), stored in zip(declared, replies[1::2], strict=True):
+            if _text(stored) != kind:
+                self.errors += 1
+                log.error("redis broker: %s", KindConflict(channel, _text(stored), kind))
 
     async def _load(self, hub: Hub, names: list[str], kinds: dict[str, str], latest: int) -> None:
         """Fill the rings of ``names`` with their newest events up to ``latest``."""

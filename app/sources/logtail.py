@@ -29,6 +29,10 @@ How it follows, and deliberate oddities (do not "fix"):
 - With a glob, rotated copies must not match it (``*.log``, not ``*.log*``),
   or they are followed as files of their own.
 - A restart (after a crash) backfills again, so lines can repeat across a crash.
+- Which files may be read is :mod:`app.sources.access`'s rule, checked at
+  every open (a file that appears, or the new file after a rotation): a name
+  swapped for a symlink out of the allowed directories is refused on re-open.
+  A refusal is logged once per file and reason, and counted in ``stats.refused``.
 - ``stats.lag_bytes`` is measured when a file is read (an ``fstat`` after each
   read), not at scrape time, so it can be up to a tick old.
 """
@@ -37,11 +41,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fnmatch
 import logging
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from glob import has_magic
 from typing import Annotated, Any
@@ -50,6 +56,7 @@ import msgspec
 from watchfiles import awatch
 
 from app.events import Event, PayloadError, validate_channel
+from app.sources.access import REASONS, SYSTEM_DIRS, is_within, real_dirs, refusal
 from app.sources.base import Publish, SourceType, pause_unless_stopped
 from app.sources.lines import LineSplitter, RawLine, backfill_offset, detect_level, line_text
 from app.sources.rotation import (
@@ -88,6 +95,7 @@ class LogTailConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     poll: bool = False
     flush_timeout: Annotated[float, msgspec.Meta(ge=1.0, le=3600.0)] = 5.0
     max_line_bytes: Annotated[int, msgspec.Meta(ge=256, le=16 * 1024 * 1024)] = 65536
+    allowed_dirs: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.channel is not None:
@@ -95,6 +103,20 @@ class LogTailConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         directory, pattern = os.path.split(self.path)
         if not pattern or has_magic(directory):
             raise PayloadError("path", f"{self.path!r}: a file path, or a glob in its file name")
+        for allowed in self.allowed_dirs:
+            if not allowed or is_within(os.path.abspath(allowed), SYSTEM_DIRS):
+                never = ", ".join(SYSTEM_DIRS)
+                raise PayloadError("allowed_dirs", f"{allowed!r}: a directory outside {never}")
+
+    @property
+    def exact(self) -> bool:
+        """True when ``path`` names one file (not a glob): it may then be a symlink to anywhere."""
+        return not has_magic(os.path.basename(self.path))
+
+    def directories(self) -> list[str]:
+        """Where the files may really lie: the path's directory and ``allowed_dirs``."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        return [directory, *map(os.path.abspath, self.allowed_dirs)]
 
 
 def channel_for(file_name: str) -> str:
@@ -121,7 +143,9 @@ def _channels(config: LogTailConfig) -> list[tuple[str, str]]:
     directory, pattern = _split_path(config)
     if not has_magic(pattern):
         return [(channel_for(pattern), "log")]
-    names = [name for name in _list_directory(directory) if matches(pattern, name)]
+    listed = [name for name in _list_directory(directory) if matches(pattern, name)]
+    allowed = config.directories()
+    names = [name for name in listed if _allowed_now(os.path.join(directory, name), allowed)]
     return [(channel, "log") for channel in sorted(set(map(channel_for, names)))]
 
 
@@ -134,6 +158,8 @@ class LogTailStats:
         rotations: files rotated, by how: ``rename`` (the name now points to
             another file or to none), ``copytruncate`` (truncated, its copy found)
             or ``truncate`` (truncated, no copy found).
+        refused: files refused by the access rule, by reason (one of
+            :data:`app.sources.access.REASONS`), once per file and reason.
         lag_bytes: bytes written to the followed files (rotated ones still
             drained included) that have not been read yet, as of the last read.
         bytes_read: bytes read from the followed files since the start.
@@ -143,6 +169,7 @@ class LogTailStats:
     rotations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROTATION_KINDS, 0))
     lag_bytes: int = 0
     bytes_read: int = 0
+    refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
 
     def rotated(self, how: str) -> None:
         """Count one rotation of kind ``how`` (one of ``ROTATION_KINDS``)."""
@@ -206,9 +233,11 @@ class LogTailSource:
     _tails: dict[str, FileTail] = field(default_factory=dict)
     _draining: list[FileTail] = field(default_factory=list)
     _unreadable: set[str] = field(default_factory=set)
+    _refused: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._directory, self._pattern = _split_path(self.config)
+        self._allowed = None if self.config.exact else self.config.directories()
         self._publish: Publish = _not_running
         self._stop = asyncio.Event()
         self._last_full_scan = 0.0
@@ -304,19 +333,31 @@ class LogTailSource:
         try:
             lines = self.config.lines if backfill else None
             opened = await asyncio.to_thread(
-                _open_at_start, path, lines, self.config.max_line_bytes
+                _open_at_start, path, self._allowed, lines, self.config.max_line_bytes
             )
         except PermissionError as error:
             if name not in self._unreadable:
                 log.warning("logtail: cannot read %s: %s", path, error)
                 self._unreadable.add(name)
             return None
+        if isinstance(opened, str):
+            self._refuse(name, opened)
+            return None
         if opened is None:
             return None
+        self._refused.pop(name, None)
         fd, file_id, position, history = opened
         channel = self.config.channel or channel_for(name)
         splitter = LineSplitter(self.config.max_line_bytes)
         return FileTail(name, channel, fd, file_id, position, splitter, history, self._now())
+
+    def _refuse(self, name: str, reason: str) -> None:
+        """Log and count a refused file once (not at every tick while it stays refused)."""
+        if self._refused.get(name) == reason:
+            return
+        self._refused[name] = reason
+        self.stats.refused[reason] += 1
+        log.warning("logtail: not reading %s: %s", self._path(name), reason.replace("_", " "))
 
     async def _read_to_end(self, tail: FileTail) -> bool:
         """Publish the lines of what was appended; False when the file was truncated."""
@@ -347,7 +388,8 @@ class LogTailSource:
 
     async def _recover_truncated(self, tail: FileTail) -> None:
         """Publish what the rotated copy holds beyond our position, then restart at byte 0."""
-        copy = await asyncio.to_thread(_find_copy, self._directory, tail)
+        allowed = self._allowed or self.config.directories()
+        copy = await asyncio.to_thread(_find_copy, self._directory, allowed, tail)
         self.stats.rotated("truncate" if copy is None else "copytruncate")
         if copy is not None:
             fd, size = copy
@@ -406,22 +448,61 @@ async def _not_running(channel: str, kind: str, data: dict[str, Any]) -> Event:
 
 
 def _open_at_start(
-    path: str, lines: int | None, max_line_bytes: int
-) -> tuple[int, FileId, int, bytes] | None:
-    """Open a regular file; start at its last ``lines`` lines, or at byte 0 when None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    status = os.fstat(fd)
-    if not stat.S_ISREG(status.st_mode):
-        os.close(fd)
-        return None
+    path: str, allowed_dirs: Sequence[str] | None, lines: int | None, max_line_bytes: int
+) -> tuple[int, FileId, int, bytes] | str | None:
+    """Open a file the access rule allows; start at its last ``lines`` lines, or byte 0 when None.
+
+    Returns the reason when the rule refuses it, None when it is gone.
+    """
+    opened = _open_allowed(path, allowed_dirs)
+    if not isinstance(opened, tuple):
+        return opened
+    fd, status = opened
     size = status.st_size
     position = 0 if lines is None else _backfill_start(fd, size, lines, max_line_bytes)
     known = min(position, MATCH_BYTES)
     history = os.pread(fd, known, position - known) if known else b""
     return fd, FileId.of(status), position, history
+
+
+def _open_allowed(
+    path: str, allowed_dirs: Sequence[str] | None
+) -> tuple[int, os.stat_result] | str | None:
+    """``(fd, status)`` of ``path`` if :func:`refusal` allows it, else the reason (None: gone).
+
+    The real path is checked before opening (a device or FIFO is never opened)
+    and opened without following a last symlink; the file opened must be the
+    one checked, else it is left for the next look.
+    """
+    checked = _check(path, allowed_dirs)
+    if not isinstance(checked, tuple):
+        return checked
+    real, status = checked
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ELOOP):  # swapped meanwhile
+            return None
+        raise
+    opened = os.fstat(fd)
+    if FileId.of(opened) != FileId.of(status) or not stat.S_ISREG(opened.st_mode):
+        os.close(fd)
+        return None
+    return fd, opened
+
+
+def _check(
+    path: str, allowed_dirs: Sequence[str] | None
+) -> tuple[str, os.stat_result] | str | None:
+    """``(real path, status)`` if :func:`refusal` allows ``path``, else the reason (None: gone)."""
+    try:
+        status = os.stat(path)
+        real = os.path.realpath(path)
+    except FileNotFoundError:
+        return None
+    allowed = None if allowed_dirs is None else real_dirs(allowed_dirs)
+    reason = refusal(real, status.st_mode, allowed)
+    return (real, status) if reason is None else reason
 
 
 def _backfill_start(fd: int, size: int, lines: int, max_line_bytes: int) -> int:
@@ -437,6 +518,13 @@ def _backfill_start(fd: int, size: int, lines: int, max_line_bytes: int) -> int:
             first_end = block.find(b"\n")
             return size if first_end < 0 else size - want + first_end + 1
         want = min(want * 4, limit)
+
+
+def _allowed_now(path: str, allowed_dirs: Sequence[str]) -> bool:
+    """May ``path`` be read (for the panels known at start; a file may go, or become readable)?"""
+    with contextlib.suppress(PermissionError):
+        return isinstance(_check(path, allowed_dirs), tuple)
+    return True
 
 
 def _list_directory(directory: str) -> list[str]:
@@ -460,7 +548,9 @@ def _read_after(fd: int, position: int, before: bytes) -> tuple[bytes | None, in
     return after_check(before, data), os.fstat(fd).st_size
 
 
-def _find_copy(directory: str, tail: FileTail) -> tuple[int, int] | None:
+def _find_copy(
+    directory: str, allowed_dirs: Sequence[str], tail: FileTail
+) -> tuple[int, int] | None:
     """The rotated copy holding the bytes we read last: ``(open fd, size)``, or None."""
     entries = []
     with os.scandir(directory) as listing:
@@ -469,18 +559,20 @@ def _find_copy(directory: str, tail: FileTail) -> tuple[int, int] | None:
                 if entry.is_file():
                     entries.append((entry.name, entry.stat().st_mtime))
     for name in rotated_names(tail.name, entries)[:COPY_CANDIDATES]:
-        found = _open_if_copy(os.path.join(directory, name), tail)
+        found = _open_if_copy(os.path.join(directory, name), allowed_dirs, tail)
         if found is not None:
             return found
     return None
 
 
-def _open_if_copy(path: str, tail: FileTail) -> tuple[int, int] | None:
+def _open_if_copy(path: str, allowed_dirs: Sequence[str], tail: FileTail) -> tuple[int, int] | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except (FileNotFoundError, PermissionError):
+        opened = _open_allowed(path, allowed_dirs)
+    except PermissionError:
         return None
-    size = os.fstat(fd).st_size
+    if not isinstance(opened, tuple):
+        return None
+    fd, size = opened[0], opened[1].st_size
     window = match_window(tail.position, len(tail.history), size)
     if window is not None:
         start, end = window

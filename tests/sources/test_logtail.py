@@ -299,6 +299,8 @@ async def test_cancelling_the_source_propagates_cancelled_error(log_dir):
         ({"channel": "Not A Channel"}, "channel"),
         ({"path": "/var/*/app.log"}, "path"),
         ({"follow": True}, "follow"),
+        ({"allowed_dirs": ["/proc/1"]}, "sources[0].allowed_dirs"),
+        ({"allowed_dirs": "/var/log"}, "sources[0].allowed_dirs"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(entry, message):
@@ -309,6 +311,7 @@ def test_bad_config_is_refused_naming_the_key(entry, message):
 def test_channels_known_at_start(log_dir):
     for name in ("api.log", "Worker Two.log", ".hidden.log"):
         (log_dir / name).touch()
+    (log_dir / "environ.log").symlink_to("/proc/self/environ")  # never read: no panel
     glob = _config(str(log_dir / "*.log"))
     assert LOGTAIL.channels(glob) == [("log.api", "log"), ("log.worker-two", "log")]
     assert LOGTAIL.channels(_config(str(log_dir / "missing.log"))) == [("log.missing", "log")]

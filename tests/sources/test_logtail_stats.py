@@ -146,3 +146,19 @@ def scrape(runtime: Runtime) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+async def test_metrics_count_refused_files_by_reason(tmp_path: Path) -> None:
+    (tmp_path / "environ.log").symlink_to("/proc/self/environ")
+    settings = settings_from_dict(
+        {"sources": [{"type": "logtail", "path": str(tmp_path / "*.log")}]}
+    )
+    runtime = build_runtime(settings)
+    await runtime.start()
+    try:
+        await until(lambda: scrape(runtime).get(REFUSED) == 1.0, "a refusal in /metrics")
+    finally:
+        await runtime.stop()
+
+
+REFUSED = ("pulseboard_logtail_refused_total", (("reason", "system_path"), ("source", "logtail#0")))
