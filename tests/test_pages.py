@@ -76,7 +76,7 @@ async def test_log_viewer_reconnects_with_filter_and_level(app: Quart) -> None:
 
 async def test_log_viewer_refuses_a_bad_regex_inline(app: Quart) -> None:
     _status, page, _headers = await get(app, "/channels/log.app?q=(unclosed&level=warn")
-    assert 'role="alert">Filter: missing ) in the filter: (unclosed - a ( is never' in page
+    assert 'role="alert">missing ) in the filter: (unclosed - a ( is never closed' in page
     params = stream_params(page)
     assert not any(k == "q" for k, _v in params) and ("level", "warn") in params
 
