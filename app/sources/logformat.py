@@ -33,6 +33,8 @@ _WORD_LEVEL = re.compile(
     r"\b(FATAL|CRITICAL|CRIT|ERROR|ERR|WARNING|WARN|INFO|NOTICE|DEBUG|TRACE)\b"
     r"|\[(?:[a-z_]+:)?(fatal|crit|alert|emerg|error|warn|warning|info|notice|debug)\]"
 )
+_LOGFMT_KEYS = ("level=", "lvl=", "severity=")
+_PROSE_WORDS = ("error", "fatal", "panic", "warn")
 _PROSE_LEVEL = re.compile(r"\b(error|fatal|panic|warning|warn)\b")
 _PRI = re.compile(r"<(\d{1,3})>")
 _KLOG = re.compile(r"([IWEF])(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{6})\s+\d+ ")
@@ -57,6 +59,7 @@ _MONTHS = {
     )
 }
 _FUTURE_SLACK = timedelta(days=1)
+_HALF_YEAR_S = 183 * 86400
 _LEVELS = {
     "fatal": "error",
     "panic": "error",
@@ -132,10 +135,10 @@ def _stated_level(line: str, record: dict[str, Any] | None) -> str | None:
         return _SYSLOG_SEVERITY[int(pri.group(1)) % 8]
     if (klog := _KLOG.match(line)) is not None:
         return {"I": "info", "W": "warn"}.get(klog.group(1), "error")
-    logfmt = _LOGFMT_LEVEL.search(line)
+    logfmt = _LOGFMT_LEVEL.search(line) if _has_any(line, _LOGFMT_KEYS) else None
     if logfmt is not None and logfmt.group(1).lower() in _LEVELS:
         return _LEVELS[logfmt.group(1).lower()]
-    status = _HTTP_STATUS.search(line, 0, _HTTP_SEARCH_CHARS)
+    status = _HTTP_STATUS.search(line, 0, _HTTP_SEARCH_CHARS) if '] "' in line else None
     if status is not None:
         return {"5": "error", "4": "warn"}.get(status.group(1)[0], "info")
     return "info" if _DPKG.match(line) else None
@@ -146,8 +149,13 @@ def _word_level(line: str) -> str | None:
     word = _WORD_LEVEL.search(line)
     if word is not None:
         return _LEVELS[(word.group(1) or word.group(2)).lower()]
-    prose = _PROSE_LEVEL.search(line)
+    prose = _PROSE_LEVEL.search(line) if _has_any(line, _PROSE_WORDS) else None
     return None if prose is None else _LEVELS[prose.group(1)]
+
+
+def _has_any(line: str, parts: tuple[str, ...]) -> bool:
+    """A substring test that spares most lines a slower regex search."""
+    return any(part in line for part in parts)
 
 
 def _json_level(record: dict[str, Any]) -> str | None:
@@ -243,11 +251,15 @@ def _json_time(record: dict[str, Any], tz: tzinfo | None) -> float | None:
 def _in_year_before(read_at: float, tz: tzinfo | None, *fields: int | float) -> float | None:
     """The timestamp of month/day/time in the year that puts it closest before ``read_at``."""
     year = datetime.fromtimestamp(read_at, tz).year
-    for candidate in (year + 1, year, year - 1):
-        when = _timestamp(tz, candidate, *fields)
-        if when is not None and when <= read_at + _FUTURE_SLACK.total_seconds():
-            return when
-    return None
+    latest = read_at + _FUTURE_SLACK.total_seconds()
+    when = _timestamp(tz, year, *fields)
+    if when is None or when > latest:
+        return _timestamp(tz, year - 1, *fields)
+    if read_at - when > _HALF_YEAR_S:  # a 1 January line read on 31 December, clocks apart
+        following = _timestamp(tz, year + 1, *fields)
+        if following is not None and following <= latest:
+            return following
+    return when
 
 
 def _timestamp(tz: tzinfo | None, *fields: int | float) -> float | None:

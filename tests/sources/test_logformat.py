@@ -266,3 +266,8 @@ def test_a_syslog_time_takes_the_year_before_the_read_time(read_at: float, year:
 )
 def test_what_only_looks_like_a_time_is_none(line: str) -> None:
     assert line_time(line, READ_AT, UTC) is None
+
+
+def test_a_new_years_line_read_just_before_midnight_is_next_years() -> None:
+    read_at = utc(2026, 12, 31, 23, 59, 0)  # the writer's clock a few minutes ahead
+    assert line_time("Jan  1 00:02:00 h x", read_at, UTC) == utc(2027, 1, 1, 0, 2, 0)
