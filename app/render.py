@@ -15,11 +15,12 @@ Deliberate oddities:
 - The DOM is bounded by the fragments themselves: each row carries an
   out-of-band ``delete`` of ``#<list> > :nth-last-child(n+CAP)``, so whatever
   was filtered, resumed or skipped, a list never holds more than CAP rows.
-  A log list ends with an empty ``<template>`` that each row's delete also
-  removes and the row puts back: the delete always finds a target, so htmx
-  logs no ``oobErrorNoTarget`` however few rows the page holds (it rendered
-  200 while the channel holds thousands), and the frame stays the same for
-  every subscriber.
+  Every list holds one empty ``<template>`` that each row's delete also
+  removes and the row puts back (``partials/_cap.html``): the delete always
+  finds a target, so htmx logs no ``oobErrorNoTarget`` however few rows the
+  page holds (it rendered 200 while the channel holds thousands; a ticker has
+  a handful of symbols; a key's row may be gone), and the frame stays the
+  same for every subscriber.
 - A log row shows the time the line states (``ts``) when it has one, else the
   read time marked as such; the file's own line number when known; and its
   file's name when the file is not the one the channel is named after (a glob

@@ -122,9 +122,31 @@ def test_a_row_names_its_file_on_a_merged_channel(channel: str, file: str, named
     assert names_its_file(channel, file) is named
 
 
-def test_a_young_channel_has_nothing_to_delete(renderer: Renderer) -> None:
-    html = renderer.event(make_event("chat", {"user": "ann", "text": "hi"}, 7))
-    assert "delete" not in html
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        ("chat", {"user": "ann", "text": "hi"}),
+        ("notify", {"message": "m", "level": "info", "key": "k"}),
+        ("notify", {"message": "m", "level": "info"}),
+        ("ticker", {"symbol": "A", "price": 1.0, "change": 0.0, "change_pct": 0.0, "volume": 1}),
+        ("plugin", {"anything": 1}),
+    ],
+)
+def test_every_row_of_every_kind_deletes_something_that_exists(
+    renderer: Renderer, kind: str, data: dict[str, Any]
+) -> None:
+    """One delete per row, naming the template every list holds (no oobErrorNoTarget)."""
+    event = make_event(kind, data, 7)
+    list_id = f"{CHANNELS.get(kind, 'x.y').replace('.', '-')}-list"
+    html = renderer.event(event)
+    assert html.count("hx-swap-oob") == 1
+    assert f'#{list_id} > template"></div>' in html
+    assert html.count('<template class="cap-end"></template>') == 1
+    for listing in (
+        renderer.snapshot(event.channel, kind, []),
+        renderer.snapshot(event.channel, kind, [event]),
+    ):
+        assert listing.count('<template class="cap-end"></template>') == 1
 
 
 def test_snapshot_replaces_the_list_out_of_band(renderer: Renderer) -> None:
@@ -146,7 +168,7 @@ def test_page_list_has_no_out_of_band_attribute(renderer: Renderer) -> None:
 def test_ticker_quote_replaces_its_symbols_row(renderer: Renderer) -> None:
     renderer.event(quote("ACME", 10.0, 1))
     html = renderer.event(quote("ACME", 9.0, 2))
-    assert html.startswith('<div id="ticker-sym-kACME" hx-swap-oob="delete"></div>')
+    assert html.startswith('<div hx-swap-oob="delete:#ticker-sym-kACME, #ticker-list > li:')
     assert '<li id="ticker-sym-kACME" class="quote tick-down"' in html
     assert f'style="order: {symbol_order("ACME")}"' in html
 
@@ -159,7 +181,7 @@ def test_ticker_snapshot_shows_the_latest_quote_per_symbol(renderer: Renderer) -
 
 def test_ticker_cap_drops_the_stalest_rows(renderer: Renderer) -> None:
     html = renderer.event(quote("ACME", 10.0, 300))
-    assert '<div hx-swap-oob="delete:#ticker-list > li:nth-last-child(n+200)"></div>' in html
+    assert "#ticker-list > li:nth-last-child(n+201), #ticker-list > template" in html
 
 
 def test_sparkline_draws_the_remembered_prices(renderer: Renderer) -> None:
@@ -195,7 +217,7 @@ def test_keyed_notification_replaces_the_earlier_one_in_place(renderer: Renderer
     data = {"message": "deploy done", "level": "success", "key": "deploy 42"}
     html = renderer.event(make_event("notify", data))
     row_id = f"ops-alerts-key-{key_slug('deploy 42')}"
-    assert html.startswith(f'<div id="{row_id}" hx-swap-oob="delete"></div>')
+    assert html.startswith(f'<div hx-swap-oob="delete:#{row_id}, #ops-alerts-list > li:')
     assert f'<li id="{row_id}" class="note lvl-success" style="order: {-first.offset}">' in html
 
 
