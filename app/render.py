@@ -13,8 +13,9 @@ with autoescaping on; kinds without a partial of their own use
 
 Deliberate oddities:
 - The DOM is bounded by the fragments themselves: each row carries an
-  out-of-band ``delete`` of ``#<list> > :nth-last-child(n+CAP)``, so whatever
-  was filtered, resumed or skipped, a list never holds more than CAP rows.
+  out-of-band ``delete`` of ``#<list> > li:nth-last-child(n+CAP+1)`` (the template below
+  counts as a child), so whatever was filtered, resumed or skipped, a list never
+  holds more than CAP rows.
   Every list holds one empty ``<template>`` that each row's delete also
   removes and the row puts back (``partials/_cap.html``): the delete always
   finds a target, so htmx logs no ``oobErrorNoTarget`` however few rows the

@@ -60,6 +60,7 @@ _MONTHS = {
 }
 _FUTURE_SLACK = timedelta(days=1)
 _HALF_YEAR_S = 183 * 86400
+_LATEST_TS = 1e11
 _LEVELS = {
     "fatal": "error",
     "panic": "error",
@@ -184,11 +185,16 @@ def line_time(
     if record is None and line.startswith("{"):
         record = json_record(line)
     if record is not None:
-        return _json_time(record, tz)
+        return _plausible(_json_time(record, tz))
     if line.startswith("<") and _RFC5424.match(line):
         line = line[line.index(" ") + 1 :]
     when = _iso_time(line, tz) or _syslog_time(line, read_at, tz) or _klog_time(line, read_at, tz)
-    return when or _clf_time(line)
+    return _plausible(when or _clf_time(line))
+
+
+def _plausible(when: float | None) -> float | None:
+    """``when`` if it is a time a log line could carry (1970 to 5138), else None."""
+    return when if when is not None and 0 < when < _LATEST_TS else None
 
 
 def _iso_time(text: str, tz: tzinfo | None) -> float | None:
@@ -266,11 +272,11 @@ def _timestamp(tz: tzinfo | None, *fields: int | float) -> float | None:
     year, month, day, hour, minute, second, fraction = fields
     try:
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
-    except ValueError:  # 31 Feb, hour 25: not a timestamp after all
+        if tz is not None:
+            moment = moment.replace(tzinfo=tz)
+        return moment.timestamp() + float(fraction)
+    except (ValueError, OverflowError, OSError):  # 31 Feb, hour 25, year 0: not a time after all
         return None
-    if tz is not None:
-        moment = moment.replace(tzinfo=tz)
-    return moment.timestamp() + float(fraction)
 
 
 def _zone(text: str) -> tzinfo:

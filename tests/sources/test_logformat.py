@@ -262,6 +262,11 @@ def test_a_syslog_time_takes_the_year_before_the_read_time(read_at: float, year:
         "[99/Foo/2026:13:58:04 +0000] not a month",
         "release 2026-12-01 13:58:04 quoted later in the line",
         "E9999 13:58:04.123456    1 x.go:1] not a date",
+        "1969-12-31 23:59:59 before the epoch: a payload's ts is never negative",
+        "0000-01-01 00:00:00 year zero",
+        "9999-12-31 23:59:59 far future",
+        '{"ts": -5, "msg": "negative"}',
+        '{"time": 1e300, "msg": "absurd"}',
     ],
 )
 def test_what_only_looks_like_a_time_is_none(line: str) -> None:
