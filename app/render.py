@@ -373,11 +373,11 @@ def clock(timestamp: float) -> str:
 
 
 def stamp(timestamp: float, read_at: float) -> str:
-    """``HH:MM:SS`` in UTC, with the date in front when it is not the day of ``read_at``."""
+    """``HH:MM:SS`` in UTC, after ``Mon DD`` when not the day of ``read_at``."""
     moment = datetime.fromtimestamp(timestamp, UTC)
     if moment.date() == datetime.fromtimestamp(read_at, UTC).date():
         return moment.strftime("%H:%M:%S")
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.strftime("%b %d %H:%M:%S")
 
 
 def isotime(timestamp: float) -> str:

@@ -105,7 +105,7 @@ def test_a_log_row_without_a_time_shows_the_read_time_as_such(renderer: Renderer
 
 def test_a_line_from_days_before_shows_its_date(renderer: Renderer) -> None:
     old = {"line": "x", "file": "app.log", "ts": 1.7e9 - 3 * 86400}
-    assert ">2023-11-11 22:13:20</time>" in renderer.event(make_event("log", old, 0))
+    assert ">Nov 11 22:13:20</time>" in renderer.event(make_event("log", old, 0))
 
 
 @pytest.mark.parametrize(
