@@ -148,9 +148,13 @@ class ChatPayload(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class LogPayload(msgspec.Struct, forbid_unknown_fields=True):
+    """``ts``: the time the line states (UNIX seconds); ``lineno``: its number in ``file``."""
+
     line: str
     file: str
     level: Level | None = None
+    ts: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    lineno: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
 class TickerPayload(msgspec.Struct, forbid_unknown_fields=True):

@@ -13,8 +13,19 @@ with autoescaping on; kinds without a partial of their own use
 
 Deliberate oddities:
 - The DOM is bounded by the fragments themselves: each row carries an
-  out-of-band ``delete`` of ``#<list> > :nth-last-child(n+CAP)``, so whatever
-  was filtered, resumed or skipped, a list never holds more than CAP rows.
+  out-of-band ``delete`` of ``#<list> > li:nth-last-child(n+CAP+1)`` (the template below
+  counts as a child), so whatever was filtered, resumed or skipped, a list never
+  holds more than CAP rows.
+  Every list holds one empty ``<template>`` that each row's delete also
+  removes and the row puts back (``partials/_cap.html``): the delete always
+  finds a target, so htmx logs no ``oobErrorNoTarget`` however few rows the
+  page holds (it rendered 200 while the channel holds thousands; a ticker has
+  a handful of symbols; a key's row may be gone), and the frame stays the
+  same for every subscriber.
+- A log row shows the time the line states (``ts``) when it has one, else the
+  read time marked as such; the file's own line number when known; and its
+  file's name when the file is not the one the channel is named after (a glob
+  merged into one channel such as ``log.system``).
 - A ticker or keyed notification row is replaced by deleting the old row
   out-of-band and inserting the new one (htmx has no upsert); rows keep their
   place through CSS ``order``: derived from the symbol for quotes, from the
@@ -57,6 +68,7 @@ _ESCAPES = re.compile(
 )
 _SGR_COLOURS = {**{30 + i: f"fg{i}" for i in range(8)}, **{90 + i: f"fg{i + 8}" for i in range(8)}}
 _SGR_FLAGS = {1: "bold", 2: "dim", 3: "italic", 4: "underline"}
+_CHANNEL_JUNK = re.compile(r"[^a-z0-9_-]+")
 
 
 def dom_id(channel: str, *parts: object) -> str:
@@ -83,6 +95,16 @@ def latest(events: Sequence[Event], field: str) -> list[Event]:
     newest = {event.data[field]: event for event in events if event.data.get(field) is not None}
     keep = set(map(id, newest.values()))
     return [e for e in events if e.data.get(field) is None or id(e) in keep]
+
+
+def names_its_file(channel: str, file: str) -> bool:
+    """True when a log row should name its file: ``file`` would not have named ``channel``.
+
+    >>> names_its_file("log.app", "app.log"), names_its_file("log.system", "auth.log")
+    (False, True)
+    """
+    stem = _CHANNEL_JUNK.sub("-", file.split(".", 1)[0].lower()).strip("-_")
+    return channel != f"log.{stem}"
 
 
 def nick_colour(user: str) -> int:
@@ -112,12 +134,14 @@ def create_environment(extra_paths: list[Path] | None = None) -> jinja2.Environm
         latest=latest,
         nick_colour=nick_colour,
         web_link=web_link,
+        names_its_file=names_its_file,
         caps=CAPS,
         default_cap=DEFAULT_CAP,
     )
     env.filters.update(
         clock=clock,
         isotime=isotime,
+        stamp=stamp,
         price=lambda v: f"{v:,.2f}",
         signed=lambda v: f"{v:+,.2f}",
         percent=lambda v: f"{v:+.2f}%",
@@ -346,6 +370,14 @@ def ansi_markup(line: str, pattern: Any = None) -> Markup:
 def clock(timestamp: float) -> str:
     """``HH:MM:SS`` in UTC."""
     return datetime.fromtimestamp(timestamp, UTC).strftime("%H:%M:%S")
+
+
+def stamp(timestamp: float, read_at: float) -> str:
+    """``HH:MM:SS`` in UTC, after ``Mon DD`` when not the day of ``read_at``."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    if moment.date() == datetime.fromtimestamp(read_at, UTC).date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%b %d %H:%M:%S")
 
 
 def isotime(timestamp: float) -> str:

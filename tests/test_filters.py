@@ -47,3 +47,21 @@ def test_catastrophic_pattern_returns() -> None:
     """On a backtracking engine this search would outlive the test's timeout."""
     pattern = compile_user_regex("(a+)+$")
     assert pattern.search("a" * 100_000 + "!") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("foo((", "missing ) in the filter: foo(( - a ( is never closed"),
+        ("a)", "unexpected ) in the filter: a) - a ) closes nothing"),
+        ("[a-", "missing ] in the filter: [a- - a [ is never closed"),
+        ("(?<=a)b", "invalid perl operator in the filter: (?<= - RE2 has no look-ahead"),
+        ("\\", "trailing \\ in the filter - the filter ends with a lone \\"),
+        ("x{3,1}", "invalid repetition size in the filter: {3,1}"),
+    ],
+)
+def test_a_bad_regex_is_explained_in_words(text: str, words: str) -> None:
+    with pytest.raises(PayloadError) as refused:
+        compile_user_regex(text)
+    assert refused.value.message.startswith(words)
+    assert "b'" not in refused.value.message and 'b"' not in refused.value.message

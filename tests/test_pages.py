@@ -76,9 +76,14 @@ async def test_log_viewer_reconnects_with_filter_and_level(app: Quart) -> None:
 
 async def test_log_viewer_refuses_a_bad_regex_inline(app: Quart) -> None:
     _status, page, _headers = await get(app, "/channels/log.app?q=(unclosed&level=warn")
-    assert 'role="alert">q: not a valid regular expression' in page
+    assert 'role="alert">missing ) in the filter: (unclosed - a ( is never closed' in page
     params = stream_params(page)
     assert not any(k == "q" for k, _v in params) and ("level", "warn") in params
+
+
+async def test_log_viewer_says_the_filter_is_re2_and_how_to_ignore_case(app: Quart) -> None:
+    _status, page, _headers = await get(app, "/channels/log.app")
+    assert 'id="filter-hint"' in page and "RE2" in page and "<code>(?i)</code>" in page
 
 
 async def test_paused_log_viewer_does_not_stream(app: Quart) -> None:

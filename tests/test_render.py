@@ -17,6 +17,7 @@ from app.render import (
     ansi_segments,
     create_environment,
     key_slug,
+    names_its_file,
     sparkline_svg,
     symbol_order,
     web_link,
@@ -65,16 +66,87 @@ def test_user_text_is_escaped_in_every_partial(renderer: Renderer, kind: str, da
 
 
 def test_log_event_appends_a_row_and_deletes_what_falls_off(renderer: Renderer) -> None:
-    html = renderer.event(make_event("log", {"line": "hi", "file": "a", "level": "warn"}, 2000))
+    data = {"line": "hi", "file": "app.log", "level": "warn", "lineno": 7}
+    html = renderer.event(make_event("log", data, 2000))
     assert html.startswith(
-        '<div hx-swap-oob="delete:#log-app-list > li:nth-last-child(n+1000)"></div>'
+        '<div hx-swap-oob="delete:#log-app-list > li:nth-last-child(n+1001),'
+        ' #log-app-list > template"></div>'
     )
-    assert '<li id="log-app-2000" class="line lvl-warn"><span class="ln">2001</span>' in html
+    assert '<li id="log-app-2000" class="line lvl-warn"><span class="ln">7</span>' in html
+    assert html.endswith('</li><template class="cap-end"></template>')
 
 
-def test_a_young_channel_has_nothing_to_delete(renderer: Renderer) -> None:
-    html = renderer.event(make_event("chat", {"user": "ann", "text": "hi"}, 7))
-    assert "delete" not in html
+@pytest.mark.parametrize("offset", [0, 5, 998, 999, 5000])
+def test_every_log_row_deletes_something_that_exists(renderer: Renderer, offset: int) -> None:
+    """The list always ends with the template each row's delete names (no oobErrorNoTarget)."""
+    event = make_event("log", {"line": "x", "file": "app.log"}, offset)
+    assert "#log-app-list > template" in renderer.event(event)
+    for html in (
+        renderer.snapshot("log.app", "log", []),
+        renderer.snapshot("log.app", "log", [event]),
+        str(renderer.page_list("log.app", "log", [event])),
+    ):
+        assert html.endswith('<template class="cap-end"></template></ol>')
+
+
+def test_a_log_row_shows_the_time_the_line_states(renderer: Renderer) -> None:
+    stated = {"line": "x", "file": "app.log", "level": None, "ts": 1.7e9 - 600.25, "lineno": 3}
+    html = renderer.event(make_event("log", stated, 10))
+    assert '<time datetime="2023-11-14T22:03:19.750+00:00" title="written ' in html
+    assert ">22:03:19</time>" in html and "read-time" not in html
+
+
+def test_a_log_row_without_a_time_shows_the_read_time_as_such(renderer: Renderer) -> None:
+    html = renderer.event(make_event("log", {"line": "x", "file": "app.log"}, 10))
+    assert '<time class="read-time" datetime="2023-11-14T22:13:30.000+00:00"' in html
+    assert 'title="read at 2023-11-14T22:13:30.000+00:00' in html
+    assert '<span class="ln"></span>' in html
+
+
+def test_a_line_from_days_before_shows_its_date(renderer: Renderer) -> None:
+    old = {"line": "x", "file": "app.log", "ts": 1.7e9 - 3 * 86400}
+    assert ">Nov 11 22:13:20</time>" in renderer.event(make_event("log", old, 0))
+
+
+@pytest.mark.parametrize(
+    ("channel", "file", "named"),
+    [
+        ("log.app", "app.log", False),
+        ("log.app", "app.2026-12-01.log", False),
+        ("log.system", "auth.log", True),
+        ("log.system", "syslog", True),
+        ("log.my-app", "My App.log", False),
+    ],
+)
+def test_a_row_names_its_file_on_a_merged_channel(channel: str, file: str, named: bool) -> None:
+    assert names_its_file(channel, file) is named
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        ("chat", {"user": "ann", "text": "hi"}),
+        ("notify", {"message": "m", "level": "info", "key": "k"}),
+        ("notify", {"message": "m", "level": "info"}),
+        ("ticker", {"symbol": "A", "price": 1.0, "change": 0.0, "change_pct": 0.0, "volume": 1}),
+        ("plugin", {"anything": 1}),
+    ],
+)
+def test_every_row_of_every_kind_deletes_something_that_exists(
+    renderer: Renderer, kind: str, data: dict[str, Any]
+) -> None:
+    """One delete per row, naming the template every list holds (no oobErrorNoTarget)."""
+    event = make_event(kind, data, 7)
+    list_id = f"{CHANNELS.get(kind, 'x.y').replace('.', '-')}-list"
+    html = renderer.event(event)
+    assert html.count("hx-swap-oob") == 1
+    assert f'#{list_id} > template"></div>' in html
+    assert html.count('<template class="cap-end"></template>') == 1
+    for listing in (
+        renderer.snapshot(event.channel, kind, []),
+        renderer.snapshot(event.channel, kind, [event]),
+    ):
+        assert listing.count('<template class="cap-end"></template>') == 1
 
 
 def test_snapshot_replaces_the_list_out_of_band(renderer: Renderer) -> None:
@@ -96,7 +168,7 @@ def test_page_list_has_no_out_of_band_attribute(renderer: Renderer) -> None:
 def test_ticker_quote_replaces_its_symbols_row(renderer: Renderer) -> None:
     renderer.event(quote("ACME", 10.0, 1))
     html = renderer.event(quote("ACME", 9.0, 2))
-    assert html.startswith('<div id="ticker-sym-kACME" hx-swap-oob="delete"></div>')
+    assert html.startswith('<div hx-swap-oob="delete:#ticker-sym-kACME, #ticker-list > li:')
     assert '<li id="ticker-sym-kACME" class="quote tick-down"' in html
     assert f'style="order: {symbol_order("ACME")}"' in html
 
@@ -109,7 +181,7 @@ def test_ticker_snapshot_shows_the_latest_quote_per_symbol(renderer: Renderer) -
 
 def test_ticker_cap_drops_the_stalest_rows(renderer: Renderer) -> None:
     html = renderer.event(quote("ACME", 10.0, 300))
-    assert '<div hx-swap-oob="delete:#ticker-list > li:nth-last-child(n+200)"></div>' in html
+    assert "#ticker-list > li:nth-last-child(n+201), #ticker-list > template" in html
 
 
 def test_sparkline_draws_the_remembered_prices(renderer: Renderer) -> None:
@@ -145,7 +217,7 @@ def test_keyed_notification_replaces_the_earlier_one_in_place(renderer: Renderer
     data = {"message": "deploy done", "level": "success", "key": "deploy 42"}
     html = renderer.event(make_event("notify", data))
     row_id = f"ops-alerts-key-{key_slug('deploy 42')}"
-    assert html.startswith(f'<div id="{row_id}" hx-swap-oob="delete"></div>')
+    assert html.startswith(f'<div hx-swap-oob="delete:#{row_id}, #ops-alerts-list > li:')
     assert f'<li id="{row_id}" class="note lvl-success" style="order: {-first.offset}">' in html
 
 

@@ -1,4 +1,4 @@
-"""Turning the bytes of a log file into lines, and reading what a line says about itself.
+"""Turning the bytes of a log file into lines (what a line says: :mod:`app.sources.logformat`).
 
 Pure code, no I/O: the tailer feeds chunks as they come off the disk.
 
@@ -19,8 +19,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import msgspec
-
 CUT_MARKER = " [… {cut} bytes cut]"
 
 _ANSI = re.compile(
@@ -28,30 +26,6 @@ _ANSI = re.compile(
     r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC: titles, links
     r"|\x1b[ -/]*[0-~]?"  # other escapes, and a stray ESC
 )
-_JSON_LEVEL_KEYS = ("level", "lvl", "severity", "levelname", "log.level")
-_LOGFMT_LEVEL = re.compile(r'(?:^|\s)(?:level|lvl)="?([A-Za-z]+)')
-_WORD_LEVEL = re.compile(
-    r"\b(FATAL|CRITICAL|CRIT|ERROR|ERR|WARNING|WARN|INFO|NOTICE|DEBUG|TRACE)\b"
-    r"|\[(fatal|crit|error|warn|warning|info|notice|debug)\]"
-)
-_LEVELS = {
-    "fatal": "error",
-    "panic": "error",
-    "emerg": "error",
-    "emergency": "error",
-    "alert": "error",
-    "critical": "error",
-    "crit": "error",
-    "error": "error",
-    "err": "error",
-    "warning": "warn",
-    "warn": "warn",
-    "info": "info",
-    "information": "info",
-    "notice": "info",
-    "debug": "debug",
-    "trace": "debug",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,41 +129,6 @@ def strip_ansi(text: str) -> str:
     if "\x1b" in text or "\x9b" in text or "\x9d" in text:
         text = _ANSI.sub("", text)
     return text.replace("\x00", "")
-
-
-def detect_level(line: str) -> str | None:
-    """The severity a line states: a JSON ``level`` field, logfmt ``level=``, or a level word.
-
-    >>> detect_level('{"level": "warning", "msg": "x"}'), detect_level("level=error msg=x")
-    ('warn', 'error')
-    >>> detect_level("2024-01-01 12:00:00 INFO started"), detect_level("all fine")
-    ('info', None)
-    """
-    if line.startswith("{"):
-        level = _json_level(line)
-        if level is not None:
-            return level
-    match = _LOGFMT_LEVEL.search(line)
-    if match is not None and match.group(1).lower() in _LEVELS:
-        return _LEVELS[match.group(1).lower()]
-    match = _WORD_LEVEL.search(line)
-    if match is not None:
-        return _LEVELS[(match.group(1) or match.group(2)).lower()]
-    return None
-
-
-def _json_level(line: str) -> str | None:
-    try:
-        record = msgspec.json.decode(line)
-    except msgspec.DecodeError:
-        return None
-    if not isinstance(record, dict):
-        return None
-    for key in _JSON_LEVEL_KEYS:
-        value = record.get(key)
-        if isinstance(value, str) and value.lower() in _LEVELS:
-            return _LEVELS[value.lower()]
-    return None
 
 
 def backfill_offset(block: bytes, block_start: int, lines: int) -> int | None:

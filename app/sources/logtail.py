@@ -1,6 +1,8 @@
 """The ``logtail`` source: ``tail -F`` of a path or a glob, one ``log`` event per line.
 
-Payload: ``{"line": str, "file": <file name>, "level": "error"|"warn"|"info"|"debug"|None}``.
+Payload: ``{"line": str, "file": <file name>, "level": "error"|"warn"|"info"|"debug"|None,
+"ts": <the line's own time>|None, "lineno": <its number in the file>|None}`` (time and
+level as :mod:`app.sources.logformat` reads them).
 ``line`` is plain text: ANSI escape codes are stripped (no colour field is
 carried), invalid UTF-8 is replaced, an over-long line is cut with a visible
 marker (see :mod:`app.sources.lines`).
@@ -33,6 +35,11 @@ How it follows, and deliberate oddities (do not "fix"):
   every open (a file that appears, or the new file after a rotation): a name
   swapped for a symlink out of the allowed directories is refused on re-open.
   A refusal is logged once per file and reason, and counted in ``stats.refused``.
+- ``lineno`` is the line's number in its file: known when the file is read from
+  its first byte, and after a backfill that skipped at most ``LINE_COUNT_MAX_BYTES``
+  (the skipped lines are counted); None otherwise, until the file is truncated or
+  replaced. A partial line published by the flush timeout and the rest of it
+  that follows share one number.
 - ``stats.lag_bytes`` is measured when a file is read (an ``fstat`` after each
   read), not at scrape time, so it can be up to a tick old.
 """
@@ -47,6 +54,7 @@ import logging
 import os
 import re
 import stat
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from glob import has_magic
@@ -58,7 +66,8 @@ from watchfiles import awatch
 from app.events import Event, PayloadError, validate_channel
 from app.sources.access import REASONS, SYSTEM_DIRS, is_within, real_dirs, refusal
 from app.sources.base import Publish, SourceType, pause_unless_stopped
-from app.sources.lines import LineSplitter, RawLine, backfill_offset, detect_level, line_text
+from app.sources.lines import LineSplitter, RawLine, backfill_offset, line_text
+from app.sources.logformat import line_facts
 from app.sources.rotation import (
     MATCH_BYTES,
     FileId,
@@ -81,6 +90,7 @@ TICK_MS = 250
 POLL_DELAY_MS = 50
 COPY_CANDIDATES = 5
 BACKFILL_MAX_BYTES = 64 * 1024 * 1024
+LINE_COUNT_MAX_BYTES = 32 * 1024 * 1024
 _CHANNEL_JUNK = re.compile(r"[^a-z0-9_-]+")
 ROTATION_KINDS = ("rename", "copytruncate", "truncate")
 
@@ -189,6 +199,7 @@ class FileTail:
     history: bytes = b""
     last_read_at: float = 0.0
     size: int = 0
+    lineno: int | None = None
 
     @property
     def lag_bytes(self) -> int:
@@ -206,6 +217,7 @@ class FileTail:
         """The file was truncated: what comes next starts at its first byte."""
         self.position = 0
         self.history = b""
+        self.lineno = 1
 
 
 class _Halt(asyncio.Event):
@@ -349,7 +361,9 @@ class LogTailSource:
         fd, file_id, position, history = opened
         channel = self.config.channel or channel_for(name)
         splitter = LineSplitter(self.config.max_line_bytes)
-        return FileTail(name, channel, fd, file_id, position, splitter, history, self._now())
+        tail = FileTail(name, channel, fd, file_id, position, splitter, history, self._now())
+        tail.lineno = await asyncio.to_thread(_first_lineno, fd, position)
+        return tail
 
     def _refuse(self, name: str, reason: str) -> None:
         """Log and count a refused file once (not at every tick while it stays refused)."""
@@ -413,13 +427,17 @@ class LogTailSource:
     async def _flush(self, tail: FileTail) -> None:
         line = tail.splitter.flush()
         if line is not None:
-            await self._emit(tail, line)
+            await self._emit(tail, line, whole=False)
 
-    async def _emit(self, tail: FileTail, raw: RawLine) -> None:
+    async def _emit(self, tail: FileTail, raw: RawLine, *, whole: bool = True) -> None:
         text = line_text(raw)
-        data: dict[str, Any] = {"line": text, "file": tail.name, "level": detect_level(text)}
+        facts = line_facts(text, time.time())
+        data: dict[str, Any] = {"line": text, "file": tail.name, "level": facts.level}
+        data.update(ts=facts.ts, lineno=tail.lineno)
         await self._publish(tail.channel, "log", data)
         self.stats.lines += 1
+        if whole and tail.lineno is not None:
+            tail.lineno += 1
 
     def _path(self, name: str) -> str:
         return os.path.join(self._directory, name)
@@ -525,6 +543,19 @@ def _allowed_now(path: str, allowed_dirs: Sequence[str]) -> bool:
     with contextlib.suppress(PermissionError):
         return isinstance(_check(path, allowed_dirs), tuple)
     return True
+
+
+def _first_lineno(fd: int, position: int) -> int | None:
+    """The number of the line that starts at ``position``: counted up to a bound, else None."""
+    if position > LINE_COUNT_MAX_BYTES:
+        return None
+    lines, offset = 1, 0
+    while offset < position:
+        chunk = os.pread(fd, min(READ_CHUNK_BYTES, position - offset), offset)
+        if not chunk:
+            return None
+        lines, offset = lines + chunk.count(b"\n"), offset + len(chunk)
+    return lines
 
 
 def _list_directory(directory: str) -> list[str]:

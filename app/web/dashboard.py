@@ -36,6 +36,7 @@ NICK_COOKIE = "pulseboard_nick"
 NICK_MAX_AGE_S = 365 * 24 * 3600
 PAGE_HISTORY = {"log": 200, "chat": 50, "notify": 20, "ticker": 1000}
 LEVELS = tuple(LEVEL_ORDER)
+_LABELS = {"q": "", "level": "Level: "}  # q's messages name "the filter" themselves
 blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
 
 
@@ -124,7 +125,7 @@ def read_log_view(args: Mapping[str, str]) -> LogView:
         try:
             kept.append((name, normalise(value)))
         except PayloadError as error:
-            errors.append(str(error))
+            errors.append(_LABELS[name] + error.message)
     paused = args.get("paused", "") in ("1", "true", "yes")
     return LogView(q, level, paused, "; ".join(errors) or None, tuple(kept))
 

@@ -12,7 +12,6 @@ from app.sources.lines import (
     RawLine,
     backfill_offset,
     char_boundary,
-    detect_level,
     line_text,
     strip_ansi,
 )
@@ -132,38 +131,6 @@ def test_invalid_utf8_is_replaced():
 )
 def test_strip_ansi(raw, text):
     assert strip_ansi(raw) == text
-
-
-@pytest.mark.parametrize(
-    ("line", "level"),
-    [
-        ("2024-01-01 12:00:00,123 ERROR app: boom", "error"),
-        ("ERROR:root:boom", "error"),
-        ("[2024-01-01] WARNING something", "warn"),
-        ("W WARN x", "warn"),
-        ("INFO started", "info"),
-        ("DEBUG details", "debug"),
-        ("FATAL: out of memory", "error"),
-        ("CRITICAL x", "error"),
-        ("2024/01/01 10:00:00 [error] 12#0: *1 open() failed", "error"),
-        ("2024/01/01 10:00:00 [notice] 1#1: start", "info"),
-        ('{"level": "error", "msg": "x"}', "error"),
-        ('{"severity": "WARNING", "message": "x"}', "warn"),
-        ('{"levelname": "DEBUG"}', "debug"),
-        ('{"lvl": "info", "msg": "ERROR in text"}', "info"),
-        ("time=1 level=warn msg=slow", "warn"),
-        ('time=1 level="error" msg="ERROR"', "error"),
-        ("lvl=dbg msg=x INFO", "info"),
-        ("no level here, errors=0", None),
-        ("an error in lowercase prose", None),
-        ("ERRORS are not ERRORCODE", None),
-        ('{"msg": "no level"}', None),
-        ("{not json", None),
-        ("", None),
-    ],
-)
-def test_detect_level(line, level):
-    assert detect_level(line) == level
 
 
 @given(

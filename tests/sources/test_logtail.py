@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -361,3 +362,57 @@ async def test_lines_appended_one_at_a_time_are_published_one_at_a_time(log_dir,
             await got.wait_for(count)
         await got.settle(0.3)
     assert got.lines() == writer.written
+
+
+def numbers(got) -> list[int | None]:
+    return [d["lineno"] for _c, _k, d in got.events]
+
+
+async def test_line_numbers_are_the_files_own_after_a_backfill(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    writer.lines(150)
+    async with tail(log_dir / "app.log", lines=100) as got:
+        await got.wait_for(100)
+        writer.lines(5)
+        await got.wait_for(105)
+    assert numbers(got) == list(range(51, 156))
+
+
+async def test_line_numbers_are_unknown_past_the_counting_bound(
+    log_dir, tail, make_writer, monkeypatch
+):
+    monkeypatch.setattr("app.sources.logtail.LINE_COUNT_MAX_BYTES", 100)
+    writer = make_writer(log_dir / "app.log")
+    writer.lines(50)
+    async with tail(log_dir / "app.log", lines=2) as got:
+        await got.wait_for(2)
+        rotate_by_rename(log_dir / "app.log")
+        writer.reopen()
+        writer.lines(2)
+        await got.wait_for(4)
+    assert numbers(got) == [None, None, 1, 2]
+
+
+async def test_a_flushed_partial_line_and_its_rest_share_a_number(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "app.log")
+    async with tail(log_dir / "app.log", flush_timeout=1.0) as got:
+        writer.write(b"first\nhalf")
+        await got.wait_for(2, timeout_s=10)
+        writer.write(b" done\nnext\n")
+        await got.wait_for(4)
+    assert [(d["line"], d["lineno"]) for _c, _k, d in got.events] == [
+        ("first", 1),
+        ("half", 2),
+        (" done", 2),
+        ("next", 3),
+    ]
+
+
+async def test_a_line_carries_the_time_it_states(log_dir, tail, make_writer):
+    writer = make_writer(log_dir / "dpkg.log")
+    async with tail(log_dir / "dpkg.log") as got:
+        writer.line("2026-12-01 13:58:04 status installed chromium:amd64 131.0.6778.85-1")
+        writer.line("Setting up chromium (131.0.6778.85-1) ...")
+        await got.wait_for(2)
+    stated = datetime(2026, 12, 1, 13, 58, 4).timestamp()  # no zone in the line: local time
+    assert [(d["ts"], d["level"]) for _c, _k, d in got.events] == [(stated, "info"), (None, None)]
