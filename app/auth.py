@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import msgspec
 
 from app.events import PayloadError, pattern_matches, validate_pattern
 from app.settings import AuthSettings, SettingsError, TokenSettings
+from app.urls import is_loopback_bind
 
 Scope = tuple[str, ...] | None
 
@@ -144,21 +144,13 @@ def check_exposure(bind: str, authority: Authority, *, allow_anonymous: bool) ->
     every log: that must be a decision (``auth.allow_anonymous = true``), not
     an accident of ``bind = "0.0.0.0:8000"``.
     """
-    host = bind.rpartition(":")[0].strip("[]")
-    if host == "localhost" or _is_loopback(host) or authority.enabled or allow_anonymous:
+    if is_loopback_bind(bind) or authority.enabled or allow_anonymous:
         return
     raise SettingsError(
         f"server.bind: {bind!r} is reachable from other hosts and no token is configured; "
         "set auth.publish_tokens / auth.read_tokens, or auth.allow_anonymous = true "
         "to serve anyone who can connect"
     )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from app.events import PayloadError, validate_channel, validate_pattern
+from app.urls import resolve_allowed_hosts
 
 ENV_PREFIX = "PULSEBOARD_"
 DEFAULT_CONFIG = Path("config/default.toml")
@@ -49,6 +50,12 @@ class ServerSettings(_Section):
     max_body_bytes: Count = 1024 * 1024
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0, le=60)] = 2.0
     body_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
+    allowed_hosts: list[str] | None = None
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """``allowed_hosts``, or the loopback names when bound to loopback (checked at load)."""
+        return resolve_allowed_hosts(self.bind, self.allowed_hosts)
 
 
 class BrokerSettings(_Section):
@@ -240,6 +247,10 @@ def _check(settings: Settings) -> None:
     host, _, port = settings.server.bind.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise SettingsError(f"server.bind: expected HOST:PORT, got {settings.server.bind!r}")
+    try:
+        settings.server.host_names  # noqa: B018  # resolving it is the check
+    except ValueError as error:
+        raise SettingsError(f"server.allowed_hosts: {error}") from None
     if not settings.broker.url.startswith(("memory://", "redis://", "rediss://", "unix://")):
         raise SettingsError(
             f"broker.url: expected memory:// or redis://HOST:PORT/DB, got {settings.broker.url!r}"

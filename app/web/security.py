@@ -7,27 +7,36 @@ cookie (quart-auth) naming the token's grant, never the token.
 Cross-site POSTs are refused by origin: a browser always sends ``Origin``
 (and ``Sec-Fetch-Site``) on a POST, and a form posted from another site
 cannot forge them; programs such as curl send neither and carry no cookie.
+
+Before any of that, a request whose ``Host`` is not in
+``server.allowed_hosts`` is answered 421: a page on ``evil.example`` whose
+name an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin with
+itself, so only the name it used gives it away.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlencode
 
-from quart import Blueprint, Quart, Response, g, redirect, request
+from quart import Blueprint, Quart, Response, current_app, g, redirect, request
 from quart.sessions import SessionInterface
 from quart.typing import ResponseReturnValue
 from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
 
 from app.auth import Grant, bearer_token
 from app.runtime import Runtime
+from app.settings import Settings
+from app.urls import host_allowed, safe_next, same_origin
 from app.web.errors import error_response
 from app.web.runtime import current_runtime
 
 log = logging.getLogger("pulseboard.auth")
 
 blueprint = Blueprint("auth", __name__)
+GUARD = "pulseboard.guard"
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -62,15 +71,41 @@ class NoSessions(SessionInterface):
         return None
 
 
-def install_security(app: Quart, secret_key: str, *, secure: bool) -> None:
-    """Session cookies, the identity and CSRF checks before each request, headers after."""
+@dataclass(frozen=True)
+class Guard:
+    """The security state of one app: the host names it answers to."""
+
+    hosts: tuple[str, ...]
+
+
+def install_security(app: Quart, settings: Settings, secret_key: str) -> None:
+    """Host, CSRF and identity checks before each request (in that order), headers after."""
     app.secret_key = secret_key
     app.session_interface = NoSessions()  # type: ignore[assignment]  # Quart types it narrowly
-    QuartAuth(app, cookie_samesite="Strict", cookie_secure=secure, cookie_http_only=True)
+    QuartAuth(
+        app,
+        cookie_samesite="Strict",
+        cookie_secure=settings.auth.cookie_secure,
+        cookie_http_only=True,
+    )
+    app.extensions[GUARD] = Guard(settings.server.host_names)
+    app.before_request(_refuse_unknown_host)
     app.before_request(_refuse_cross_site)
     app.before_request(_identify)
     app.after_request(_security_headers)
     app.register_blueprint(blueprint)
+
+
+def _guard() -> Guard:
+    return cast(Guard, current_app.extensions[GUARD])
+
+
+async def _refuse_unknown_host() -> Response | None:
+    if host_allowed(request.host, _guard().hosts):
+        return None
+    return error_response(
+        421, "unknown Host: this server answers only the names in server.allowed_hosts", None
+    )
 
 
 async def _refuse_cross_site() -> Response | None:
@@ -79,9 +114,13 @@ async def _refuse_cross_site() -> Response | None:
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         return _cross_site()
     origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        return _cross_site()
-    return None
+    if origin is None:
+        return None
+    try:
+        same = same_origin(origin, request.host, _guard().hosts)
+    except ValueError:
+        return error_response(400, "the Origin header is not a URL", {"field": "Origin"})
+    return None if same else _cross_site()
 
 
 def _cross_site() -> Response:
@@ -118,7 +157,7 @@ async def _identify() -> ResponseReturnValue | None:
         and request.endpoint.startswith("dashboard.")
         and request.endpoint != "dashboard.static"
     ):
-        return redirect(f"/login?next={request.full_path.rstrip('?')}")
+        return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}, safe="/"))
     return None
 
 
@@ -174,17 +213,10 @@ async def _security_headers(response: Response) -> Response:
     return response
 
 
-def _safe_next(target: str | None) -> str:
-    """Only local paths: ``next`` must not send the browser to another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
 @blueprint.get("/login")
 async def login_form() -> tuple[str, int, dict[str, str]]:
     """The sign-in form (an HTML form with a ``token`` input)."""
-    html = _login_page(_safe_next(request.args.get("next")), error=None)
+    html = _login_page(safe_next(request.args.get("next")), error=None)
     return html, 200, {"Content-Type": "text/html; charset=utf-8"}
 
 
@@ -192,7 +224,7 @@ async def login_form() -> tuple[str, int, dict[str, str]]:
 async def login() -> ResponseReturnValue:
     """Check the token; on success set the session cookie and go to ``next``."""
     form = await request.form
-    target = _safe_next(form.get("next"))
+    target = safe_next(form.get("next"))
     grant = current_runtime().authority.grant_for(form.get("token", ""))
     if grant is None:
         log.warning("auth failure: login refused client=%s", request.remote_addr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
@@ -75,3 +77,42 @@ def test_superscript_digits_are_a_400(guarded: ServerProcess) -> None:
     assert_400(stream, "history")
     huge = httpx.get(f"{guarded.url}/events?channel=ops.deploys&history={'9' * 5000}")
     assert huge.status_code in (400, 431), huge.text
+
+
+@pytest.mark.parametrize("path", ["/api/channels/ops.deploys/events", "/login", "/logout"])
+def test_an_origin_that_is_not_a_url_is_a_400(guarded: ServerProcess, path: str) -> None:
+    answer = httpx.post(
+        f"{guarded.url}{path}", content=b"x", headers={**auth(), "Origin": "http://["}
+    )
+    assert_400(answer, "Origin")
+
+
+@pytest.mark.parametrize("next_", ["/a\nb", "/a\x00b", "/a\r\nSet-Cookie: x=1"])
+def test_login_with_a_control_character_in_next_goes_home(
+    guarded: ServerProcess, next_: str
+) -> None:
+    with httpx.Client(base_url=guarded.url) as browser:
+        done = browser.post("/login", data={"token": TOKEN, "next": next_})
+        assert done.status_code == 302, done.text
+        assert done.headers["location"] == "/"
+        assert "x=1" not in done.headers.get("set-cookie", "")
+        form = browser.get("/login", params={"next": next_})
+        assert form.status_code == 200
+        assert 'value="/"' in form.text
+
+
+def test_a_control_character_in_a_page_path_is_not_echoed_into_a_header(
+    guarded: ServerProcess,
+) -> None:
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=5) as sock:
+        sock.sendall(
+            b"GET /channels/a%0D%0ASet-Cookie:%20x=1 HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0]
+    assert head.startswith(b"HTTP/1.1 302"), head
+    assert b"\r\nSet-Cookie: x=1" not in head
+    assert b"\r\nlocation: /login?next=/channels/a%0d%0aset-cookie" in head.lower()

@@ -186,7 +186,9 @@ def test_streams_per_client_limit(start_server) -> None:
 
 def test_oversized_headers_are_refused(server: ServerProcess) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n"
+        )
         answer = sock.recv(100)
     assert answer.startswith(b"HTTP/1.1 4")
     assert httpx.get(f"{server.url}/healthz").status_code == 200
@@ -196,7 +198,7 @@ def test_slow_post_body_is_cut(start_server) -> None:
     server = start_server({"server": {"body_timeout": 1.0}})
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /api/channels/slow.loris/events HTTP/1.1\r\nHost: x\r\n"
+            b"POST /api/channels/slow.loris/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc"
         )
         started = time.monotonic()
@@ -224,7 +226,9 @@ def test_slow_post_body_is_cut(start_server) -> None:
 )
 def test_path_traversal_gets_4xx_and_no_file(server: ServerProcess, path: str) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
@@ -275,10 +279,12 @@ def test_metrics_parse_and_move(server: ServerProcess) -> None:
 
 def test_non_loopback_bind_without_tokens_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "open.toml"
-    config.write_text('[server]\nbind = "0.0.0.0:8999"\n')
+    config.write_text('[server]\nbind = "0.0.0.0:8999"\nallowed_hosts = ["*"]\n')
     done = pulseboard("check-config", str(config))
     assert done.returncode == 2
     assert "auth.allow_anonymous" in done.stderr
-    config.write_text('[server]\nbind = "0.0.0.0:8999"\n[auth]\nallow_anonymous = true\n')
+    config.write_text(
+        '[server]\nbind = "0.0.0.0:8999"\nallowed_hosts = ["*"]\n[auth]\nallow_anonymous = true\n'
+    )
     done = pulseboard("check-config", str(config))
     assert done.returncode == 0, done.stderr
