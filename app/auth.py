@@ -3,7 +3,9 @@
 A *grant* is what one token allows: reading and publishing on channel
 patterns (None = every channel). Unscoped ``publish_tokens`` publish
 everywhere; unscoped ``read_tokens`` read everywhere; ``[[auth.tokens]]``
-entries carry their own ``read`` and ``publish`` patterns.
+entries carry their own ``read`` and ``publish`` patterns, and ``metrics =
+true`` for the one kind of token that may read ``/metrics`` (which names
+every channel) once any token is configured.
 
 Deliberate oddities:
 - A token is compared against every configured token with
@@ -39,6 +41,7 @@ class Grant:
     id: str
     read: Scope
     publish: Scope
+    metrics: bool = False
 
     def can_publish(self, channel: str) -> bool:
         """True when this grant may publish to ``channel``."""
@@ -104,9 +107,10 @@ def build_authority(settings: AuthSettings) -> Authority:
     for index, entry in enumerate(entries):
         scopes = (_scope(entry.read, index, "read"), _scope(entry.publish, index, "publish"))
         merged[entry.token] = _union(merged.get(entry.token, ((), ())), scopes)
+    metrics = {entry.token for entry in entries if entry.metrics}
     return Authority(
         [
-            (token, Grant(token_id(token), read, publish))
+            (token, Grant(token_id(token), read, publish, token in metrics))
             for token, (read, publish) in merged.items()
         ]
     )

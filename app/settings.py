@@ -75,6 +75,7 @@ class TokenSettings(_Section):
     token: Annotated[str, msgspec.Meta(min_length=8)]
     read: list[str] = msgspec.field(default_factory=list)
     publish: list[str] = msgspec.field(default_factory=list)
+    metrics: bool = False
 
 
 class AuthSettings(_Section):

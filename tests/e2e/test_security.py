@@ -16,12 +16,16 @@ from tests.support.server import ServerProcess
 PUBLISHER = "publisher-token-1"
 READER = "reader-token-123"
 OPS = "ops-scoped-token"
+SCRAPER = "metrics-scraper-token"
 
 SECURED = {
     "auth": {
         "publish_tokens": [PUBLISHER],
         "read_tokens": [READER],
-        "tokens": [{"token": OPS, "read": ["ops.*"], "publish": ["ops.*"]}],
+        "tokens": [
+            {"token": OPS, "read": ["ops.*"], "publish": ["ops.*"]},
+            {"token": SCRAPER, "metrics": True},
+        ],
         "secret_key": "a-test-secret-key-long-enough",
     },
     "channels": [
@@ -41,7 +45,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory):
     yield server
     server.stop()
     assert "Traceback" not in server.log()
-    for token in (PUBLISHER, READER, OPS):
+    for token in (PUBLISHER, READER, OPS, SCRAPER):
         assert token not in server.log()
 
 
@@ -119,10 +123,16 @@ def test_login_sets_a_strict_httponly_cookie_and_the_dashboard_streams(
             assert stream.status_code == 200
 
 
-def test_health_needs_no_token_metrics_does(secured: ServerProcess) -> None:
+def test_health_needs_no_token_metrics_needs_a_metrics_token(secured: ServerProcess) -> None:
     assert httpx.get(f"{secured.url}/healthz").status_code == 200
     assert httpx.get(f"{secured.url}/metrics").status_code == 401
-    assert httpx.get(f"{secured.url}/metrics", headers=bearer(READER)).status_code == 200
+    for token in (OPS, PUBLISHER, READER):  # /metrics names every channel
+        refused = httpx.get(f"{secured.url}/metrics", headers=bearer(token))
+        assert refused.status_code == 403, token
+        assert "ops.deploys" not in refused.text
+    scrape = httpx.get(f"{secured.url}/metrics", headers=bearer(SCRAPER))
+    assert scrape.status_code == 200
+    assert "pulseboard_streams" in scrape.text
 
 
 def test_cross_site_posts_are_refused(server: ServerProcess) -> None:
