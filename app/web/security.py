@@ -12,11 +12,14 @@ Before any of that, a request whose ``Host`` is not in
 ``server.allowed_hosts`` is answered 421: a page on ``evil.example`` whose
 name an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin with
 itself, so only the name it used gives it away.
+
+Wrong tokens are throttled per address (app/throttle.py).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -26,9 +29,10 @@ from quart.sessions import SessionInterface
 from quart.typing import ResponseReturnValue
 from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
 
-from app.auth import Grant, bearer_token
+from app.auth import Authority, Grant, bearer_token
 from app.runtime import Runtime
 from app.settings import Settings
+from app.throttle import FailureThrottle
 from app.urls import host_allowed, safe_next, same_origin
 from app.web.errors import error_response
 from app.web.runtime import current_runtime
@@ -73,9 +77,10 @@ class NoSessions(SessionInterface):
 
 @dataclass(frozen=True)
 class Guard:
-    """The security state of one app: the host names it answers to."""
+    """The security state of one app: allowed hosts, the failure throttle."""
 
     hosts: tuple[str, ...]
+    throttle: FailureThrottle
 
 
 def install_security(app: Quart, settings: Settings, secret_key: str) -> None:
@@ -88,7 +93,7 @@ def install_security(app: Quart, settings: Settings, secret_key: str) -> None:
         cookie_secure=settings.auth.cookie_secure,
         cookie_http_only=True,
     )
-    app.extensions[GUARD] = Guard(settings.server.host_names)
+    app.extensions[GUARD] = Guard(settings.server.host_names, FailureThrottle())
     app.before_request(_refuse_unknown_host)
     app.before_request(_refuse_cross_site)
     app.before_request(_identify)
@@ -138,15 +143,7 @@ async def _identify() -> ResponseReturnValue | None:
         return None  # no tokens: nobody to identify (and no cookie to parse per request)
     token = bearer_token(request.headers.get("Authorization"))
     if token is not None:
-        g.grant = authority.grant_for(token)
-        if g.grant is None:
-            log.warning(
-                "auth failure: unknown bearer token client=%s path=%s",
-                request.remote_addr,
-                request.path,
-            )
-            return error_response(401, "unknown token", None, {"WWW-Authenticate": "Bearer"})
-        return None
+        return _check_bearer(authority, token)
     if await current_user.is_authenticated and current_user.auth_id is not None:
         g.grant = authority.by_id(current_user.auth_id)
     if (
@@ -159,6 +156,38 @@ async def _identify() -> ResponseReturnValue | None:
     ):
         return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}, safe="/"))
     return None
+
+
+def _check_bearer(authority: Authority, token: str) -> Response | None:
+    """Set ``g.grant`` for a bearer token; a wrong one is a 401, many wrong ones a 429."""
+    client = request.remote_addr or "-"
+    throttle = _guard().throttle
+    wait_s = throttle.wait_s(client)
+    if wait_s > 0:
+        _log_throttled(client, wait_s)
+        return error_response(
+            429, "too many wrong tokens: slow down", None, {"Retry-After": _seconds(wait_s)}
+        )
+    g.grant = authority.grant_for(token)
+    if g.grant is None:
+        throttle.failed(client)
+        log.warning("auth failure: unknown bearer token client=%s path=%s", client, request.path)
+        return error_response(401, "unknown token", None, {"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def _log_throttled(client: str, wait_s: float) -> None:
+    if _guard().throttle.log_refusal(client):
+        log.warning(
+            "auth throttled: too many failures client=%s retry_after=%s (further refusals "
+            "of this client are not logged for a while)",
+            client,
+            _seconds(wait_s),
+        )
+
+
+def _seconds(wait_s: float) -> str:
+    return str(max(1, math.ceil(wait_s)))
 
 
 def current_grant() -> Grant | None:
@@ -225,14 +254,31 @@ async def login() -> ResponseReturnValue:
     """Check the token; on success set the session cookie and go to ``next``."""
     form = await request.form
     target = safe_next(form.get("next"))
+    client = request.remote_addr or "-"
+    guard = _guard()
+    wait_s = guard.throttle.wait_s(client)
+    if wait_s > 0:
+        _log_throttled(client, wait_s)
+        error = f"Too many failed sign-ins: try again in {_seconds(wait_s)} s."
+        return _login_answer(target, error, 429, {"Retry-After": _seconds(wait_s)})
     grant = current_runtime().authority.grant_for(form.get("token", ""))
     if grant is None:
-        log.warning("auth failure: login refused client=%s", request.remote_addr)
-        html = _login_page(target, error="Unknown token.")
-        return html, 401, {"Content-Type": "text/html; charset=utf-8"}
+        guard.throttle.failed(client)
+        log.warning("auth failure: login refused client=%s", client)
+        return _login_answer(target, "Unknown token.", 401)
     login_user(AuthUser(grant.id), remember=True)
-    log.info("login grant=%s client=%s", grant.id, request.remote_addr)
+    log.info("login grant=%s client=%s", grant.id, client)
     return redirect(target)
+
+
+def _login_answer(
+    target: str, error: str, status: int, headers: dict[str, str] | None = None
+) -> tuple[str, int, dict[str, str]]:
+    return (
+        _login_page(target, error),
+        status,
+        {"Content-Type": "text/html; charset=utf-8", **(headers or {})},
+    )
 
 
 def _login_page(target: str, error: str | None) -> str:

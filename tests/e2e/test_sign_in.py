@@ -1,8 +1,9 @@
-"""Signing in: the redirect after it stays on this site."""
+"""Signing in: redirects stay on this site, guessing is throttled."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -10,10 +11,19 @@ import pytest
 from tests.support.server import ServerProcess
 
 READER = "reader-token-123"
+HISTORY = "/api/channels/ops.deploys/events"  # needs a read grant
 CONFIG = {
     "auth": {"read_tokens": [READER], "secret_key": "a-test-secret-key-long-enough"},
     "channels": [{"name": "ops.deploys", "kind": "notify"}],
 }
+
+
+@contextmanager
+def sign_in(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=5) as browser:
+        done = browser.post("/login", data={"token": READER, "next": "/"})
+        assert done.status_code == 302, done.text
+        yield browser
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +47,43 @@ def test_next_never_leaves_the_site(signing: ServerProcess, next_: str) -> None:
     assert 'value="/"' in form.text
     kept = httpx.post(f"{server.url}/login", data={"token": READER, "next": "/channels/ops.x?a=1"})
     assert kept.headers["location"] == "/channels/ops.x?a=1"
+
+
+def test_wrong_login_tokens_are_throttled_and_logged_boundedly(start_server) -> None:
+    server = start_server(CONFIG)
+    url = f"{server.url}/login"
+    answers = [httpx.post(url, data={"token": f"guess-{i:04d}"}).status_code for i in range(30)]
+    assert answers[:10] == [401] * 10
+    assert answers[10:] == [429] * 20
+    throttled = httpx.post(url, data={"token": READER})  # even the right one: no oracle
+    assert throttled.status_code == 429
+    assert int(throttled.headers["Retry-After"]) >= 1
+    assert "Too many failed sign-ins" in throttled.text
+    log = server.log()
+    assert log.count("auth failure") == 10
+    assert log.count("auth throttled") == 1
+
+
+def test_wrong_bearer_tokens_are_throttled(start_server) -> None:
+    server = start_server(CONFIG)
+    url = f"{server.url}/api/channels"
+    answers = [
+        httpx.get(url, headers={"Authorization": f"Bearer guess-{i:04d}"}).status_code
+        for i in range(25)
+    ]
+    assert answers[:10] == [401] * 10
+    assert answers[10:] == [429] * 15
+    refused = httpx.get(url, headers={"Authorization": f"Bearer {READER}"})
+    assert refused.status_code == 429
+    assert refused.json()["error"].startswith("too many wrong tokens")
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert server.log().count("auth failure") == 10
+
+
+def test_a_session_from_before_the_flood_still_works(start_server) -> None:
+    """A cookie is not an attempt: the guesser's address is throttled, not the session."""
+    server = start_server(CONFIG)
+    with sign_in(server) as browser:
+        for i in range(15):
+            httpx.get(f"{server.url}/api/channels", headers={"Authorization": f"Bearer g{i:07d}"})
+        assert browser.get(HISTORY).status_code == 200
