@@ -2,7 +2,7 @@
 
 Programs send ``Authorization: Bearer <token>``. Browsers log in once with a
 token on ``/login`` and then hold a signed, HttpOnly, SameSite=Strict session
-cookie (quart-auth) naming the token's grant, never the token.
+cookie (quart-auth) naming a server-side session, never the token.
 
 Cross-site POSTs are refused by origin: a browser always sends ``Origin``
 (and ``Sec-Fetch-Site``) on a POST, and a form posted from another site
@@ -13,7 +13,9 @@ Before any of that, a request whose ``Host`` is not in
 name an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin with
 itself, so only the name it used gives it away.
 
-Wrong tokens are throttled per address (app/throttle.py).
+The cookie names a server-side session (app/sessions.py), so logging out and
+``auth.session_ttl`` end it; wrong tokens are throttled per address
+(app/throttle.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_use
 
 from app.auth import Authority, Grant, bearer_token
 from app.runtime import Runtime
+from app.sessions import SessionStore, create_session_store
 from app.settings import Settings
 from app.throttle import FailureThrottle
 from app.urls import host_allowed, safe_next, same_origin
@@ -77,9 +80,10 @@ class NoSessions(SessionInterface):
 
 @dataclass(frozen=True)
 class Guard:
-    """The security state of one app: allowed hosts, the failure throttle."""
+    """The security state of one app: allowed hosts, sessions, the failure throttle."""
 
     hosts: tuple[str, ...]
+    sessions: SessionStore
     throttle: FailureThrottle
 
 
@@ -93,7 +97,9 @@ def install_security(app: Quart, settings: Settings, secret_key: str) -> None:
         cookie_secure=settings.auth.cookie_secure,
         cookie_http_only=True,
     )
-    app.extensions[GUARD] = Guard(settings.server.host_names, FailureThrottle())
+    guard = Guard(settings.server.host_names, create_session_store(settings), FailureThrottle())
+    app.extensions[GUARD] = guard
+    app.after_serving(guard.sessions.close)
     app.before_request(_refuse_unknown_host)
     app.before_request(_refuse_cross_site)
     app.before_request(_identify)
@@ -144,8 +150,10 @@ async def _identify() -> ResponseReturnValue | None:
     token = bearer_token(request.headers.get("Authorization"))
     if token is not None:
         return _check_bearer(authority, token)
-    if await current_user.is_authenticated and current_user.auth_id is not None:
-        g.grant = authority.by_id(current_user.auth_id)
+    session_id = await _session_id()
+    if session_id is not None:
+        grant_id = await _guard().sessions.grant_of(session_id)
+        g.grant = authority.by_id(grant_id) if grant_id is not None else None
     if (
         authority.read_required
         and g.grant is None
@@ -188,6 +196,12 @@ def _log_throttled(client: str, wait_s: float) -> None:
 
 def _seconds(wait_s: float) -> str:
     return str(max(1, math.ceil(wait_s)))
+
+
+async def _session_id() -> str | None:
+    if await current_user.is_authenticated:
+        return current_user.auth_id
+    return None
 
 
 def current_grant() -> Grant | None:
@@ -266,7 +280,7 @@ async def login() -> ResponseReturnValue:
         guard.throttle.failed(client)
         log.warning("auth failure: login refused client=%s", client)
         return _login_answer(target, "Unknown token.", 401)
-    login_user(AuthUser(grant.id), remember=True)
+    login_user(AuthUser(await guard.sessions.create(grant.id)), remember=True)
     log.info("login grant=%s client=%s", grant.id, client)
     return redirect(target)
 
@@ -288,6 +302,9 @@ def _login_page(target: str, error: str | None) -> str:
 
 @blueprint.post("/logout")
 async def logout() -> ResponseReturnValue:
-    """Forget the session cookie."""
+    """End the session on the server (every gateway) and forget the cookie."""
+    session_id = await _session_id()
+    if session_id is not None:
+        await _guard().sessions.revoke(session_id)
     logout_user()
     return redirect("/login")

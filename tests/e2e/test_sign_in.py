@@ -1,7 +1,8 @@
-"""Signing in: redirects stay on this site, guessing is throttled."""
+"""Signing in and out: redirects stay on this site, guessing is throttled, logout ends it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -87,3 +88,23 @@ def test_a_session_from_before_the_flood_still_works(start_server) -> None:
         for i in range(15):
             httpx.get(f"{server.url}/api/channels", headers={"Authorization": f"Bearer g{i:07d}"})
         assert browser.get(HISTORY).status_code == 200
+
+
+def test_logout_ends_the_session_on_the_server(start_server) -> None:
+    server = start_server(CONFIG)
+    with sign_in(server) as browser:
+        copied = dict(browser.cookies)
+        assert browser.get(HISTORY).status_code == 200
+        assert browser.post("/logout").status_code == 302
+    with httpx.Client(base_url=server.url, cookies=copied, timeout=5) as replay:
+        assert replay.get(HISTORY).status_code == 401
+        assert replay.get("/").status_code == 302  # to /login
+        assert replay.get("/events?channel=ops.deploys").status_code == 401
+
+
+def test_sessions_expire_after_session_ttl(start_server) -> None:
+    server = start_server({**CONFIG, "auth": {**CONFIG["auth"], "session_ttl": "1s"}})
+    with sign_in(server) as browser:
+        assert browser.get(HISTORY).status_code == 200
+        time.sleep(1.5)  # nothing to await: the state is the passing of time
+        assert browser.get(HISTORY).status_code == 401
