@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
     app.config["BODY_TIMEOUT"] = settings.server.body_timeout
     app.extensions[EXTENSION] = runtime
     secret_key = settings.auth.secret_key or secrets.token_urlsafe(32)
-    install_security(app, secret_key, secure=settings.auth.cookie_secure)
+    install_security(app, settings, secret_key)
     for blueprint in (stream.blueprint, api.blueprint, ops.blueprint, dashboard.blueprint):
         app.register_blueprint(blueprint)
     install_error_handlers(app)

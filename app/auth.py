@@ -3,7 +3,9 @@
 A *grant* is what one token allows: reading and publishing on channel
 patterns (None = every channel). Unscoped ``publish_tokens`` publish
 everywhere; unscoped ``read_tokens`` read everywhere; ``[[auth.tokens]]``
-entries carry their own ``read`` and ``publish`` patterns.
+entries carry their own ``read`` and ``publish`` patterns, and ``metrics =
+true`` for the one kind of token that may read ``/metrics`` (which names
+every channel) once any token is configured.
 
 Deliberate oddities:
 - A token is compared against every configured token with
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import msgspec
 
 from app.events import PayloadError, pattern_matches, validate_pattern
 from app.settings import AuthSettings, SettingsError, TokenSettings
+from app.urls import is_loopback_bind
 
 Scope = tuple[str, ...] | None
 
@@ -39,6 +41,7 @@ class Grant:
     id: str
     read: Scope
     publish: Scope
+    metrics: bool = False
 
     def can_publish(self, channel: str) -> bool:
         """True when this grant may publish to ``channel``."""
@@ -104,9 +107,10 @@ def build_authority(settings: AuthSettings) -> Authority:
     for index, entry in enumerate(entries):
         scopes = (_scope(entry.read, index, "read"), _scope(entry.publish, index, "publish"))
         merged[entry.token] = _union(merged.get(entry.token, ((), ())), scopes)
+    metrics = {entry.token for entry in entries if entry.metrics}
     return Authority(
         [
-            (token, Grant(token_id(token), read, publish))
+            (token, Grant(token_id(token), read, publish, token in metrics))
             for token, (read, publish) in merged.items()
         ]
     )
@@ -144,21 +148,13 @@ def check_exposure(bind: str, authority: Authority, *, allow_anonymous: bool) ->
     every log: that must be a decision (``auth.allow_anonymous = true``), not
     an accident of ``bind = "0.0.0.0:8000"``.
     """
-    host = bind.rpartition(":")[0].strip("[]")
-    if host == "localhost" or _is_loopback(host) or authority.enabled or allow_anonymous:
+    if is_loopback_bind(bind) or authority.enabled or allow_anonymous:
         return
     raise SettingsError(
         f"server.bind: {bind!r} is reachable from other hosts and no token is configured; "
         "set auth.publish_tokens / auth.read_tokens, or auth.allow_anonymous = true "
         "to serve anyone who can connect"
     )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bearer_token(authorization: str | None) -> str | None:

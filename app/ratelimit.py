@@ -62,6 +62,14 @@ class RateLimiter:
             return 0.0
         return (cost - bucket.tokens) / self.rate
 
+    def wait_s(self, client: str, cost: float = 1.0) -> float:
+        """Seconds until ``client`` could take ``cost`` tokens (0.0: now), taking nothing."""
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            return 0.0
+        self._refill(bucket, self.clock())
+        return max(0.0, (cost - bucket.tokens) / self.rate)
+
     def __len__(self) -> int:
         return len(self._buckets)
 

@@ -21,7 +21,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app.durations import parse_duration
 from app.events import PayloadError, validate_channel, validate_pattern
+from app.urls import resolve_allowed_hosts
 
 ENV_PREFIX = "PULSEBOARD_"
 DEFAULT_CONFIG = Path("config/default.toml")
@@ -49,6 +51,12 @@ class ServerSettings(_Section):
     max_body_bytes: Count = 1024 * 1024
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0, le=60)] = 2.0
     body_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
+    allowed_hosts: list[str] | None = None
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """``allowed_hosts``, or the loopback names when bound to loopback (checked at load)."""
+        return resolve_allowed_hosts(self.bind, self.allowed_hosts)
 
 
 class BrokerSettings(_Section):
@@ -68,6 +76,7 @@ class TokenSettings(_Section):
     token: Annotated[str, msgspec.Meta(min_length=8)]
     read: list[str] = msgspec.field(default_factory=list)
     publish: list[str] = msgspec.field(default_factory=list)
+    metrics: bool = False
 
 
 class AuthSettings(_Section):
@@ -83,6 +92,12 @@ class AuthSettings(_Section):
     allow_anonymous: bool = False
     cookie_secure: bool = False
     metrics_public: bool = False
+    session_ttl: str | float = "12h"
+
+    @property
+    def session_ttl_s(self) -> float:
+        """``session_ttl`` in seconds (checked at load)."""
+        return parse_duration(self.session_ttl)
 
 
 class LimitsSettings(_Section):
@@ -240,6 +255,7 @@ def _check(settings: Settings) -> None:
     host, _, port = settings.server.bind.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise SettingsError(f"server.bind: expected HOST:PORT, got {settings.server.bind!r}")
+    _check_hosts_and_sessions(settings)
     if not settings.broker.url.startswith(("memory://", "redis://", "rediss://", "unix://")):
         raise SettingsError(
             f"broker.url: expected memory:// or redis://HOST:PORT/DB, got {settings.broker.url!r}"
@@ -252,3 +268,16 @@ def _check(settings: Settings) -> None:
             validate_channel(alert.notify, field=f"alerts[{index}].notify")
     except PayloadError as error:
         raise SettingsError(str(error)) from None
+
+
+def _check_hosts_and_sessions(settings: Settings) -> None:
+    try:
+        settings.server.host_names  # noqa: B018  # resolving it is the check
+    except ValueError as error:
+        raise SettingsError(f"server.allowed_hosts: {error}") from None
+    try:
+        ttl_s = settings.auth.session_ttl_s
+    except ValueError as error:
+        raise SettingsError(f"auth.session_ttl: {error}") from None
+    if ttl_s <= 0:
+        raise SettingsError(f"auth.session_ttl: must be longer than 0 s, got {ttl_s!r}")

@@ -45,7 +45,7 @@ CONFIG = {
 CLIENT = """
 import socket, sys, time
 port, count = int(sys.argv[1]), int(sys.argv[2])
-request = b"GET /events?channel=bench HTTP/1.1\\r\\nHost: bench\\r\\n\\r\\n"
+request = b"GET /events?channel=bench HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n"
 sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
 for sock in sockets:
     sock.sendall(request)

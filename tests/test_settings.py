@@ -57,6 +57,11 @@ def test_environment_reaches_into_arrays_of_tables(tmp_path: Path) -> None:
         ("", {"PULSEBOARD_SERVER__MAX_LAG": "0"}, "server.max_lag:"),
         ("", {"PULSEBOARD_SERVER__NOPE": "1"}, "server.nope: unknown key"),
         ("[server\n", {}, "not valid TOML"),
+        ('[server]\nbind = "0.0.0.0:8000"\n', {}, "server.allowed_hosts: server.bind"),
+        ('[server]\nallowed_hosts = ["https://a.example"]\n', {}, "server.allowed_hosts:"),
+        ('[auth]\nsession_ttl = "12 hours"\n', {}, "auth.session_ttl:"),
+        ('[auth]\nsession_ttl = "0s"\n', {}, "auth.session_ttl:"),
+        ('[[auth.tokens]]\ntoken = "t0123456789"\nmetrics = 1\n', {}, "auth.tokens[0].metrics:"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(

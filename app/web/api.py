@@ -21,6 +21,7 @@ from app.events import Kind, PayloadError, validate_channel
 from app.runtime import Runtime
 from app.web.dashboard import chat_form_response
 from app.web.errors import RateLimited, error_response
+from app.web.params import decode_json, whole_number
 from app.web.runtime import current_runtime
 from app.web.security import check_publish, check_read, current_grant, may_read
 
@@ -111,10 +112,7 @@ async def _read_ndjson(runtime: Runtime, kind: Kind) -> list[Any]:
             continue
         if len(line.encode()) > limit:
             raise RequestEntityTooLarge(f"line {number} is over the {limit}-byte {kind.name} limit")
-        try:
-            payloads.append(msgspec.json.decode(line))
-        except msgspec.DecodeError as error:
-            raise PayloadError(f"line {number}", f"not valid JSON: {error}") from None
+        payloads.append(decode_json(line, f"line {number}"))
     if not payloads:
         raise PayloadError("body", "no events in the batch")
     return payloads
@@ -132,10 +130,7 @@ async def _read_payload(runtime: Runtime, kind: Kind) -> dict[str, Any]:
     if len(raw) > limit:
         raise RequestEntityTooLarge(f"a {kind.name} event body is at most {limit} bytes")
     if mimetype == "application/json":
-        try:
-            payload = msgspec.json.decode(raw)
-        except msgspec.DecodeError as error:
-            raise PayloadError("body", f"not valid JSON: {error}") from None
+        payload = decode_json(raw, "body")
         if not isinstance(payload, dict):
             raise PayloadError("body", "a JSON object is required")
         return payload
@@ -210,6 +205,4 @@ async def history(channel: str) -> Response:
 def _limit(text: str | None, maximum: int) -> int:
     if text is None:
         return min(DEFAULT_HISTORY_LIMIT, maximum)
-    if not text.isdigit() or not 1 <= int(text) <= maximum:
-        raise PayloadError("limit", f"expected a whole number from 1 to {maximum}")
-    return int(text)
+    return whole_number(text, "limit", 1, maximum)

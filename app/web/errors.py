@@ -6,7 +6,7 @@ import logging
 import math
 from typing import Any
 
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.broker.base import BrokerUnavailable, KindConflict
@@ -61,5 +61,12 @@ def install_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:
-        log.exception("unhandled error")
+        """The safety net: logged once with its context; the client sees no traceback."""
+        log.exception(
+            "unhandled error %s: %s %s client=%s",
+            type(error).__name__,
+            request.method,
+            request.path,
+            request.remote_addr,
+        )
         return error_response(500, "internal error", None)

@@ -40,9 +40,18 @@ async def readyz() -> Response:
 
 @blueprint.get("/metrics")
 async def metrics() -> Response:
-    """Prometheus text format; needs a token when reading does, unless ``auth.metrics_public``."""
+    """Prometheus text; with tokens configured, only for a ``metrics = true`` token.
+
+    The exposition names every channel, so a token scoped to ``ops.*`` (or
+    one that only publishes) must not read it; ``auth.metrics_public`` opens it.
+    """
     runtime: Runtime = current_runtime()
-    public = runtime.settings.auth.metrics_public or not runtime.authority.read_required
-    if not public and current_grant() is None:
-        return error_response(401, "a token is required", None, {"WWW-Authenticate": "Bearer"})
+    if runtime.authority.enabled and not runtime.settings.auth.metrics_public:
+        grant = current_grant()
+        if grant is None:
+            return error_response(
+                401, "a metrics token is required", None, {"WWW-Authenticate": "Bearer"}
+            )
+        if not grant.metrics:
+            return error_response(403, "this token may not read /metrics (metrics = true)")
     return Response(runtime.metrics.exposition(), content_type=CONTENT_TYPE)

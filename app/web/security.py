@@ -2,32 +2,48 @@
 
 Programs send ``Authorization: Bearer <token>``. Browsers log in once with a
 token on ``/login`` and then hold a signed, HttpOnly, SameSite=Strict session
-cookie (quart-auth) naming the token's grant, never the token.
+cookie (quart-auth) naming a server-side session, never the token.
 
 Cross-site POSTs are refused by origin: a browser always sends ``Origin``
 (and ``Sec-Fetch-Site``) on a POST, and a form posted from another site
 cannot forge them; programs such as curl send neither and carry no cookie.
+
+Before any of that, a request whose ``Host`` is not in
+``server.allowed_hosts`` is answered 421: a page on ``evil.example`` whose
+name an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin with
+itself, so only the name it used gives it away.
+
+The cookie names a server-side session (app/sessions.py), so logging out and
+``auth.session_ttl`` end it; wrong tokens are throttled per address
+(app/throttle.py).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
-from urllib.parse import urlsplit
+import math
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlencode
 
-from quart import Blueprint, Quart, Response, g, redirect, request
+from quart import Blueprint, Quart, Response, current_app, g, redirect, request
 from quart.sessions import SessionInterface
 from quart.typing import ResponseReturnValue
 from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
 
-from app.auth import Grant, bearer_token
+from app.auth import Authority, Grant, bearer_token
 from app.runtime import Runtime
+from app.sessions import SessionStore, create_session_store
+from app.settings import Settings
+from app.throttle import FailureThrottle
+from app.urls import host_allowed, safe_next, same_origin
 from app.web.errors import error_response
 from app.web.runtime import current_runtime
 
 log = logging.getLogger("pulseboard.auth")
 
 blueprint = Blueprint("auth", __name__)
+GUARD = "pulseboard.guard"
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -62,15 +78,45 @@ class NoSessions(SessionInterface):
         return None
 
 
-def install_security(app: Quart, secret_key: str, *, secure: bool) -> None:
-    """Session cookies, the identity and CSRF checks before each request, headers after."""
+@dataclass(frozen=True)
+class Guard:
+    """The security state of one app: allowed hosts, sessions, the failure throttle."""
+
+    hosts: tuple[str, ...]
+    sessions: SessionStore
+    throttle: FailureThrottle
+
+
+def install_security(app: Quart, settings: Settings, secret_key: str) -> None:
+    """Host, CSRF and identity checks before each request (in that order), headers after."""
     app.secret_key = secret_key
     app.session_interface = NoSessions()  # type: ignore[assignment]  # Quart types it narrowly
-    QuartAuth(app, cookie_samesite="Strict", cookie_secure=secure, cookie_http_only=True)
+    QuartAuth(
+        app,
+        cookie_samesite="Strict",
+        cookie_secure=settings.auth.cookie_secure,
+        cookie_http_only=True,
+    )
+    guard = Guard(settings.server.host_names, create_session_store(settings), FailureThrottle())
+    app.extensions[GUARD] = guard
+    app.after_serving(guard.sessions.close)
+    app.before_request(_refuse_unknown_host)
     app.before_request(_refuse_cross_site)
     app.before_request(_identify)
     app.after_request(_security_headers)
     app.register_blueprint(blueprint)
+
+
+def _guard() -> Guard:
+    return cast(Guard, current_app.extensions[GUARD])
+
+
+async def _refuse_unknown_host() -> Response | None:
+    if host_allowed(request.host, _guard().hosts):
+        return None
+    return error_response(
+        421, "unknown Host: this server answers only the names in server.allowed_hosts", None
+    )
 
 
 async def _refuse_cross_site() -> Response | None:
@@ -79,9 +125,13 @@ async def _refuse_cross_site() -> Response | None:
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         return _cross_site()
     origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        return _cross_site()
-    return None
+    if origin is None:
+        return None
+    try:
+        same = same_origin(origin, request.host, _guard().hosts)
+    except ValueError:
+        return error_response(400, "the Origin header is not a URL", {"field": "Origin"})
+    return None if same else _cross_site()
 
 
 def _cross_site() -> Response:
@@ -99,17 +149,11 @@ async def _identify() -> ResponseReturnValue | None:
         return None  # no tokens: nobody to identify (and no cookie to parse per request)
     token = bearer_token(request.headers.get("Authorization"))
     if token is not None:
-        g.grant = authority.grant_for(token)
-        if g.grant is None:
-            log.warning(
-                "auth failure: unknown bearer token client=%s path=%s",
-                request.remote_addr,
-                request.path,
-            )
-            return error_response(401, "unknown token", None, {"WWW-Authenticate": "Bearer"})
-        return None
-    if await current_user.is_authenticated and current_user.auth_id is not None:
-        g.grant = authority.by_id(current_user.auth_id)
+        return _check_bearer(authority, token)
+    session_id = await _session_id()
+    if session_id is not None:
+        grant_id = await _guard().sessions.grant_of(session_id)
+        g.grant = authority.by_id(grant_id) if grant_id is not None else None
     if (
         authority.read_required
         and g.grant is None
@@ -118,7 +162,45 @@ async def _identify() -> ResponseReturnValue | None:
         and request.endpoint.startswith("dashboard.")
         and request.endpoint != "dashboard.static"
     ):
-        return redirect(f"/login?next={request.full_path.rstrip('?')}")
+        return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}, safe="/"))
+    return None
+
+
+def _check_bearer(authority: Authority, token: str) -> Response | None:
+    """Set ``g.grant`` for a bearer token; a wrong one is a 401, many wrong ones a 429."""
+    client = request.remote_addr or "-"
+    throttle = _guard().throttle
+    wait_s = throttle.wait_s(client)
+    if wait_s > 0:
+        _log_throttled(client, wait_s)
+        return error_response(
+            429, "too many wrong tokens: slow down", None, {"Retry-After": _seconds(wait_s)}
+        )
+    g.grant = authority.grant_for(token)
+    if g.grant is None:
+        throttle.failed(client)
+        log.warning("auth failure: unknown bearer token client=%s path=%s", client, request.path)
+        return error_response(401, "unknown token", None, {"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def _log_throttled(client: str, wait_s: float) -> None:
+    if _guard().throttle.log_refusal(client):
+        log.warning(
+            "auth throttled: too many failures client=%s retry_after=%s (further refusals "
+            "of this client are not logged for a while)",
+            client,
+            _seconds(wait_s),
+        )
+
+
+def _seconds(wait_s: float) -> str:
+    return str(max(1, math.ceil(wait_s)))
+
+
+async def _session_id() -> str | None:
+    if await current_user.is_authenticated:
+        return current_user.auth_id
     return None
 
 
@@ -174,17 +256,10 @@ async def _security_headers(response: Response) -> Response:
     return response
 
 
-def _safe_next(target: str | None) -> str:
-    """Only local paths: ``next`` must not send the browser to another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
 @blueprint.get("/login")
 async def login_form() -> tuple[str, int, dict[str, str]]:
     """The sign-in form (an HTML form with a ``token`` input)."""
-    html = _login_page(_safe_next(request.args.get("next")), error=None)
+    html = _login_page(safe_next(request.args.get("next")), error=None)
     return html, 200, {"Content-Type": "text/html; charset=utf-8"}
 
 
@@ -192,15 +267,32 @@ async def login_form() -> tuple[str, int, dict[str, str]]:
 async def login() -> ResponseReturnValue:
     """Check the token; on success set the session cookie and go to ``next``."""
     form = await request.form
-    target = _safe_next(form.get("next"))
+    target = safe_next(form.get("next"))
+    client = request.remote_addr or "-"
+    guard = _guard()
+    wait_s = guard.throttle.wait_s(client)
+    if wait_s > 0:
+        _log_throttled(client, wait_s)
+        error = f"Too many failed sign-ins: try again in {_seconds(wait_s)} s."
+        return _login_answer(target, error, 429, {"Retry-After": _seconds(wait_s)})
     grant = current_runtime().authority.grant_for(form.get("token", ""))
     if grant is None:
-        log.warning("auth failure: login refused client=%s", request.remote_addr)
-        html = _login_page(target, error="Unknown token.")
-        return html, 401, {"Content-Type": "text/html; charset=utf-8"}
-    login_user(AuthUser(grant.id), remember=True)
-    log.info("login grant=%s client=%s", grant.id, request.remote_addr)
+        guard.throttle.failed(client)
+        log.warning("auth failure: login refused client=%s", client)
+        return _login_answer(target, "Unknown token.", 401)
+    login_user(AuthUser(await guard.sessions.create(grant.id)), remember=True)
+    log.info("login grant=%s client=%s", grant.id, client)
     return redirect(target)
+
+
+def _login_answer(
+    target: str, error: str, status: int, headers: dict[str, str] | None = None
+) -> tuple[str, int, dict[str, str]]:
+    return (
+        _login_page(target, error),
+        status,
+        {"Content-Type": "text/html; charset=utf-8", **(headers or {})},
+    )
 
 
 def _login_page(target: str, error: str | None) -> str:
@@ -210,6 +302,9 @@ def _login_page(target: str, error: str | None) -> str:
 
 @blueprint.post("/logout")
 async def logout() -> ResponseReturnValue:
-    """Forget the session cookie."""
+    """End the session on the server (every gateway) and forget the cookie."""
+    session_id = await _session_id()
+    if session_id is not None:
+        await _guard().sessions.revoke(session_id)
     logout_user()
     return redirect("/login")

@@ -13,6 +13,7 @@ from app.settings import LimitsSettings
 from app.streams import EventStream, StreamRequest
 from app.web.asgi import STREAM_PATH, StreamResponse
 from app.web.errors import error_response
+from app.web.params import whole_number
 from app.web.runtime import current_runtime
 from app.web.security import check_read
 
@@ -61,10 +62,8 @@ def _parse_start(
     after = headers.get("Last-Event-ID") or args.get("last_event_id") or None
     if after is not None:
         check_cursor_text(after)
-    history_text = args.get("history", "0")
-    if not history_text.isdigit() or int(history_text) > limits.history_limit:
-        raise PayloadError("history", f"expected a whole number from 0 to {limits.history_limit}")
-    return Start(after=after, history=int(history_text), snapshot=fmt == "html")
+    history = whole_number(args.get("history", "0"), "history", 0, limits.history_limit)
+    return Start(after=after, history=history, snapshot=fmt == "html")
 
 
 @blueprint.get(STREAM_PATH)

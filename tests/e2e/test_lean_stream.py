@@ -46,7 +46,7 @@ async def served() -> AsyncIterator[tuple[object, int]]:
 
 async def _open_stream(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /events?channel=lean HTTP/1.1\r\nHost: t\r\n\r\n")
+    writer.write(b"GET /events?channel=lean HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     head = await asyncio.wait_for(reader.readuntil(b"retry:"), 10)
     assert head.startswith(b"HTTP/1.1 200"), head
     return reader, writer
@@ -85,7 +85,7 @@ async def test_a_refused_stream_request_is_answered_by_quart_on_the_same_path(
 ) -> None:
     _app, port = served
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /events?channel=lean&history=x HTTP/1.1\r\nHost: t\r\n\r\n")
+    writer.write(b"GET /events?channel=lean&history=x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 400"), head
     writer.close()

@@ -28,7 +28,7 @@ def raw_stream(server: ServerProcess, channel: str, rcvbuf: int | None = None) -
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.connect(("127.0.0.1", server.port))
-    sock.sendall(f"GET /events?channel={channel} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.sendall(f"GET /events?channel={channel} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     return sock
 
 

@@ -16,12 +16,16 @@ from tests.support.server import ServerProcess
 PUBLISHER = "publisher-token-1"
 READER = "reader-token-123"
 OPS = "ops-scoped-token"
+SCRAPER = "metrics-scraper-token"
 
 SECURED = {
     "auth": {
         "publish_tokens": [PUBLISHER],
         "read_tokens": [READER],
-        "tokens": [{"token": OPS, "read": ["ops.*"], "publish": ["ops.*"]}],
+        "tokens": [
+            {"token": OPS, "read": ["ops.*"], "publish": ["ops.*"]},
+            {"token": SCRAPER, "metrics": True},
+        ],
         "secret_key": "a-test-secret-key-long-enough",
     },
     "channels": [
@@ -41,7 +45,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory):
     yield server
     server.stop()
     assert "Traceback" not in server.log()
-    for token in (PUBLISHER, READER, OPS):
+    for token in (PUBLISHER, READER, OPS, SCRAPER):
         assert token not in server.log()
 
 
@@ -119,10 +123,16 @@ def test_login_sets_a_strict_httponly_cookie_and_the_dashboard_streams(
             assert stream.status_code == 200
 
 
-def test_health_needs_no_token_metrics_does(secured: ServerProcess) -> None:
+def test_health_needs_no_token_metrics_needs_a_metrics_token(secured: ServerProcess) -> None:
     assert httpx.get(f"{secured.url}/healthz").status_code == 200
     assert httpx.get(f"{secured.url}/metrics").status_code == 401
-    assert httpx.get(f"{secured.url}/metrics", headers=bearer(READER)).status_code == 200
+    for token in (OPS, PUBLISHER, READER):  # /metrics names every channel
+        refused = httpx.get(f"{secured.url}/metrics", headers=bearer(token))
+        assert refused.status_code == 403, token
+        assert "ops.deploys" not in refused.text
+    scrape = httpx.get(f"{secured.url}/metrics", headers=bearer(SCRAPER))
+    assert scrape.status_code == 200
+    assert "pulseboard_streams" in scrape.text
 
 
 def test_cross_site_posts_are_refused(server: ServerProcess) -> None:
@@ -191,7 +201,9 @@ def test_streams_per_client_limit(start_server) -> None:
 
 def test_oversized_headers_are_refused(server: ServerProcess) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n"
+        )
         answer = sock.recv(100)
     assert answer.startswith(b"HTTP/1.1 4")
     assert httpx.get(f"{server.url}/healthz").status_code == 200
@@ -201,7 +213,7 @@ def test_slow_post_body_is_cut(start_server) -> None:
     server = start_server({"server": {"body_timeout": 1.0}})
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /api/channels/slow.loris/events HTTP/1.1\r\nHost: x\r\n"
+            b"POST /api/channels/slow.loris/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc"
         )
         started = time.monotonic()
@@ -229,7 +241,9 @@ def test_slow_post_body_is_cut(start_server) -> None:
 )
 def test_path_traversal_gets_4xx_and_no_file(server: ServerProcess, path: str) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
@@ -280,10 +294,12 @@ def test_metrics_parse_and_move(server: ServerProcess) -> None:
 
 def test_non_loopback_bind_without_tokens_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "open.toml"
-    config.write_text('[server]\nbind = "0.0.0.0:8999"\n')
+    config.write_text('[server]\nbind = "0.0.0.0:8999"\nallowed_hosts = ["*"]\n')
     done = pulseboard("check-config", str(config))
     assert done.returncode == 2
     assert "auth.allow_anonymous" in done.stderr
-    config.write_text('[server]\nbind = "0.0.0.0:8999"\n[auth]\nallow_anonymous = true\n')
+    config.write_text(
+        '[server]\nbind = "0.0.0.0:8999"\nallowed_hosts = ["*"]\n[auth]\nallow_anonymous = true\n'
+    )
     done = pulseboard("check-config", str(config))
     assert done.returncode == 0, done.stderr

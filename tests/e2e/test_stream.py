@@ -264,7 +264,7 @@ async def test_http_1_0_clients_get_the_stream_without_chunked_framing(
     server: ServerProcess,
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /events?channel=t.http10 HTTP/1.0\r\nHost: x\r\n\r\n")
+    writer.write(b"GET /events?channel=t.http10 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
     head = await asyncio.wait_for(reader.readuntil(b"retry: 1500\n\n"), 10)
     assert b"chunked" not in head.lower()
     await publish(server, "t.http10", "old client")

@@ -1,0 +1,107 @@
+"""Browser sessions kept on the server, so that signing out and expiry really end them.
+
+The session cookie (quart-auth, signed) names a random session id; the store
+maps it to the grant id of the token that signed in. ``/logout`` deletes the
+entry, and an entry unused for ``auth.session_ttl`` expires (sliding: each
+use restarts the clock). A cookie copied before logout is worth nothing after.
+
+On ``memory://`` the store lives in the process; on a shared broker it lives
+in Redis (``<key_prefix>:session:<id>``, ``GETEX`` renews it in the same round
+trip), so a logout on one gateway ends the session on all of them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from app.settings import Settings
+
+MAX_MEMORY_SESSIONS = 100_000
+
+
+class SessionStore(Protocol):
+    """Where session ids live; every method may raise BrokerUnavailable (a 503)."""
+
+    async def create(self, grant_id: str) -> str:
+        """A new session id for ``grant_id``."""
+        ...
+
+    async def grant_of(self, session_id: str) -> str | None:
+        """The grant id of a live session (renewing it), None when unknown or expired."""
+        ...
+
+    async def revoke(self, session_id: str) -> None:
+        """End the session now."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def new_session_id() -> str:
+    """An unguessable id (256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+class MemorySessions:
+    """Sessions in this process: a dict of id → (grant id, expiry), bounded in size."""
+
+    def __init__(
+        self,
+        ttl_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_sessions: int = MAX_MEMORY_SESSIONS,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.max_sessions = max_sessions
+        self._sessions: dict[str, tuple[str, float]] = {}
+
+    async def create(self, grant_id: str) -> str:
+        """A new session; the oldest ones are dropped past ``max_sessions``."""
+        now = self.clock()
+        if len(self._sessions) >= self.max_sessions:
+            self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}
+        while len(self._sessions) >= self.max_sessions:
+            del self._sessions[next(iter(self._sessions))]
+        session_id = new_session_id()
+        self._sessions[session_id] = (grant_id, now + self.ttl_s)
+        return session_id
+
+    async def grant_of(self, session_id: str) -> str | None:
+        """The grant id, renewing the session for another ``ttl_s``; None once expired."""
+        entry = self._sessions.get(session_id)
+        now = self.clock()
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del self._sessions[session_id]
+            return None
+        self._sessions[session_id] = (entry[0], now + self.ttl_s)
+        return entry[0]
+
+    async def revoke(self, session_id: str) -> None:
+        """Forget the session."""
+        self._sessions.pop(session_id, None)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+def create_session_store(settings: Settings) -> SessionStore:
+    """Redis when the broker is shared (every gateway sees a logout), else memory."""
+    ttl_s = settings.auth.session_ttl_s
+    broker = settings.broker
+    if broker.shared:
+        from app.redis_sessions import RedisSessions
+
+        return RedisSessions(broker.url, broker.key_prefix, ttl_s, broker.timeout)
+    return MemorySessions(ttl_s)
