@@ -265,14 +265,20 @@ def _print_pretty(event: dict[str, Any]) -> None:
 @main.command("check-config")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
 def check_config(file: Path | None) -> None:
-    """Validate FILE (default: config/default.toml) plus the environment; exit 2 if bad."""
+    """Validate FILE (default: config/default.toml) plus the environment; exit 2 if bad.
+
+    What would run but do nothing (a log path that matches no file) is a warning.
+    """
+    from app.configcheck import config_warnings
     from app.runtime import build_runtime
 
     settings = read_settings(file)
     try:
-        build_runtime(settings)
+        runtime = build_runtime(settings)
     except ValueError as error:
         fail(str(error))
+    for warning in config_warnings(runtime.sources):
+        click.echo(f"pulseboard: warning: {warning}", err=True)
     click.echo(f"ok: {file or 'config/default.toml'}")
 
 

@@ -29,6 +29,7 @@ def test_check_config_accepts_the_shipped_config() -> None:
     done = pulseboard("check-config", "config/default.toml")
     assert done.returncode == 0, done.stderr
     assert "ok" in done.stdout
+    assert done.stderr == ""  # var/log/*.log is written by the demo-log source: no warning
 
 
 def test_check_config_names_the_bad_key_and_exits_2(tmp_path: Path) -> None:
@@ -320,3 +321,58 @@ def test_subscribe_refusals_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert anonymous.stderr == "pulseboard: 401: a read token is required\n"
     assert wrong.stderr == "pulseboard: 401: unknown token\n"
     assert bad_name.stderr.startswith("pulseboard: channel: 'Ops' is not a channel name")
+
+
+# -- check-config: what would fail at run time fails now ---------------------
+
+
+def check_config(tmp_path: Path, toml: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "pulseboard.toml"
+    config.write_text(toml)
+    return pulseboard("check-config", str(config))
+
+
+ALERT = '[[alerts]]\nchannel = "log.*"\npattern = "ERROR"\n'
+
+
+def test_check_config_refuses_an_alert_to_a_declared_log_channel(tmp_path: Path) -> None:
+    done = check_config(
+        tmp_path, f'[[channels]]\nname = "log.web"\nkind = "log"\n{ALERT}notify = "log.web"\n'
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("pulseboard: alerts[0].notify: 'log.web' is a log channel")
+
+
+def test_check_config_refuses_an_alert_to_a_sources_channel(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    sources = f'[[sources]]\ntype = "logtail"\npath = "{log}"\n'
+    done = check_config(tmp_path, f'{sources}{ALERT}notify = "log.app"\n')
+    assert done.returncode == 2
+    assert "alerts[0].notify: 'log.app' is a log channel" in done.stderr
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org/hook", "http://", "https://?x=1", "hooks/x"])
+def test_check_config_refuses_a_webhook_that_is_not_an_http_url(tmp_path: Path, url: str) -> None:
+    done = check_config(tmp_path, f'{ALERT}notify = "ops.alerts"\nwebhook = "{url}"\n')
+    assert done.returncode == 2
+    assert "alerts[0].webhook" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_check_config_accepts_an_alert_to_a_notify_channel(tmp_path: Path) -> None:
+    toml = f'{ALERT}notify = "ops.alerts"\nwebhook = "https://hooks.example.org/x"\n'
+    done = check_config(tmp_path, toml)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("name", ["missing.log", "*.log"])
+def test_check_config_warns_on_a_logtail_path_that_matches_nothing(
+    tmp_path: Path, name: str
+) -> None:
+    (tmp_path / "other.txt").write_text("")
+    path = tmp_path / name
+    done = check_config(tmp_path, f'[[sources]]\ntype = "logtail"\npath = "{path}"\n')
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"pulseboard: warning: sources[0].path: {str(path)!r} matches no file\n"
+    assert done.stdout.startswith("ok")
