@@ -13,12 +13,11 @@ Deliberate oddities:
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -111,30 +110,27 @@ class Follower:
     request: FollowRequest
     on_event: Callable[[dict[str, Any]], None]
     on_note: Callable[[str], None]
-    sleep: Callable[[float], None] = time.sleep
     cursor: str | None = None
     ever_connected: bool = False
 
-    def run(self, client: httpx.Client, *, max_connections: int | None = None) -> None:
-        """Follow until interrupted (or ``max_connections`` ended, for tests)."""
+    def run(self, client: httpx.Client) -> NoReturn:
+        """Follow until interrupted; SubscribeError for what retrying cannot fix."""
         delay = BACKOFF_FIRST_S
-        connections = itertools.count() if max_connections is None else range(max_connections)
-        for _ in connections:
-            streamed = False
+        while True:
             try:
-                streamed = self._stream(client)
-                why = "the server ended the stream"
+                self._stream(client)
+                streamed, why = True, "the server ended the stream"
             except _Retry as retry:
                 streamed, why = retry.streamed, str(retry)
             except httpx.TransportError as error:
                 if not self.ever_connected:
                     raise SubscribeError(f"cannot reach {self.request.url}: {error}") from None
-                why = f"connection lost ({type(error).__name__})"
+                streamed, why = False, f"cannot reconnect ({type(error).__name__})"
             delay = BACKOFF_FIRST_S if streamed else min(delay * 2, BACKOFF_MAX_S)
             self.on_note(f"{why}; reconnecting in {delay:g} s")
-            self.sleep(delay)
+            time.sleep(delay)
 
-    def _stream(self, client: httpx.Client) -> bool:
+    def _stream(self, client: httpx.Client) -> None:
         url = f"{self.request.url.rstrip('/')}/events"
         params = self.request.params(self.cursor)
         headers = self.request.headers(self.cursor)
@@ -146,7 +142,6 @@ class Follower:
                     self._handle(frame)
             except httpx.TransportError as error:
                 raise _Retry(f"connection lost ({type(error).__name__})", streamed=True) from None
-        return True
 
     def _handle(self, frame: SseFrame) -> None:
         if frame.id is not None:

@@ -118,7 +118,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "broker": {"url": "memory://"},
         "channels": [
             {"name": name, "kind": "notify"}
-            for name in ("ops.flags", "pretty.notes", "ops.json", "ops.resume", "ops.quit")
+            for name in (
+                "ops.flags",
+                "pretty.notes",
+                "ops.json",
+                "ops.resume",
+                "ops.quit",
+                "ops.head",
+            )
         ]
         + [{"name": "chat.room", "kind": "chat"}],
     }
@@ -295,6 +302,29 @@ def test_ctrl_c_ends_subscribe_quietly(server: ServerProcess) -> None:
     wait_until(lambda: subscribers(server.url, "ops.quit") == 1, "subscribed")
     assert follower.stop(signal.SIGINT) == INTERRUPTED
     assert follower.stderr == []
+
+
+def test_subscribe_piped_into_head_ends_quietly(server: ServerProcess) -> None:
+    publish(server.url, "ops.head", "first")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "subscribe", "ops.head", "--history", "1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PULSEBOARD_URL": server.url},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert b"first" in process.stdout.readline()
+    process.stdout.close()  # what `| head -1` does after its line
+    publish(server.url, "ops.head", "second")
+    try:
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert b"Traceback" not in process.stderr.read()
+        process.stderr.close()
 
 
 def test_subscribe_to_no_server_is_one_line_and_exit_2() -> None:
