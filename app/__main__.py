@@ -184,6 +184,9 @@ def publish(
     """Publish MESSAGE to CHANNEL: a notification, or with --user a chat message."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     endpoint = f"{url.rstrip('/')}/api/channels/{channel}/events"
+    if user and any(fields.values()):
+        given = ", ".join(f"--{name}" for name, value in fields.items() if value)
+        fail(f"--user posts a chat message, which has no {given}")
     payload = {"user": user, "text": message} if user else notify_payload(message, **fields)
     try:
         response = httpx.post(endpoint, json=payload, headers=headers)

@@ -202,6 +202,12 @@ def test_publish_refusal_is_one_line_naming_the_field(server: ServerProcess) -> 
     assert done.stderr.count("\n") == 1
 
 
+def test_publish_refuses_notification_flags_on_a_chat_message() -> None:
+    done = pulseboard("publish", "chat.room", "hi", "--user", "ann", "--tags", "x")
+    assert done.returncode == 2
+    assert done.stderr == "pulseboard: --user posts a chat message, which has no --tags\n"
+
+
 def test_subscribe_prints_a_pretty_line_per_event(server: ServerProcess) -> None:
     pulseboard(
         "publish",
