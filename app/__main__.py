@@ -6,20 +6,33 @@ with status 2; nothing a user can cause prints a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import click
 import httpx
 
+from app.events import NotifyLevel, PayloadError, validate_pattern
 from app.logs import configure_logging
 from app.settings import Settings, SettingsError, load_settings
 from app.sources.base import SourceConfigError, configure_sources, load_source_types
+from app.subscribe import (
+    READ_TIMEOUT_S,
+    Follower,
+    FollowRequest,
+    SubscribeError,
+    error_text,
+)
+from app.terminal import event_line
 
 USAGE_ERROR = 2
+INTERRUPTED = 130
+NOTIFY_LEVELS = get_args(NotifyLevel)
 
 
 def fail(message: str) -> NoReturn:
@@ -47,7 +60,25 @@ config_option = click.option(
 )
 
 
+url_option = click.option(
+    "--url",
+    envvar="PULSEBOARD_URL",
+    show_envvar=True,
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Server URL.",
+)
+
+
+def token_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--token``, from ``PULSEBOARD_TOKEN`` when not given."""
+    return click.option(
+        "--token", envvar="PULSEBOARD_TOKEN", show_envvar=True, help=f"Bearer token for {what}."
+    )
+
+
 @click.group()
+@click.version_option(package_name="pulseboard", prog_name="pulseboard")
 def main() -> None:
     """Pulseboard: a real-time dashboard server."""
 
@@ -138,51 +169,119 @@ def _run(settings: Settings, *, run_sources: bool, listen_fd: int | None = None)
 @main.command()
 @click.argument("channel")
 @click.argument("message")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Server URL.")
-@click.option("--token", envvar="PULSEBOARD_TOKEN", help="Bearer token for publishing.")
+@url_option
+@token_option("publishing")
 @click.option("--title", help="Notification title.")
+@click.option("--level", type=click.Choice(NOTIFY_LEVELS), help="Notification level.")
+@click.option("--priority", help="1-5 or min/low/default/high/urgent (sets the level if absent).")
+@click.option("--tags", multiple=True, help="Tags, comma-separated or the option repeated.")
+@click.option("--key", help="A later notification with this key replaces this one.")
+@click.option("--link", help="Where the notification points (a URL or a path).")
 @click.option("--user", help="Post MESSAGE to a chat room as this nickname.")
 def publish(
-    channel: str, message: str, url: str, token: str | None, title: str | None, user: str | None
+    channel: str, message: str, url: str, token: str | None, user: str | None, **fields: Any
 ) -> None:
     """Publish MESSAGE to CHANNEL: a notification, or with --user a chat message."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     endpoint = f"{url.rstrip('/')}/api/channels/{channel}/events"
+    if user and any(fields.values()):
+        given = ", ".join(f"--{name}" for name, value in fields.items() if value)
+        fail(f"--user posts a chat message, which has no {given}")
+    payload = {"user": user, "text": message} if user else notify_payload(message, **fields)
     try:
-        if user:
-            response = httpx.post(endpoint, json={"user": user, "text": message}, headers=headers)
-        elif title:
-            response = httpx.post(
-                endpoint, json={"message": message, "title": title}, headers=headers
-            )
-        else:
-            headers["Content-Type"] = "text/plain; charset=utf-8"
-            response = httpx.post(endpoint, content=message.encode(), headers=headers)
+        response = httpx.post(endpoint, json=payload, headers=headers)
     except httpx.HTTPError as error:
         fail(f"cannot reach {url}: {error}")
     if response.status_code != 201:
-        fail(f"{response.status_code}: {_error_text(response)}")
+        fail(f"{response.status_code}: {error_text(response)}")
     click.echo(response.json()["id"])
 
 
-def _error_text(response: httpx.Response) -> str:
+def notify_payload(
+    message: str,
+    *,
+    title: str | None = None,
+    level: str | None = None,
+    priority: str | None = None,
+    tags: tuple[str, ...] = (),
+    key: str | None = None,
+    link: str | None = None,
+) -> dict[str, Any]:
+    """The notify JSON for ``publish``'s flags; ``--tags a,b --tags c`` is ``["a", "b", "c"]``."""
+    tag_list = [tag.strip() for text in tags for tag in text.split(",") if tag.strip()]
+    fields = {"title": title, "level": level, "priority": priority, "key": key, "link": link}
+    payload: dict[str, Any] = {"message": message}
+    payload.update((name, value) for name, value in fields.items() if value is not None)
+    if tag_list:
+        payload["tags"] = tag_list
+    return payload
+
+
+@main.command()
+@click.argument("channels", nargs=-1, required=True, metavar="CHANNEL...")
+@url_option
+@token_option("reading")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as a JSON line (NDJSON).")
+@click.option("--since", help="Start with the events since then: a duration (10m) or UNIX time.")
+@click.option("--history", type=click.IntRange(min=0), help="Start with the last N per channel.")
+def subscribe(
+    channels: tuple[str, ...],
+    url: str,
+    token: str | None,
+    as_json: bool,
+    since: str | None,
+    history: int | None,
+) -> None:
+    """Follow CHANNEL... (names or patterns like log.*) and print one line per event.
+
+    A dropped connection is resumed where it stopped; Ctrl-C ends.
+    """
+    for channel in channels:
+        try:
+            validate_pattern(channel)
+        except PayloadError as error:
+            fail(str(error))
+    follower = Follower(
+        FollowRequest(url, channels, token, since, history),
+        on_event=_print_json if as_json else _print_pretty,
+        on_note=lambda note: click.echo(f"pulseboard: {note}", err=True),
+    )
     try:
-        return str(response.json()["error"])
-    except (ValueError, KeyError, TypeError):
-        return response.text[:200]
+        with httpx.Client(timeout=httpx.Timeout(5.0, read=READ_TIMEOUT_S)) as client:
+            follower.run(client)
+    except SubscribeError as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        sys.exit(INTERRUPTED)
+    except BrokenPipeError:  # piped into head: the reader is done, so are we
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _print_json(event: dict[str, Any]) -> None:
+    click.echo(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+
+
+def _print_pretty(event: dict[str, Any]) -> None:
+    click.echo(event_line(event))
 
 
 @main.command("check-config")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
 def check_config(file: Path | None) -> None:
-    """Validate FILE (default: config/default.toml) plus the environment; exit 2 if bad."""
+    """Validate FILE (default: config/default.toml) plus the environment; exit 2 if bad.
+
+    What would run but do nothing (a log path that matches no file) is a warning.
+    """
+    from app.configcheck import config_warnings
     from app.runtime import build_runtime
 
     settings = read_settings(file)
     try:
-        build_runtime(settings)
+        runtime = build_runtime(settings)
     except ValueError as error:
         fail(str(error))
+    for warning in config_warnings(runtime.sources):
+        click.echo(f"pulseboard: warning: {warning}", err=True)
     click.echo(f"ok: {file or 'config/default.toml'}")
 
 

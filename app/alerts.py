@@ -21,9 +21,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import re2
@@ -62,7 +63,7 @@ class AlertRule:
         if rule.level is not None and rule.level not in LEVEL_ORDER:
             levels = ", ".join(LEVEL_ORDER)
             raise SettingsError(f"{where}.level: expected one of {levels}, got {rule.level!r}")
-        if rule.webhook is not None and not rule.webhook.startswith(("http://", "https://")):
+        if rule.webhook is not None and not is_http_url(rule.webhook):
             raise SettingsError(f"{where}.webhook: expected an http(s) URL, got {rule.webhook!r}")
         return cls(
             index=index,
@@ -84,6 +85,30 @@ class AlertRule:
             if level is None or LEVEL_ORDER[level] < LEVEL_ORDER[self.level]:
                 return False
         return self.regex.search(event.data["line"]) is not None
+
+
+def is_http_url(text: str) -> bool:
+    """True for ``http(s)://host...``: what a webhook POST can reach."""
+    try:
+        url = urlsplit(text)
+        return url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
+    except ValueError:  # a bad port or bracket
+        return False
+
+
+def check_notify_channels(rules: Sequence[AlertSettings], kinds: Mapping[str, str]) -> None:
+    """Refuse, naming the key, a rule whose ``notify`` channel is of another kind than notify.
+
+    ``kinds`` maps the declared channels (``[[channels]]`` and sources) to their kind;
+    an undeclared channel becomes a notify channel on the first alert.
+    """
+    for index, rule in enumerate(rules):
+        kind = kinds.get(rule.notify, "notify")
+        if kind != "notify":
+            raise SettingsError(
+                f"alerts[{index}].notify: {rule.notify!r} is a {kind} channel; "
+                "alerts publish notifications, so name a notify channel"
+            )
 
 
 def compile_pattern(pattern: str, key: str) -> Any:

@@ -165,13 +165,49 @@ class TickerPayload(msgspec.Struct, forbid_unknown_fields=True):
     volume: int
 
 
+NotifyLevel = Literal["info", "success", "warning", "warn", "error", "critical"]
+PRIORITY_NAMES: dict[str, int] = {"min": 1, "low": 2, "default": 3, "high": 4, "urgent": 5}
+PRIORITY_LEVELS: dict[int, NotifyLevel] = {
+    1: "info",
+    2: "info",
+    3: "info",
+    4: "warning",
+    5: "critical",
+}
+
+
 class NotifyPayload(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A notification; ``warn`` is stored as ``warning``, ``priority`` (ntfy's 1-5) as a number.
+
+    Without ``level``, the level follows ``priority`` (:data:`PRIORITY_LEVELS`).
+    """
+
     message: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
     title: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    level: Literal["info", "success", "warning", "error"] = "info"
+    level: NotifyLevel | None = None
+    priority: int | str | None = None
     tags: list[Annotated[str, msgspec.Meta(min_length=1, max_length=50)]] | None = None
     link: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
     key: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.priority is not None:
+            self.priority = parse_priority(self.priority)
+        if self.level is None:
+            self.level = "info" if self.priority is None else PRIORITY_LEVELS[self.priority]
+        elif self.level == "warn":
+            self.level = "warning"
+
+
+def parse_priority(value: int | str) -> int:
+    """ntfy's priority: 1-5, as a number, a digit or a name (``min low default high urgent``)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        value = PRIORITY_NAMES.get(text, int(text) if text.isdigit() else 0)
+    if not 1 <= value <= 5:
+        names = "/".join(PRIORITY_NAMES)
+        raise msgspec.ValidationError(f"Expected 1 to 5 or {names} - at `$.priority`")
+    return value
 
 
 @dataclass(frozen=True)
@@ -232,7 +268,9 @@ def _split_msgspec_error(text: str) -> tuple[str, str]:
 
 
 def _notify_level(data: dict[str, Any]) -> str:
-    return {"warning": "warn", "error": "error"}.get(data.get("level", "info"), "info")
+    """A notification's level on the log scale, where ``critical`` is the top: ``error``."""
+    levels = {"warning": "warn", "error": "error", "critical": "error"}
+    return levels.get(data.get("level", "info"), "info")
 
 
 BUILTIN_KINDS: tuple[Kind, ...] = (

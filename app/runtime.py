@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.alerts import AlertEngine
+from app.alerts import AlertEngine, check_notify_channels
 from app.auth import Authority, build_authority, check_exposure
 from app.broker import create_broker
 from app.broker.base import Broker
@@ -129,6 +129,8 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
     sources = configure_sources(settings.sources, source_types)
     authority = build_authority(settings.auth)
     check_exposure(settings.server.bind, authority, allow_anonymous=settings.auth.allow_anonymous)
+    panels = _panels(settings, sources, kinds)
+    check_notify_channels(settings.alerts, {panel.channel: panel.kind for panel in panels})
     broker = create_broker(settings, kinds)
     runtime = Runtime(
         settings=settings,
@@ -144,7 +146,7 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
             observe_latency=metrics.write_latency.observe,
         ),
         sources=sources,
-        panels=_panels(settings, sources, kinds),
+        panels=panels,
         authority=authority,
         metrics=metrics,
         publish_limiter=RateLimiter(limits.publish_rate, limits.publish_burst),

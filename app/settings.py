@@ -4,7 +4,9 @@
 keys are joined by a double underscore; a numeric part indexes an array of
 tables (``PULSEBOARD_SOURCES__0__INTERVAL=0.1``). A value is read as a TOML
 value when it parses as one (``15``, ``true``, ``["a", "b"]``) and as a plain
-string otherwise.
+string otherwise. ``PULSEBOARD_URL`` and ``PULSEBOARD_TOKEN`` are the client
+commands' (``publish``, ``subscribe``), not config keys: a shell that exports
+them for the client can still run ``serve``.
 
 Unknown keys and bad values are refused with a message that names the key:
 Hypercorn's own loader ignores misspellings silently, ours must not.
@@ -26,6 +28,7 @@ from app.events import PayloadError, validate_channel, validate_pattern
 from app.urls import resolve_allowed_hosts
 
 ENV_PREFIX = "PULSEBOARD_"
+CLIENT_VARIABLES = frozenset({"PULSEBOARD_URL", "PULSEBOARD_TOKEN"})  # publish/subscribe's own
 DEFAULT_CONFIG = Path("config/default.toml")
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -190,7 +193,7 @@ def _read_toml(path: Path | None) -> dict[str, Any]:
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, text in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name in CLIENT_VARIABLES:
             continue
         parts = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         if not all(parts):

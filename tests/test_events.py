@@ -121,3 +121,38 @@ def test_log_and_ticker_refuse_external_publishing() -> None:
     assert not kinds.get("log").external_publish
     assert not kinds.get("ticker").external_publish
     assert kinds.get("ticker").latest_value_key == "symbol"
+
+
+@pytest.mark.parametrize(
+    ("payload", "stored"),
+    [
+        ({"level": "warn"}, {"level": "warning"}),
+        ({"level": "warning"}, {"level": "warning"}),
+        ({"level": "critical"}, {"level": "critical"}),
+        ({"priority": 5}, {"level": "critical", "priority": 5}),
+        ({"priority": "urgent"}, {"level": "critical", "priority": 5}),
+        ({"priority": "High"}, {"level": "warning", "priority": 4}),
+        ({"priority": "4"}, {"level": "warning", "priority": 4}),
+        ({"priority": 3}, {"level": "info", "priority": 3}),
+        ({"priority": "default"}, {"level": "info", "priority": 3}),
+        ({"priority": "low"}, {"level": "info", "priority": 2}),
+        ({"priority": 1}, {"level": "info", "priority": 1}),
+        ({"priority": 5, "level": "success"}, {"level": "success", "priority": 5}),
+    ],
+)
+def test_notify_levels_and_priorities_are_stored_canonically(payload: dict, stored: dict) -> None:
+    assert kinds.get("notify").validate({"message": "x", **payload}) == {"message": "x", **stored}
+
+
+@pytest.mark.parametrize("priority", [0, 6, "loud", "", True, 2.5, [3]])
+def test_a_bad_priority_is_refused_naming_it(priority: object) -> None:
+    with pytest.raises(PayloadError) as refused:
+        kinds.get("notify").validate({"message": "x", "priority": priority})
+    assert refused.value.field == "priority"
+
+
+def test_critical_notifications_pass_an_error_level_filter() -> None:
+    level = kinds.get("notify").level
+    assert level is not None
+    assert level({"level": "critical"}) == "error"
+    assert level({"level": "warning"}) == "warn"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -302,3 +303,15 @@ def test_snapshot_marks_matches_when_given_the_pattern(renderer: Renderer) -> No
     event = make_event("log", {"line": "upstream timeout", "file": "f"})
     html = renderer.snapshot("log.app", "log", [event], highlight=re2.compile("timeout"))
     assert "<mark>timeout</mark>" in html
+
+
+def test_a_critical_notification_is_announced_and_styled(renderer: Renderer) -> None:
+    html = renderer.event(make_event("notify", {"message": "db down", "level": "critical"}))
+    assert 'class="note lvl-critical"' in html and 'role="alert"' in html
+    assert 'role="alert"' not in renderer.event(make_event("notify", {"message": "m"}))
+
+
+@pytest.mark.parametrize("level", ["info", "success", "warning", "error", "critical"])
+def test_every_stored_notify_level_has_a_style(level: str) -> None:
+    css = (Path(__file__).parents[1] / "static" / "pulseboard.css").read_text()
+    assert level == "info" or f".note.lvl-{level} " in css

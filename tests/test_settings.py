@@ -82,3 +82,8 @@ def test_a_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b'[server]\nbind = "\xff"\n')
     with pytest.raises(SettingsError, match="not valid TOML"):
         load_settings(path, environ={})
+
+
+def test_the_clients_url_and_token_variables_are_not_config_keys() -> None:
+    environ = {"PULSEBOARD_URL": "http://127.0.0.1:8000", "PULSEBOARD_TOKEN": "s3cret-token"}
+    assert load_settings(None, environ=environ) == load_settings(None, environ={})
