@@ -13,9 +13,16 @@ without a deadline: the deadline is ours), ends streams whose client hung up
 every stream at shutdown.
 
 Deliberate oddities:
-- A write-timeout cut cancels the stream's task: the only way to interrupt
-  a ``send`` blocked on a socket. ``CancelledError`` is re-raised, never
+- A cut (``lagging``, ``write_timeout``) aborts the client's connection: RST,
+  the unsent bytes dropped, the socket closed at once. Ending the response
+  politely would leave a client that never reads holding the connection, its
+  file descriptor and megabytes of kernel buffer for as long as it likes; the
+  abort also wakes a ``send`` blocked on that socket. Only where the server
+  offers no way to the connection (not Hypercorn's HTTP/1.x) does the cut
+  cancel the stream's task instead. ``CancelledError`` is re-raised, never
   swallowed; cleanup is in ``finally``.
+- At shutdown a stream blocked on a full socket is aborted at once: its
+  client reads nothing, so it could not take the end of the response either.
 - Frames are cached on the event per format, so N subscribers of one format
   share one bytes object; filtered html streams (highlighting) render their own.
 """
@@ -57,7 +64,11 @@ class DirectSocket(Protocol):
     async def drain(self) -> None:
         """Wait until the socket buffer is back under its low-water mark."""
 
+    def abort(self) -> None:
+        """Close the connection at once, dropping what is unsent (RST)."""
 
+
+Abort = Callable[[], None]
 STREAM_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -93,11 +104,13 @@ class EventStream:
     """Writes one subscription to one client as SSE."""
 
     __slots__ = (
+        "_abort",
         "_filtering",
         "_loop",
         "_only_channel",
         "_send",
         "_socket",
+        "aborted",
         "broker",
         "client_gone",
         "cut_reason",
@@ -135,14 +148,18 @@ class EventStream:
         self.cut_reason: str | None = None
         self.drain_due = False
         self.client_gone = False
+        self.aborted = False
         self._loop = asyncio.get_running_loop()
         self._filtering = request.filter.active
         self._send: Send | None = None
         self._socket: DirectSocket | None = None
+        self._abort: Abort | None = None
         only = request.patterns[0] if len(request.patterns) == 1 else "*"
         self._only_channel = None if is_pattern(only) else only
 
-    async def run(self, send: Send, socket: DirectSocket | None = None) -> None:
+    async def run(
+        self, send: Send, socket: DirectSocket | None = None, abort: Abort | None = None
+    ) -> None:
         """Subscribe, then send headers, ``retry:``, the start frames and events until the end.
 
         The subscription is placed before the response starts, so a broker that
@@ -151,8 +168,11 @@ class EventStream:
         headers), body chunks skip ASGI ``send``, and while this stream is
         caught up and unfiltered the hub delivers new events straight to the
         socket without waking this task (:attr:`Subscription.deliver`).
+        ``abort`` closes the client's connection at once (see :meth:`abort`);
+        with ``socket``, its own ``abort`` serves.
         """
         self.task = asyncio.current_task()
+        self._abort = socket.abort if socket is not None else abort
         try:
             async with self.broker.subscribe(self.request.patterns, self.request.start) as sub:
                 self.subscription = sub
@@ -163,7 +183,7 @@ class EventStream:
                     await self._write(sse.encode_retry(self.registry.timings.retry_ms))
                     await self._write(self._start_frames(sub))
                     await self._follow(sub)
-                    if not self.client_gone:
+                    if not (self.client_gone or self.aborted):
                         await send({"type": "http.response.body", "body": b"", "more_body": False})
                 except ConnectionError:
                     return  # the client went away mid-write: nothing left to tell it
@@ -182,7 +202,7 @@ class EventStream:
             await sub.wake.wait()
             sub.deliver = None
             sub.wake.clear()
-            if self.registry.closing or sub.closed_reason or self.client_gone:
+            if self.registry.closing or sub.closed_reason or self.client_gone or self.aborted:
                 return
             if self.drain_due:
                 self.drain_due = False
@@ -208,6 +228,22 @@ class EventStream:
                 chunk += self._status_frame()
             if chunk:
                 await self._write(chunk)
+
+    def abort(self) -> None:
+        """Close the client's connection at once, unsent bytes dropped; the task then ends.
+
+        A ``send`` or drain blocked on that socket returns or fails at once. Without a
+        way to the connection, the task is cancelled: the only way to interrupt a
+        blocked ``send``.
+        """
+        self.aborted = True
+        if self.subscription is not None:
+            self.subscription.deliver = None
+            self.subscription.wake.set()
+        if self._abort is not None:
+            self._abort()
+        elif self.task is not None:
+            self.task.cancel()
 
     def socket_closed(self) -> bool:
         """True when the client hung up on a stream writing to its socket directly.
@@ -414,17 +450,22 @@ class StreamRegistry:
             self._sweeper = None
 
     async def close_all(self, grace_s: float) -> None:
-        """End every stream cleanly; cancel those still blocked after ``grace_s`` seconds."""
+        """End every stream cleanly; abort those blocked on a full socket, now or after ``grace_s``.
+
+        A client whose socket takes no write cannot take the end of the response
+        either: waiting for it would only delay the exit.
+        """
         self.closing = True
         for stream in list(self.streams):
-            if stream.subscription is not None:
+            if stream.write_started is not None:
+                stream.abort()
+            elif stream.subscription is not None:
                 stream.subscription.wake.set()
         try:
             await asyncio.wait_for(self._empty.wait(), timeout=grace_s)
         except TimeoutError:
             for stream in list(self.streams):
-                if stream.task is not None:
-                    stream.task.cancel()
+                stream.abort()
 
     def count_delivered(self, events: list[Event], only_channel: str | None) -> None:
         """Count events about to be written; observe the oldest one's publish→write latency.
@@ -447,7 +488,9 @@ class StreamRegistry:
             self.observe_latency(time.time() - event.time)
 
     def cut(self, stream: EventStream, reason: str, detail: str) -> None:
-        """Record that ``stream`` is being disconnected for being slow."""
+        """Disconnect ``stream`` for being slow: record it, then abort its connection."""
+        if stream.cut_reason is not None:
+            return  # the sweeper and the stream itself may both find it behind
         stream.cut_reason = reason
         self.stats.cuts[reason] += 1
         log.warning(
@@ -457,6 +500,7 @@ class StreamRegistry:
             reason,
             detail,
         )
+        stream.abort()
 
     def _cut_if_stuck(self, stream: EventStream, blocked_s: float) -> None:
         """Cut a stream blocked on its socket too long, or while falling past max_lag."""
@@ -465,10 +509,6 @@ class StreamRegistry:
             self.cut(stream, "write_timeout", detail)
         elif stream.subscription is not None and stream.subscription.too_far_behind():
             self.cut(stream, "lagging", "past max_lag while its socket was full")
-        else:
-            return
-        if stream.task is not None:
-            stream.task.cancel()
 
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
