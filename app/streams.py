@@ -24,6 +24,8 @@ Deliberate oddities:
   swallowed; cleanup is in ``finally``.
 - At shutdown a stream blocked on a full socket is aborted at once: its
   client reads nothing, so it could not take the end of the response either.
+  So is the connection of a client that hung up (or half-closed) on the
+  lean path: a polite close would wait for it to read what is queued.
 - Frames are cached on the event per format, so N subscribers of one format
   share one bytes object; filtered html streams (highlighting) render their own.
 """
@@ -545,8 +547,7 @@ class StreamRegistry:
     def _check(self, stream: EventStream, now: float) -> None:
         if stream.socket_closed() and not stream.client_gone:
             stream.client_gone = True
-            if stream.subscription is not None:
-                stream.subscription.wake.set()
+            stream.abort()  # a client that hung up reads no more: drop what is queued for it
         started = stream.write_started
         if started is not None:
             if stream.cut_reason is None:

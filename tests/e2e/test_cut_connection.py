@@ -171,3 +171,16 @@ def test_sigterm_with_100_stuck_clients_exits_promptly_without_a_traceback(
     for sock in clients:
         sock.close()
     print(f"exited {elapsed:.2f} s after SIGTERM")
+
+
+def test_a_client_that_half_closes_and_never_reads_loses_its_connection_at_once(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(config(max_lag=100_000, write_timeout=60.0))
+    sock = never_reading_client(server)
+    wait_until(lambda: metric(server, "pulseboard_streams") == 1, "the stream open", 10)
+    publish_batches(server, 2)  # its socket is full: the stream waits on it
+    sock.shutdown(socket.SHUT_WR)
+    wait_until(lambda: metric(server, "pulseboard_streams") == 0, "the stream ended", 10)
+    assert closed_by_server(sock), "the connection is still open"
+    sock.close()
