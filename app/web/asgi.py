@@ -51,13 +51,12 @@ import asyncio
 import contextlib
 import socket
 import struct
-from collections.abc import Callable
 from typing import Any
 
 from quart import Quart, Response
 from quart.asgi import ASGIHTTPConnection
 
-from app.streams import EventStream
+from app.streams import Abort, EventStream
 
 STREAM_PATH = "/events"
 HIGH_WATER_BYTES = 64 * 1024
@@ -135,7 +134,7 @@ def hypercorn_socket(send: Any) -> ChunkedSocket | None:
     return ChunkedSocket(*found) if found is not None else None
 
 
-def stream_connection(send: Any) -> Callable[[], None] | None:
+def stream_connection(send: Any) -> Abort | None:
     """Ready the connection under Hypercorn's HTTP/1.x ``send`` for a stream; its abort, or None.
 
     For Quart's own path: the body still goes through ``send``, and the
