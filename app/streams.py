@@ -2,8 +2,9 @@
 
 A stream owns one broker subscription. It sleeps on the subscription's
 ``wake`` flag, then writes everything new in one write (under load that
-batches by itself). While it sleeps caught up, the hub may write new events
-to its socket itself (``Subscription.deliver``): no wake-up per event. The
+batches by itself). While it sleeps caught up, the hub hands it new events
+(``Subscription.deliver``) and it writes them to its socket once per loop
+turn: no wake-up per event, one write per batch. The
 registry runs one sweeper task for all streams instead of a timer per
 stream: it asks idle streams for a heartbeat (and html streams, busy or not,
 for a connection-status fragment), cuts streams whose socket accepted no
@@ -13,9 +14,18 @@ without a deadline: the deadline is ours), ends streams whose client hung up
 every stream at shutdown.
 
 Deliberate oddities:
-- A write-timeout cut cancels the stream's task: the only way to interrupt
-  a ``send`` blocked on a socket. ``CancelledError`` is re-raised, never
+- A cut (``lagging``, ``write_timeout``) aborts the client's connection: RST,
+  the unsent bytes dropped, the socket closed at once. Ending the response
+  politely would leave a client that never reads holding the connection, its
+  file descriptor and megabytes of kernel buffer for as long as it likes; the
+  abort also wakes a ``send`` blocked on that socket. Only where the server
+  offers no way to the connection (not Hypercorn's HTTP/1.x) does the cut
+  cancel the stream's task instead. ``CancelledError`` is re-raised, never
   swallowed; cleanup is in ``finally``.
+- At shutdown a stream blocked on a full socket is aborted at once: its
+  client reads nothing, so it could not take the end of the response either.
+  So is the connection of a client that hung up (or half-closed) on the
+  lean path: a polite close would wait for it to read what is queued.
 - Frames are cached on the event per format, so N subscribers of one format
   share one bytes object; filtered html streams (highlighting) render their own.
 """
@@ -57,7 +67,11 @@ class DirectSocket(Protocol):
     async def drain(self) -> None:
         """Wait until the socket buffer is back under its low-water mark."""
 
+    def abort(self) -> None:
+        """Close the connection at once, dropping what is unsent (RST)."""
 
+
+Abort = Callable[[], None]
 STREAM_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -93,11 +107,14 @@ class EventStream:
     """Writes one subscription to one client as SSE."""
 
     __slots__ = (
+        "_abort",
         "_filtering",
         "_loop",
         "_only_channel",
+        "_pending",
         "_send",
         "_socket",
+        "aborted",
         "broker",
         "client_gone",
         "cut_reason",
@@ -135,14 +152,19 @@ class EventStream:
         self.cut_reason: str | None = None
         self.drain_due = False
         self.client_gone = False
+        self.aborted = False
         self._loop = asyncio.get_running_loop()
         self._filtering = request.filter.active
         self._send: Send | None = None
         self._socket: DirectSocket | None = None
+        self._abort: Abort | None = None
+        self._pending: list[bytes] | None = None
         only = request.patterns[0] if len(request.patterns) == 1 else "*"
         self._only_channel = None if is_pattern(only) else only
 
-    async def run(self, send: Send, socket: DirectSocket | None = None) -> None:
+    async def run(
+        self, send: Send, socket: DirectSocket | None = None, abort: Abort | None = None
+    ) -> None:
         """Subscribe, then send headers, ``retry:``, the start frames and events until the end.
 
         The subscription is placed before the response starts, so a broker that
@@ -151,8 +173,11 @@ class EventStream:
         headers), body chunks skip ASGI ``send``, and while this stream is
         caught up and unfiltered the hub delivers new events straight to the
         socket without waking this task (:attr:`Subscription.deliver`).
+        ``abort`` closes the client's connection at once (see :meth:`abort`);
+        with ``socket``, its own ``abort`` serves.
         """
         self.task = asyncio.current_task()
+        self._abort = socket.abort if socket is not None else abort
         try:
             async with self.broker.subscribe(self.request.patterns, self.request.start) as sub:
                 self.subscription = sub
@@ -163,7 +188,8 @@ class EventStream:
                     await self._write(sse.encode_retry(self.registry.timings.retry_ms))
                     await self._write(self._start_frames(sub))
                     await self._follow(sub)
-                    if not self.client_gone:
+                    self._flush()  # what the hub handed over last, before the end
+                    if not (self.client_gone or self.aborted):
                         await send({"type": "http.response.body", "body": b"", "more_body": False})
                 except ConnectionError:
                     return  # the client went away mid-write: nothing left to tell it
@@ -182,7 +208,7 @@ class EventStream:
             await sub.wake.wait()
             sub.deliver = None
             sub.wake.clear()
-            if self.registry.closing or sub.closed_reason or self.client_gone:
+            if self.registry.closing or sub.closed_reason or self.client_gone or self.aborted:
                 return
             if self.drain_due:
                 self.drain_due = False
@@ -209,6 +235,22 @@ class EventStream:
             if chunk:
                 await self._write(chunk)
 
+    def abort(self) -> None:
+        """Close the client's connection at once, unsent bytes dropped; the task then ends.
+
+        A ``send`` or drain blocked on that socket returns or fails at once. Without a
+        way to the connection, the task is cancelled: the only way to interrupt a
+        blocked ``send``.
+        """
+        self.aborted = True
+        if self.subscription is not None:
+            self.subscription.deliver = None
+            self.subscription.wake.set()
+        if self._abort is not None:
+            self._abort()
+        elif self.task is not None:
+            self.task.cancel()
+
     def socket_closed(self) -> bool:
         """True when the client hung up on a stream writing to its socket directly.
 
@@ -218,24 +260,44 @@ class EventStream:
         return self._socket is not None and self._socket.closed
 
     def _deliver(self, event: Event) -> bool:
-        """Write ``event`` at once (the hub calls this while the stream is parked and caught up)."""
-        assert self._socket is not None
+        """Take ``event`` for this loop turn's write (the hub calls this while parked, caught up).
+
+        Every event the hub hands over before the loop turns (an NDJSON batch,
+        several publishes read at once) goes out in one write: the ``write``
+        syscall was 84 % of the server's time with a write per event
+        (docs/performance.md, S6).
+        """
         frame = self._encode(event)
-        try:
-            below_high_water = self._socket.write_now(frame)
-        except ConnectionError:
-            return False  # the task wakes, fails its next write and ends the stream
-        self.last_write = self._loop.time()
-        self.registry.stats.bytes_sent += len(frame)
+        if self._pending is None:
+            self._pending = [frame]
+            self._loop.call_soon(self._flush)
+        else:
+            self._pending.append(frame)
         self.registry.count_one(event)
-        if not below_high_water:
-            self.drain_due = True
-            assert self.subscription is not None
-            self.subscription.deliver = None
-            self.subscription.wake.set()
         return True
 
+    def _flush(self) -> None:
+        """Write what :meth:`_deliver` took; past high water, hand over to the task to drain."""
+        pending, self._pending = self._pending, None
+        if not pending or self.aborted:
+            return
+        assert self._socket is not None and self.subscription is not None
+        body = b"".join(pending)
+        try:
+            below_high_water = self._socket.write_now(body)
+        except ConnectionError:
+            below_high_water = False  # the task wakes, fails its next write and ends the stream
+        else:
+            self.last_write = self._loop.time()
+            self.registry.stats.bytes_sent += len(body)
+            self.drain_due = not below_high_water
+        if not below_high_water:
+            self.subscription.deliver = None
+            self.subscription.wake.set()
+
     async def _write(self, body: bytes) -> None:
+        if self._pending is not None:
+            self._flush()  # delivered earlier: goes first
         if not body:
             return
         if self._socket is not None:
@@ -414,17 +476,22 @@ class StreamRegistry:
             self._sweeper = None
 
     async def close_all(self, grace_s: float) -> None:
-        """End every stream cleanly; cancel those still blocked after ``grace_s`` seconds."""
+        """End every stream cleanly; abort those blocked on a full socket, now or after ``grace_s``.
+
+        A client whose socket takes no write cannot take the end of the response
+        either: waiting for it would only delay the exit.
+        """
         self.closing = True
         for stream in list(self.streams):
-            if stream.subscription is not None:
+            if stream.write_started is not None:
+                stream.abort()
+            elif stream.subscription is not None:
                 stream.subscription.wake.set()
         try:
             await asyncio.wait_for(self._empty.wait(), timeout=grace_s)
         except TimeoutError:
             for stream in list(self.streams):
-                if stream.task is not None:
-                    stream.task.cancel()
+                stream.abort()
 
     def count_delivered(self, events: list[Event], only_channel: str | None) -> None:
         """Count events about to be written; observe the oldest one's publish→write latency.
@@ -447,7 +514,9 @@ class StreamRegistry:
             self.observe_latency(time.time() - event.time)
 
     def cut(self, stream: EventStream, reason: str, detail: str) -> None:
-        """Record that ``stream`` is being disconnected for being slow."""
+        """Disconnect ``stream`` for being slow: record it, then abort its connection."""
+        if stream.cut_reason is not None:
+            return  # the sweeper and the stream itself may both find it behind
         stream.cut_reason = reason
         self.stats.cuts[reason] += 1
         log.warning(
@@ -457,6 +526,7 @@ class StreamRegistry:
             reason,
             detail,
         )
+        stream.abort()
 
     def _cut_if_stuck(self, stream: EventStream, blocked_s: float) -> None:
         """Cut a stream blocked on its socket too long, or while falling past max_lag."""
@@ -465,10 +535,6 @@ class StreamRegistry:
             self.cut(stream, "write_timeout", detail)
         elif stream.subscription is not None and stream.subscription.too_far_behind():
             self.cut(stream, "lagging", "past max_lag while its socket was full")
-        else:
-            return
-        if stream.task is not None:
-            stream.task.cancel()
 
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
@@ -481,8 +547,7 @@ class StreamRegistry:
     def _check(self, stream: EventStream, now: float) -> None:
         if stream.socket_closed() and not stream.client_gone:
             stream.client_gone = True
-            if stream.subscription is not None:
-                stream.subscription.wake.set()
+            stream.abort()  # a client that hung up reads no more: drop what is queued for it
         started = stream.write_started
         if started is not None:
             if stream.cut_reason is None:

@@ -13,6 +13,11 @@ a ratio that survives a noisy machine. Scenarios (DESIGN section 12, issue 7):
 - S4 publish-heavy: 10 subscribers, 5,000 publishes/s as single POSTs and as
   NDJSON batches.
 - S5 log path: lines appended to a tailed file at 50 lines/s, 100 subscribers.
+- S6 stalled neighbours: 20 subscribers beside 200 that never read, 1,500
+  ev/s in NDJSON batches, three steps of 8 s (the stalled ones are cut in
+  the first); S6-alone, the same 20 without them, is the control.
+  Pulseboard only (the baseline queues without bound for a client that
+  never reads).
 
 ``--quick`` runs S2 at 200 subscribers only (under a minute): run it before
 and after a change to the hot path.
@@ -53,6 +58,7 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 RSS_SETTLE_S = 1.0
 BUSY_PRESSURE = 0.1
+S6_FLAGS = ("-batch", "50", "-pub-conns", "8", "-stop-after", "9")
 # Enough publishing connections that a server slow to answer POSTs still gets
 # them on schedule (a publish waits in its queue, not in ours).
 OPEN_LOOP = ("-pub-conns", "32")
@@ -71,6 +77,8 @@ class Scenario:
     flags: tuple[str, ...] = ()
     log: bool = False
     hold_s: float = 0.0
+    phased: bool = False
+    servers: tuple[str, ...] = ("pulseboard", "baseline")
 
     @property
     def channel(self) -> str:
@@ -106,6 +114,28 @@ FULL = (
         flags=("-batch", "50", "-pub-conns", "4"),
     ),
     Scenario("S5", "log path, 50 lines/s, 100 subscribers", 100, mode="file", log=True),
+    Scenario(
+        "S6",
+        "stalled neighbours, 20 subscribers beside 200 that never read, 1,500 ev/s",
+        20,
+        mode="ndjson",
+        rates=(1_500, 1_500, 1_500),
+        step_s=8,
+        flags=("-stalled", "200", *S6_FLAGS),
+        phased=True,
+        servers=("pulseboard",),
+    ),
+    Scenario(
+        "S6-alone",
+        "S6's 20 subscribers alone, 1,500 ev/s (the control)",
+        20,
+        mode="ndjson",
+        rates=(1_500, 1_500, 1_500),
+        step_s=8,
+        flags=S6_FLAGS,
+        phased=True,
+        servers=("pulseboard",),
+    ),
 )
 QUICK = (Scenario("S2-200", "fan-out, 200 subscribers x 50 ev/s", 200, flags=OPEN_LOOP),)
 
@@ -285,7 +315,20 @@ def drive(
         "wall_s": time.monotonic() - started,
         "loadavg": os.getloadavg(),
         "records": records,
+        "server_cuts": server_cuts(server) if server.name == "pulseboard" else None,
     }
+
+
+def server_cuts(server: Server) -> int | None:
+    """Streams the server cut for being slow (``/metrics``), if it answers."""
+    try:
+        with urllib.request.urlopen(server.url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    lines = text.splitlines()
+    prefix = "pulseboard_slow_client_disconnects_total"
+    return int(sum(float(line.split()[-1]) for line in lines if line.startswith(prefix)))
 
 
 def cpu_pressure() -> float | None:
@@ -321,6 +364,8 @@ def summarize(scenario: Scenario, run: dict[str, Any]) -> dict[str, Any]:
             "connect_s": connected["connect_s"],
             "kib_per_conn": delta / max(1, connected["subs"]),
         }
+    if scenario.phased:
+        return _phases(steps, run.get("server_cuts"))
     if len(scenario.rates) > 1:
         return _saturation(steps)
     step = steps[0]
@@ -364,6 +409,20 @@ def _saturation(steps: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _phases(steps: list[dict[str, Any]], cuts: int | None) -> dict[str, Any]:
+    """The healthy subscribers' figures step by step, the worst step, the server's cuts (S6)."""
+    return {
+        "stalled_cut": cuts,
+        "publish_rate_by_step": [step["publish_rate"] for step in steps],
+        "worst_p99_ms": max(step["p99_ms"] for step in steps),
+        "p99_ms_by_step": [step["p99_ms"] for step in steps],
+        "loss": sum(step["loss"] for step in steps),
+        "delivered_per_s": min(step["delivered_per_s"] for step in steps),
+        "disconnects": sum(step["disconnects"] for step in steps),
+        "cpu_us_per_delivery": _us_per_delivery(steps),
+    }
+
+
 # (summary key, label, True when higher is better)
 METRICS: dict[str, list[tuple[str, str, bool]]] = {
     "none": [("connect_s", "connect s", False), ("kib_per_conn", "KiB/conn", False)],
@@ -381,13 +440,27 @@ METRICS: dict[str, list[tuple[str, str, bool]]] = {
         ("max_ms", "max ms", False),
         ("cpu_us_per_delivery", "server CPU us/delivery", False),
     ],
+    "stalled": [
+        ("worst_p99_ms", "worst step p99 ms (healthy)", False),
+        ("p99_ms_by_step", "p99 ms by step", False),
+        ("loss", "loss (healthy)", False),
+        ("disconnects", "healthy cut", False),
+        ("stalled_cut", "stalled cut", True),
+        ("publish_rate_by_step", "accepted ev/s by step", True),
+    ],
 }
 
 
 def table_rows(scenario: Scenario, summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
     """Rows of scenario, metric, Pulseboard, baseline, gain (> 1: Pulseboard is better)."""
     shape = (
-        "none" if scenario.mode == "none" else "saturation" if len(scenario.rates) > 1 else "rate"
+        "none"
+        if scenario.mode == "none"
+        else "stalled"
+        if scenario.phased
+        else "saturation"
+        if len(scenario.rates) > 1
+        else "rate"
     )
     ours, base = summaries.get("pulseboard", {}), summaries.get("baseline", {})
     rows = []
@@ -402,6 +475,8 @@ def table_rows(scenario: Scenario, summaries: dict[str, dict[str, Any]]) -> list
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, list):
+        return " / ".join(_fmt(item) for item in value)
     if isinstance(value, float):
         return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
     return f"{value:,}"
@@ -469,6 +544,7 @@ def run_scenario(
 
     With ``profile_dir``, Pulseboard is sampled with py-spy into ``<dir>/profile-<key>.txt``.
     """
+    servers = tuple(name for name in servers if name in scenario.servers)
     results: dict[str, Any] = {"title": scenario.title, "runs": {name: [] for name in servers}}
     for attempt in range(repeat):
         for name in servers:

@@ -26,6 +26,7 @@ type config struct {
 	subHosts []string
 	channel  string
 	subs     int
+	stalled  int
 	dialers  int
 	mode     string
 	rates    []float64
@@ -49,6 +50,7 @@ func parseFlags(args []string) (config, error) {
 	flags.StringVar(&subURLs, "sub-urls", "", "more servers to spread subscribers over, comma-separated")
 	flags.StringVar(&cfg.channel, "channel", "bench", "channel to subscribe and publish to")
 	flags.IntVar(&cfg.subs, "subs", 100, "subscribers")
+	flags.IntVar(&cfg.stalled, "stalled", 0, "more subscribers that send their request and never read")
 	flags.IntVar(&cfg.dialers, "dialers", 64, "connections opened at the same time")
 	flags.StringVar(&cfg.mode, "mode", "post", "publish by: none, post, ndjson or file")
 	flags.StringVar(&rates, "rates", "50", "events/s, comma-separated: one step per rate")
@@ -90,6 +92,8 @@ func parseFlags(args []string) (config, error) {
 		return cfg, errors.New("-mode file needs -file")
 	case cfg.subs < 1 || cfg.dialers < 1 || cfg.pubConns < 1 || cfg.batch < 1:
 		return cfg, errors.New("-subs, -dialers, -pub-conns and -batch must be at least 1")
+	case cfg.stalled < 0:
+		return cfg, errors.New("-stalled must be 0 or more")
 	}
 	return cfg, nil
 }
@@ -131,12 +135,15 @@ func run(cfg config) error {
 	if connected == 0 {
 		return fmt.Errorf("no subscriber connected: %v", subs.failures)
 	}
-	if err := waitSubscribed(cfg, connected, 60*time.Second); err != nil {
+	stalled := openStalled(cfg.subHosts[0], subs.path, cfg.stalled)
+	defer closeAll(stalled)
+	if err := waitSubscribed(cfg, connected+len(stalled), 60*time.Second); err != nil {
 		return err
 	}
 	emit(map[string]any{
 		"event":          "connected",
 		"subs":           connected,
+		"stalled":        len(stalled),
 		"failed":         cfg.subs - connected,
 		"failures":       subs.failures,
 		"connect_s":      time.Since(started).Seconds(),
