@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app.durations import parse_duration
 from app.events import PayloadError, validate_channel, validate_pattern
 
 ENV_PREFIX = "PULSEBOARD_"
@@ -97,6 +98,13 @@ class LimitsSettings(_Section):
     body_bytes: dict[str, Count] = msgspec.field(
         default_factory=lambda: {"chat": 4096, "notify": 65536}
     )
+    max_channels: Count = 10_000
+    channel_idle_ttl: str = "7d"
+
+    @property
+    def channel_idle_ttl_s(self) -> float:
+        """``channel_idle_ttl`` in seconds (validated at load)."""
+        return parse_duration(self.channel_idle_ttl)
 
 
 class LogSettings(_Section):
@@ -244,6 +252,7 @@ def _check(settings: Settings) -> None:
         raise SettingsError(
             f"broker.url: expected memory:// or redis://HOST:PORT/DB, got {settings.broker.url!r}"
         )
+    _check_duration("limits.channel_idle_ttl", settings.limits.channel_idle_ttl)
     try:
         for index, channel in enumerate(settings.channels):
             validate_channel(channel.name, field=f"channels[{index}].name")
@@ -252,3 +261,12 @@ def _check(settings: Settings) -> None:
             validate_channel(alert.notify, field=f"alerts[{index}].notify")
     except PayloadError as error:
         raise SettingsError(str(error)) from None
+
+
+def _check_duration(key: str, text: str) -> None:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise SettingsError(f"{key}: {error}") from None
+    if seconds <= 0:
+        raise SettingsError(f"{key}: expected a duration above 0, got {text!r}")

@@ -57,6 +57,9 @@ def test_environment_reaches_into_arrays_of_tables(tmp_path: Path) -> None:
         ("", {"PULSEBOARD_SERVER__MAX_LAG": "0"}, "server.max_lag:"),
         ("", {"PULSEBOARD_SERVER__NOPE": "1"}, "server.nope: unknown key"),
         ("[server\n", {}, "not valid TOML"),
+        ('[limits]\nchannel_idle_ttl = "7 days"\n', {}, "limits.channel_idle_ttl:"),
+        ('[limits]\nchannel_idle_ttl = "0s"\n', {}, "limits.channel_idle_ttl:"),
+        ("[limits]\nmax_channels = 0\n", {}, "limits.max_channels:"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(
@@ -77,3 +80,14 @@ def test_a_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b'[server]\nbind = "\xff"\n')
     with pytest.raises(SettingsError, match="not valid TOML"):
         load_settings(path, environ={})
+
+
+def test_channel_bounds_default_and_read_durations(tmp_path: Path) -> None:
+    defaults = load_settings(write(tmp_path, ""), environ={})
+    assert defaults.limits.max_channels == 10_000
+    assert defaults.limits.channel_idle_ttl_s == 7 * 86400
+    for text, seconds in [("45s", 45), ("30m", 1800), ("12h", 43200), ("1.5d", 129600)]:
+        settings = load_settings(
+            write(tmp_path, ""), environ={"PULSEBOARD_LIMITS__CHANNEL_IDLE_TTL": text}
+        )
+        assert settings.limits.channel_idle_ttl_s == seconds
