@@ -146,9 +146,6 @@ class Broker(Protocol):
     def follows(self) -> int:
         """Subscribers summed over every channel, counted per subscription, not per channel."""
 
-    def declared(self, channel: str) -> bool:
-        """True for a channel declared by the config or a source (never limited or swept)."""
-
     async def sweep(self, now: float) -> list[str]:
         """Drop undeclared channels idle for ``limits.channel_idle_ttl``; their names.
 

@@ -141,11 +141,6 @@ class MemoryBroker:
         if channel not in self.hub.logs and self.hub.undeclared >= self.limits.max_channels:
             raise ChannelLimit(channel, self.limits.max_channels)
 
-    def declared(self, channel: str) -> bool:
-        """True for a channel declared here (config or source)."""
-        log = self.hub.logs.get(channel)
-        return log is not None and log.declared
-
     async def sweep(self, now: float) -> list[str]:
         """Drop the undeclared channels idle for ``limits.idle_ttl_s``."""
         return [log.name for log in self.hub.sweep(now, self.limits.idle_ttl_s)]
