@@ -139,10 +139,15 @@ class Runtime:
         while not stop.is_set():
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)
-            if not stop.is_set():
+            if stop.is_set():
+                return
+            try:
                 dropped = await self.broker.sweep(time.monotonic())
-                if dropped:
-                    log.info("dropped %d idle channels", len(dropped))
+            except Exception:  # the next sweep tries again; a dead sweeper would never
+                log.exception("channel sweep failed")
+                continue
+            if dropped:
+                log.info("dropped %d idle channels", len(dropped))
 
     @property
     def ready(self) -> bool:

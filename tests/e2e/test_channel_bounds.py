@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import ServerFactory
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until
 
 DECLARED = [
     {"name": "ops.deploys", "kind": "notify"},
@@ -114,3 +115,13 @@ def test_metrics_name_declared_channels_and_sum_the_rest_under_other(
     assert published == {"ops.deploys": 1.0, "_other": 6.0}
     subscribers = metric_samples(server, "pulseboard_subscribers")
     assert subscribers == {"chat.lobby": 0.0, "ops.deploys": 0.0, "_other": 0.0}
+
+
+def test_the_server_sweeps_an_idle_undeclared_channel(start_server: ServerFactory) -> None:
+    server = start_server(config(channel_idle_ttl="1s"))
+    assert post(server, "a.brief").status_code == 201
+    history = f"{server.url}/api/channels/a.brief/events"
+    assert httpx.get(history).status_code == 200
+    wait_until(lambda: httpx.get(history).status_code == 404, "a.brief swept", within_s=20)
+    names = [c["name"] for c in listing(server).json()["channels"]]
+    assert names == ["chat.lobby", "ops.deploys"]
