@@ -3,12 +3,17 @@
 The hot path only adds to plain integers kept by the stream registry, the
 sources and the broker; this module turns them into metric families when
 Prometheus scrapes, so counting costs a delivered event next to nothing.
+
+Per-channel series exist for declared channels only (config and sources);
+every other channel counts under ``channel="_other"``: anyone may publish to
+a new name, and a series per name made scrapes of 100,000 series (issue 12).
 """
 
 from __future__ import annotations
 
+import collections
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
     from app.sources.base import SourceStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OTHER_CHANNEL = "_other"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -59,6 +65,12 @@ class Metrics:
     def exposition(self) -> bytes:
         """The Prometheus text format."""
         return generate_latest(self.registry)
+
+
+def fold_other(counts: collections.Counter[str], keep: Container[str]) -> None:
+    """Move the counts of channels not in ``keep`` into ``_other``, so ``counts`` stays small."""
+    for name in [name for name in counts if name not in keep and name != OTHER_CHANNEL]:
+        counts[OTHER_CHANNEL] += counts.pop(name)
 
 
 class LatencyHistogram:
@@ -97,8 +109,11 @@ class _RuntimeCollector(Collector):
         subscribers = GaugeMetricFamily(
             "pulseboard_subscribers", "Connected subscribers, by channel.", labels=["channel"]
         )
-        for info in self.runtime.broker.channels():
-            subscribers.add_metric([info.name], info.subscribers)
+        broker = self.runtime.broker
+        counts = broker.subscriber_counts(self.runtime.declared)
+        counts[OTHER_CHANNEL] = broker.follows() - sum(counts.values())
+        for channel, count in sorted(counts.items()):
+            subscribers.add_metric([channel], count)
         yield subscribers
         yield GaugeMetricFamily("pulseboard_streams", "Open SSE streams.", len(streams.streams))
         delivered = CounterMetricFamily(
@@ -106,6 +121,7 @@ class _RuntimeCollector(Collector):
             "Events written to clients, by channel.",
             labels=["channel"],
         )
+        fold_other(streams.stats.delivered, self.runtime.declared)
         for channel, count in sorted(streams.stats.delivered.items()):
             delivered.add_metric([channel], count)
         yield delivered

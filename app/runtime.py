@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ from app.auth import Authority, build_authority, check_exposure
 from app.broker import create_broker
 from app.broker.base import Broker
 from app.events import Event, KindRegistry
-from app.metrics import Metrics
+from app.metrics import OTHER_CHANNEL, Metrics
 from app.ratelimit import RateLimiter
 from app.render import Renderer, create_environment
 from app.settings import Settings
@@ -33,6 +35,8 @@ from app.streams import StreamRegistry, StreamTimings
 log = logging.getLogger("pulseboard")
 
 TASK_STOP_S = 2.0
+SWEEP_MIN_S = 1.0
+SWEEP_MAX_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Runtime:
     metrics: Metrics
     publish_limiter: RateLimiter
     chat_limiter: RateLimiter
+    declared: set[str] = field(default_factory=set)
     run_sources: bool = True
     accepting: bool = True
     supervisor: Supervisor | None = None
@@ -67,22 +72,38 @@ class Runtime:
     _stop: asyncio.Event | None = None
 
     async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
-        """Validate ``data`` against the kind's schema and publish it (what sources call)."""
-        return await self.publish_valid(channel, kind, self.kinds.get(kind).validate(data))
+        """Validate ``data`` against the kind's schema and publish it (what sources call).
+
+        A channel a source publishes to is declared on its first event (a file
+        that appears in a tailed glob): it never meets ``limits.max_channels``,
+        is never swept and keeps its own metric series.
+        """
+        payload = self.kinds.get(kind).validate(data)
+        if channel not in self.declared:
+            await self.broker.declare(channel, kind)
+            self.declared.add(channel)
+        return await self.publish_valid(channel, kind, payload)
 
     async def publish_valid(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
         """Publish an already validated payload, counting it."""
         event = await self.broker.publish(channel, kind, data)
-        self.metrics.published.labels(channel).inc()
+        self.metrics.published.labels(self.metric_channel(channel)).inc()
         return event
+
+    def metric_channel(self, channel: str) -> str:
+        """The ``channel`` label: declared channels by name, the rest as one ``_other`` series."""
+        return channel if channel in self.declared else OTHER_CHANNEL
 
     async def start(self) -> None:
         """Connect the broker, declare the panels' channels, start streams' timers and sources."""
         await self.broker.start()
         for panel in self.panels:
             await self.broker.declare(panel.channel, panel.kind)
+        for alert in self.settings.alerts:
+            await self.broker.declare(alert.notify, "notify")
         self.streams.start()
         self._stop = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._sweep(self._stop), name="channel-sweep"))
         if self.run_sources:
             self.supervisor = Supervisor(self.sources, self.publish)
             self.supervisor.start()
@@ -112,11 +133,32 @@ class Runtime:
         await self.broker.close()
         log.info("stopped")
 
+    async def _sweep(self, stop: asyncio.Event) -> None:
+        """Drop idle undeclared channels every ``sweep_interval_s`` until ``stop`` is set."""
+        interval_s = sweep_interval_s(self.settings.limits.channel_idle_ttl_s)
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+            if stop.is_set():
+                return
+            try:
+                dropped = await self.broker.sweep(time.monotonic())
+            except Exception:  # the next sweep tries again; a dead sweeper would never
+                log.exception("channel sweep failed")
+                continue
+            if dropped:
+                log.info("dropped %d idle channels", len(dropped))
+
     @property
     def ready(self) -> bool:
         """Accepting traffic, broker reachable, every source running."""
         sources_ok = self.supervisor is None or self.supervisor.healthy
         return self.accepting and self.broker.ready and sources_ok
+
+
+def sweep_interval_s(idle_ttl_s: float) -> float:
+    """A tenth of the idle TTL, between 1 s and a minute: a channel goes at most that late."""
+    return min(SWEEP_MAX_S, max(SWEEP_MIN_S, idle_ttl_s / 10))
 
 
 def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
@@ -132,6 +174,7 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
     panels = _panels(settings, sources, kinds)
     check_notify_channels(settings.alerts, {panel.channel: panel.kind for panel in panels})
     broker = create_broker(settings, kinds)
+    panels = _panels(settings, sources, kinds)
     runtime = Runtime(
         settings=settings,
         kinds=kinds,
@@ -153,6 +196,7 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
         chat_limiter=RateLimiter(limits.chat_rate, limits.chat_burst),
         run_sources=run_sources,
         alerts=AlertEngine(settings.alerts, broker) if settings.alerts else None,
+        declared={panel.channel for panel in panels} | {alert.notify for alert in settings.alerts},
     )
     metrics.attach(runtime)
     return runtime

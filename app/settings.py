@@ -115,6 +115,13 @@ class LimitsSettings(_Section):
     body_bytes: dict[str, Count] = msgspec.field(
         default_factory=lambda: {"chat": 4096, "notify": 65536}
     )
+    max_channels: Count = 10_000
+    channel_idle_ttl: str = "7d"
+
+    @property
+    def channel_idle_ttl_s(self) -> float:
+        """``channel_idle_ttl`` in seconds (validated at load)."""
+        return parse_duration(self.channel_idle_ttl)
 
 
 class LogSettings(_Section):
@@ -258,11 +265,16 @@ def _check(settings: Settings) -> None:
     host, _, port = settings.server.bind.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise SettingsError(f"server.bind: expected HOST:PORT, got {settings.server.bind!r}")
-    _check_hosts_and_sessions(settings)
+    try:
+        settings.server.host_names  # noqa: B018  # resolving it is the check
+    except ValueError as error:
+        raise SettingsError(f"server.allowed_hosts: {error}") from None
+    _check_duration("auth.session_ttl", settings.auth.session_ttl)
     if not settings.broker.url.startswith(("memory://", "redis://", "rediss://", "unix://")):
         raise SettingsError(
             f"broker.url: expected memory:// or redis://HOST:PORT/DB, got {settings.broker.url!r}"
         )
+    _check_duration("limits.channel_idle_ttl", settings.limits.channel_idle_ttl)
     try:
         for index, channel in enumerate(settings.channels):
             validate_channel(channel.name, field=f"channels[{index}].name")
@@ -273,14 +285,10 @@ def _check(settings: Settings) -> None:
         raise SettingsError(str(error)) from None
 
 
-def _check_hosts_and_sessions(settings: Settings) -> None:
+def _check_duration(key: str, text: str | float) -> None:
     try:
-        settings.server.host_names  # noqa: B018  # resolving it is the check
+        seconds = parse_duration(text)
     except ValueError as error:
-        raise SettingsError(f"server.allowed_hosts: {error}") from None
-    try:
-        ttl_s = settings.auth.session_ttl_s
-    except ValueError as error:
-        raise SettingsError(f"auth.session_ttl: {error}") from None
-    if ttl_s <= 0:
-        raise SettingsError(f"auth.session_ttl: must be longer than 0 s, got {ttl_s!r}")
+        raise SettingsError(f"{key}: {error}") from None
+    if seconds <= 0:
+        raise SettingsError(f"{key}: expected a duration above 0, got {text!r}")

@@ -62,6 +62,9 @@ def test_environment_reaches_into_arrays_of_tables(tmp_path: Path) -> None:
         ('[auth]\nsession_ttl = "12 hours"\n', {}, "auth.session_ttl:"),
         ('[auth]\nsession_ttl = "0s"\n', {}, "auth.session_ttl:"),
         ('[[auth.tokens]]\ntoken = "t0123456789"\nmetrics = 1\n', {}, "auth.tokens[0].metrics:"),
+        ('[limits]\nchannel_idle_ttl = "7 days"\n', {}, "limits.channel_idle_ttl:"),
+        ('[limits]\nchannel_idle_ttl = "0s"\n', {}, "limits.channel_idle_ttl:"),
+        ("[limits]\nmax_channels = 0\n", {}, "limits.max_channels:"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(
@@ -87,3 +90,14 @@ def test_a_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_clients_url_and_token_variables_are_not_config_keys() -> None:
     environ = {"PULSEBOARD_URL": "http://127.0.0.1:8000", "PULSEBOARD_TOKEN": "s3cret-token"}
     assert load_settings(None, environ=environ) == load_settings(None, environ={})
+
+
+def test_channel_bounds_default_and_read_durations(tmp_path: Path) -> None:
+    defaults = load_settings(write(tmp_path, ""), environ={})
+    assert defaults.limits.max_channels == 10_000
+    assert defaults.limits.channel_idle_ttl_s == 7 * 86400
+    for text, seconds in [("45s", 45), ("30m", 1800), ("12h", 43200), ("1.5d", 129600)]:
+        settings = load_settings(
+            write(tmp_path, ""), environ={"PULSEBOARD_LIMITS__CHANNEL_IDLE_TTL": text}
+        )
+        assert settings.limits.channel_idle_ttl_s == seconds

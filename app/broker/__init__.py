@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.broker.base import Broker
+from app.broker.hub import ChannelLimits
 from app.events import KindRegistry
 from app.settings import Settings
 
@@ -10,12 +11,13 @@ from app.settings import Settings
 def create_broker(settings: Settings, kinds: KindRegistry) -> Broker:
     """The backend ``broker.url`` names; drivers are imported only when chosen."""
     url = settings.broker.url
+    limits = ChannelLimits(settings.limits.max_channels, settings.limits.channel_idle_ttl_s)
     if url.startswith("memory://"):
         from app.broker.memory import MemoryBroker
 
-        return MemoryBroker(kinds, settings.broker.history, settings.server.max_lag)
+        return MemoryBroker(kinds, settings.broker.history, settings.server.max_lag, limits)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from app.broker.redis import RedisBroker
 
-        return RedisBroker(url, kinds, settings.broker, settings.server.max_lag)
+        return RedisBroker(url, kinds, settings.broker, settings.server.max_lag, limits)
     raise ValueError(f"broker.url: unsupported scheme in {url!r}")

@@ -7,7 +7,7 @@ backend and lives in :mod:`app.broker.hub`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +33,18 @@ class KindConflict(BrokerError):
         super().__init__(f"channel {channel!r} is of kind {kind!r}, not {wanted!r}")
         self.channel = channel
         self.kind = kind
+
+
+class ChannelLimit(BrokerError):
+    """Publishing would create one undeclared channel more than ``limits.max_channels``."""
+
+    def __init__(self, channel: str, max_channels: int) -> None:
+        super().__init__(
+            f"too many channels: limits.max_channels ({max_channels}) reached, "
+            f"{channel!r} is not created"
+        )
+        self.channel = channel
+        self.max_channels = max_channels
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +109,20 @@ class Broker(Protocol):
         """True while the backend is reachable (``/readyz``)."""
 
     async def declare(self, channel: str, kind: str) -> None:
-        """Fix ``channel``'s kind (configured channels); KindConflict if it has another."""
+        """Fix ``channel``'s kind (configured channels); KindConflict if it has another.
+
+        A declared channel always exists: it is never refused by nor counted
+        against ``limits.max_channels``, and never swept.
+        """
 
     async def kind_of(self, channel: str) -> str | None:
         """The channel's kind, or None when it has never been declared or published to."""
 
     async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
-        """Append one event (data already validated) and wake its subscribers."""
+        """Append one event (data already validated) and wake its subscribers.
+
+        ChannelLimit when it would create an undeclared channel beyond ``limits.max_channels``.
+        """
 
     def subscribe(
         self, patterns: Sequence[str], start: Start
@@ -113,5 +132,22 @@ class Broker(Protocol):
     async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
         """Up to ``limit`` retained events of ``channel`` after ``after`` (oldest first)."""
 
-    def channels(self) -> list[ChannelInfo]:
-        """Every channel this broker knows, sorted by name."""
+    def channels(
+        self,
+        after: str | None = None,
+        limit: int | None = None,
+        visible: Callable[[str], bool] | None = None,
+    ) -> list[ChannelInfo]:
+        """Channels sorted by name: those after ``after``, at most ``limit``, ``visible`` ones."""
+
+    def subscriber_counts(self, channels: Iterable[str]) -> dict[str, int]:
+        """Subscribers of each of ``channels`` that exists (a scrape: no walk over all channels)."""
+
+    def follows(self) -> int:
+        """Subscribers summed over every channel, counted per subscription, not per channel."""
+
+    async def sweep(self, now: float) -> list[str]:
+        """Drop undeclared channels idle for ``limits.channel_idle_ttl``; their names.
+
+        ``now`` is a monotonic clock reading (injectable: tests pass days ahead).
+        """

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Callable, Sequence
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
-from typing import cast
 
-from app.events import Event, KindRegistry, pattern_matches
+from app.events import Event, KindRegistry, is_pattern, pattern_matches
 
 
 class SubscriberLagging(Exception):
@@ -73,7 +74,28 @@ class Wake:
 
 
 class ChannelLog:
-    """A channel's ring of its newest ``capacity`` events, indexed by channel offset."""
+    """A channel's ring of its newest ``capacity`` events, indexed by channel offset.
+
+    The ring grows with its content up to ``capacity`` and only then wraps: a
+    channel of one event costs one slot, not ``capacity`` (issue 12).
+    """
+
+    __slots__ = (
+        "_origin",
+        "_ring",
+        "capacity",
+        "declared",
+        "dropped_seq",
+        "floor",
+        "idle_since",
+        "kind",
+        "latest_by_key",
+        "latest_value_key",
+        "name",
+        "next_offset",
+        "seen_offset",
+        "subscribers",
+    )
 
     def __init__(self, name: str, kind: str, capacity: int, latest_value_key: str | None) -> None:
         self.name = name
@@ -83,9 +105,13 @@ class ChannelLog:
         self.next_offset = 0
         self.floor = 0
         self.dropped_seq = 0
+        self.declared = False
+        self.idle_since: float | None = None
+        self.seen_offset = 0
         self.subscribers: set[Subscription] = set()
         self.latest_by_key: dict[str, Event] = {}
-        self._ring: list[Event | None] = [None] * capacity
+        self._origin = 0
+        self._ring: list[Event] = []
 
     @property
     def first_offset(self) -> int:
@@ -104,8 +130,8 @@ class ChannelLog:
 
     def get(self, offset: int) -> Event:
         """The event at ``offset`` (which must be retained)."""
-        event = self._ring[offset % self.capacity]
-        assert event is not None and event.offset == offset
+        event = self._ring[(offset - self._origin) % self.capacity]
+        assert event.offset == offset
         return event
 
     def start_at(self, offset: int, dropped_seq: int) -> None:
@@ -113,16 +139,19 @@ class ChannelLog:
 
         Nothing before ``offset`` is retained; cursors at or before ``dropped_seq`` get a gap.
         """
-        self.floor = self.next_offset = offset
+        self.floor = self.next_offset = self._origin = offset
         self.dropped_seq = dropped_seq
+        self._ring.clear()
 
     def append(self, event: Event) -> None:
         """Store ``event`` (its offset must be ``next_offset``) and wake subscribers."""
-        slot = event.offset % self.capacity
-        evicted = self._ring[slot]
-        if evicted is not None:
-            self.dropped_seq = evicted.seq
-        self._ring[slot] = event
+        ring = self._ring
+        if len(ring) < self.capacity:
+            ring.append(event)
+        else:
+            slot = (event.offset - self._origin) % self.capacity
+            self.dropped_seq = ring[slot].seq
+            ring[slot] = event
         self.next_offset = event.offset + 1
         if self.latest_value_key is not None:
             self.latest_by_key[str(event.data.get(self.latest_value_key))] = event
@@ -149,11 +178,11 @@ class ChannelLog:
         """Events with offsets in ``[start, stop)``, all retained (one or two list slices)."""
         if stop <= start:
             return []
-        head = start % self.capacity
+        head = (start - self._origin) % self.capacity
         tail = head + stop - start
         if tail <= self.capacity:
-            return cast(list[Event], self._ring[head:tail])
-        return cast(list[Event], self._ring[head:] + self._ring[: tail - self.capacity])
+            return self._ring[head:tail]
+        return self._ring[head:] + self._ring[: tail - self.capacity]
 
     def recent(self, count: int) -> list[Event]:
         """The newest ``count`` events, oldest first (latest per key on latest-value channels)."""
@@ -282,34 +311,98 @@ def _by_seq(event: Event) -> int:
     return event.seq
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """Bounds on channels nobody declared (``limits.max_channels``, ``limits.channel_idle_ttl``)."""
+
+    max_channels: int = 10_000
+    idle_ttl_s: float = 7 * 86400.0
+
+
 class Hub:
-    """The channel rings and live subscriptions of one process."""
+    """The channel rings and live subscriptions of one process.
+
+    ``undeclared`` counts the channels that exist only because something was
+    published to them (what ``limits.max_channels`` bounds); ``names`` keeps
+    every channel name sorted so listings page without sorting.
+    """
 
     def __init__(self, kinds: KindRegistry, history_size: int, max_lag: int) -> None:
         self.kinds = kinds
         self.history_size = history_size
         self.max_lag = max_lag
         self.logs: dict[str, ChannelLog] = {}
+        self.names: list[str] = []
+        self.undeclared = 0
+        self.swept_seq = 0
         self.subscriptions: set[Subscription] = set()
 
     def log(self, channel: str, kind: str) -> ChannelLog:
-        """The ring of ``channel``, created (and offered to matching subscribers) if new."""
+        """The ring of ``channel``, created (and offered to matching subscribers) if new.
+
+        A channel created after others were swept starts with their newest seq as
+        dropped: a cursor from before the sweep may have missed events of an
+        earlier channel of that name, so it gets a gap.
+        """
         existing = self.logs.get(channel)
         if existing is not None:
             return existing
         latest_key = self.kinds.get(kind).latest_value_key
         created = ChannelLog(channel, kind, self.history_size, latest_key)
+        created.dropped_seq = self.swept_seq
         self.logs[channel] = created
+        insort(self.names, channel)
+        self.undeclared += 1
         for subscription in self.subscriptions:
             if subscription.matches(channel):
                 subscription.follow(created, 0)
         return created
 
+    def mark_declared(self, log: ChannelLog) -> None:
+        """``log`` was declared: it no longer counts against the limit and is never swept."""
+        if not log.declared:
+            log.declared = True
+            self.undeclared -= 1
+
+    def sweep(self, now: float, idle_ttl_s: float) -> list[ChannelLog]:
+        """Drop undeclared channels with no subscriber and no event for ``idle_ttl_s``.
+
+        Idleness is observed here, at each sweep (``now`` is the caller's clock,
+        so a test passes any time it likes), not on the publish path: a channel
+        goes at most one sweep interval after its time.
+        """
+        idle = []
+        for log in self.logs.values():
+            if log.declared:
+                continue
+            if log.subscribers or log.idle_since is None or log.seen_offset != log.next_offset:
+                log.idle_since, log.seen_offset = now, log.next_offset
+            elif now - log.idle_since >= idle_ttl_s:
+                idle.append(log)
+        for log in idle:
+            self._drop(log)
+        return idle
+
+    def _drop(self, log: ChannelLog) -> None:
+        del self.logs[log.name]
+        del self.names[bisect_left(self.names, log.name)]
+        self.undeclared -= 1
+        last = log.last
+        if last is not None:
+            self.swept_seq = max(self.swept_seq, last.seq)
+
+    def names_after(self, after: str | None) -> Iterator[str]:
+        """Channel names in order, starting after ``after`` (from the first without it)."""
+        start = 0 if after is None else bisect_right(self.names, after)
+        return islice(self.names, start, None)
+
     def matching(self, patterns: Sequence[str]) -> list[ChannelLog]:
-        """Existing channels matching any of ``patterns``."""
+        """Existing channels matching any of ``patterns`` (no scan when none has a wildcard)."""
+        if not any(is_pattern(pattern) for pattern in patterns):
+            return [self.logs[name] for name in sorted(set(patterns)) if name in self.logs]
         return [
-            log
-            for name, log in sorted(self.logs.items())
+            self.logs[name]
+            for name in self.names
             if any(pattern_matches(pattern, name) for pattern in patterns)
         ]
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
 from typing import Any
 
-from app.broker.base import ChannelInfo, HistoryPage, KindConflict, Start
-from app.broker.hub import ChannelLog, Hub, Subscription
+from app.broker.base import ChannelInfo, ChannelLimit, HistoryPage, KindConflict, Start
+from app.broker.hub import ChannelLimits, ChannelLog, Hub, Subscription
 from app.events import Event, KindRegistry, format_event_id, is_pattern, parse_event_id
 
 
@@ -42,6 +43,16 @@ class SubscriptionScope:
             self._subscription = None
 
 
+def _info(log: ChannelLog) -> ChannelInfo:
+    return ChannelInfo(
+        name=log.name,
+        kind=log.kind,
+        subscribers=len(log.subscribers),
+        last_id=last.id if (last := log.last) else None,
+        retained=log.retained,
+    )
+
+
 def new_epoch() -> str:
     """A short random token that tells one broker incarnation from another."""
     return secrets.token_hex(4)
@@ -50,10 +61,17 @@ def new_epoch() -> str:
 class MemoryBroker:
     """In-process broker; see :class:`app.broker.base.Broker` for the contract."""
 
-    def __init__(self, kinds: KindRegistry, history_size: int, max_lag: int) -> None:
+    def __init__(
+        self,
+        kinds: KindRegistry,
+        history_size: int,
+        max_lag: int,
+        limits: ChannelLimits | None = None,
+    ) -> None:
         self.kinds = kinds
         self.epoch = new_epoch()
         self.hub = Hub(kinds, history_size, max_lag)
+        self.limits = limits or ChannelLimits()
         self._seq = 0
 
     async def start(self) -> None:
@@ -70,7 +88,7 @@ class MemoryBroker:
 
     async def declare(self, channel: str, kind: str) -> None:
         """Create ``channel`` with ``kind`` unless it exists with that kind already."""
-        self._log(channel, kind)
+        self.hub.mark_declared(self._log(channel, kind))
 
     async def kind_of(self, channel: str) -> str | None:
         """The channel's kind, None when unknown."""
@@ -79,6 +97,7 @@ class MemoryBroker:
 
     async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
         """Assign the next id and append; subscribers are woken before this returns."""
+        self.admit(channel)
         log = self._log(channel, kind)
         self._seq += 1
         event = Event(
@@ -117,18 +136,35 @@ class MemoryBroker:
         start = log.first_offset if after_seq is None or gap else log.offset_after(after_seq)
         return HistoryPage(log.slice(start, min(log.next_offset, start + limit)), gap=gap)
 
-    def channels(self) -> list[ChannelInfo]:
-        """Every channel, with its subscriber count and newest id."""
-        return [
-            ChannelInfo(
-                name=log.name,
-                kind=log.kind,
-                subscribers=len(log.subscribers),
-                last_id=last.id if (last := log.last) else None,
-                retained=log.retained,
-            )
-            for _name, log in sorted(self.hub.logs.items())
-        ]
+    def admit(self, channel: str) -> None:
+        """ChannelLimit when ``channel`` is new and the undeclared channels are at the limit."""
+        if channel not in self.hub.logs and self.hub.undeclared >= self.limits.max_channels:
+            raise ChannelLimit(channel, self.limits.max_channels)
+
+    async def sweep(self, now: float) -> list[str]:
+        """Drop the undeclared channels idle for ``limits.idle_ttl_s``."""
+        return [log.name for log in self.hub.sweep(now, self.limits.idle_ttl_s)]
+
+    def channels(
+        self,
+        after: str | None = None,
+        limit: int | None = None,
+        visible: Callable[[str], bool] | None = None,
+    ) -> list[ChannelInfo]:
+        """Channels sorted by name, with subscriber count and newest id (one page of them)."""
+        names = self.hub.names_after(after)
+        if visible is not None:
+            names = filter(visible, names)
+        return [_info(self.hub.logs[name]) for name in islice(names, limit)]
+
+    def subscriber_counts(self, channels: Iterable[str]) -> dict[str, int]:
+        """Subscribers of each of ``channels`` that exists."""
+        logs = self.hub.logs
+        return {name: len(logs[name].subscribers) for name in channels if name in logs}
+
+    def follows(self) -> int:
+        """Subscribers summed over every channel (each subscription's channel count)."""
+        return sum(len(subscription.cursors) for subscription in self.hub.subscriptions)
 
     def _log(self, channel: str, kind: str) -> ChannelLog:
         log = self.hub.log(channel, kind)

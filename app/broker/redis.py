@@ -30,6 +30,18 @@ Deliberate oddities:
   delivers the event, a fraction of a millisecond later.
 - The mirror holds only events up to the reader's position (``_seq``), never
   ahead: that keeps every subscriber's cross-channel order the publish order.
+- Idle undeclared channels (``limits.channel_idle_ttl``) are swept by each
+  process from its own mirror. Its Redis keys go too (``FORGET_LUA``: the
+  channel's stream and its ``P:kinds`` entry), but only while ``P:offsets``
+  still shows the offset this process last saw, so a channel someone has just
+  published to stays. The ``P:offsets`` entry is kept (a few bytes a name): a
+  name used again goes on from its old offset, so another process that still
+  follows it (a subscriber there) sees no hole, and a process that had
+  swept it starts the ring part-way, answering older cursors with a gap.
+- ``limits.max_channels`` is checked by the publish script against
+  ``P:kinds``, which holds every channel: it refuses a new name once that
+  hash holds ``max_channels`` plus the channels this process declared (the
+  processes of one deployment share a config, so they agree).
 - A new epoch, or a hole in the fan-out (a reader that fell more than
   ``fanout_max`` entries behind), reloads the mirror and ends open
   subscriptions: clients reconnect with their cursor and get a replay or a gap.
@@ -65,8 +77,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from app.broker.base import BrokerUnavailable, HistoryPage, KindConflict, Start
-from app.broker.hub import ChannelLog, Hub, Subscription
+from app.broker.base import BrokerUnavailable, ChannelLimit, HistoryPage, KindConflict, Start
+from app.broker.hub import ChannelLimits, ChannelLog, Hub, Subscription
 from app.broker.memory import MemoryBroker
 from app.events import Event, KindRegistry, format_event_id, parse_event_id
 from app.settings import BrokerSettings
@@ -81,7 +93,7 @@ BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
 
 # KEYS: epoch, seq, kinds, offsets, fanout, stream
-# ARGV: epoch, channel, kind, time, data, history, fanout_max
+# ARGV: epoch, channel, kind, time, data, history, fanout_max, max_kinds
 PUBLISH_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {'epoch'}
@@ -91,6 +103,9 @@ if kind and kind ~= ARGV[3] then
   return {'kind', kind}
 end
 if not kind then
+  if redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[8]) then
+    return {'limit'}
+  end
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 end
 local seq = redis.call('INCR', KEYS[2])
@@ -100,6 +115,16 @@ redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], id, 'o', offset, 't', ARGV[4
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], id,
   'c', ARGV[2], 'k', ARGV[3], 'o', offset, 't', ARGV[4], 'd', ARGV[5])
 return {'ok', seq, tonumber(offset)}
+"""
+
+# KEYS: kinds, offsets, stream; ARGV: channel, the next offset this process saw
+FORGET_LUA = """
+if tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') ~= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('DEL', KEYS[3])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
 """
 
 # KEYS: epoch; ARGV: stale epoch, fresh epoch
@@ -129,6 +154,10 @@ class RedisKeys:
         """The stream holding ``channel``'s history."""
         return self._stream + channel
 
+    def forget(self, channel: str) -> list[str]:
+        """KEYS of the forget script."""
+        return [self.kinds, self.offsets, self.stream(channel)]
+
     def publish(self, channel: str) -> list[str]:
         """KEYS of the publish script."""
         return [self.epoch, self.seq, self.kinds, self.offsets, self.fanout, self.stream(channel)]
@@ -149,9 +178,14 @@ class RedisBroker(MemoryBroker):
     """
 
     def __init__(
-        self, url: str, kinds: KindRegistry, settings: BrokerSettings, max_lag: int
+        self,
+        url: str,
+        kinds: KindRegistry,
+        settings: BrokerSettings,
+        max_lag: int,
+        limits: ChannelLimits | None = None,
     ) -> None:
-        super().__init__(kinds, settings.history, max_lag)
+        super().__init__(kinds, settings.history, max_lag, limits)
         self.epoch = ""
         self.url = url
         self.keys = RedisKeys(settings.key_prefix)
@@ -161,6 +195,7 @@ class RedisBroker(MemoryBroker):
         self._reader_client = _client(url, settings.timeout + BLOCK_MS / 1000)
         self._publish = self._client.register_script(PUBLISH_LUA)
         self._replace_epoch_script = self._client.register_script(REPLACE_EPOCH_LUA)
+        self._forget = self._client.register_script(FORGET_LUA)
         self._ready = False
         self._declared: dict[str, str] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -233,17 +268,38 @@ class RedisBroker(MemoryBroker):
         """
         now, epoch = time.time(), self.epoch
         args: list[str | bytes | int] = [epoch, channel, kind, repr(now), _encode(data)]
-        args += [self.hub.history_size, self._fanout_max]
+        max_kinds = self.limits.max_channels + len(self.hub.logs) - self.hub.undeclared
+        args += [self.hub.history_size, self._fanout_max, max_kinds]
         try:
             reply = await _checked(self._publish(keys=self.keys.publish(channel), args=args))
         except RedisError as error:
             raise self._failure(f"Redis is unavailable: {error}") from None
         if reply[0] == b"kind":
             raise KindConflict(channel, reply[1].decode(), kind)
+        if reply[0] == b"limit":
+            raise ChannelLimit(channel, self.limits.max_channels)
         if reply[0] == b"epoch":
             raise self._failure("Redis lost its data (a new epoch); resynchronising")
         seq, offset = int(reply[1]), int(reply[2])
         return Event(format_event_id(epoch, seq), channel, kind, now, data, seq, offset)
+
+    async def sweep(self, now: float) -> list[str]:
+        """Drop idle undeclared channels from the mirror, then their keys from Redis.
+
+        Redis keys go only where no event came since this process last saw one
+        (``FORGET_LUA``); a Redis that cannot be reached keeps them until a later
+        sweep of another process (or forever, bounded by ``max_channels``).
+        """
+        dropped = self.hub.sweep(now, self.limits.idle_ttl_s)
+        try:
+            for channel_log in dropped:
+                keys, args = self.keys.forget(channel_log.name), [channel_log.name]
+                args.append(str(channel_log.next_offset))
+                await _checked(self._forget(keys=keys, args=args))
+        except RedisError as error:
+            self.errors += 1
+            log.warning("redis broker: idle channels kept in Redis: %s", error)
+        return [channel_log.name for channel_log in dropped]
 
     async def open_subscription(self, patterns: Sequence[str], start: Start) -> Subscription:
         """Catch up with Redis, then place cursors exactly as memory:// does."""
@@ -366,6 +422,8 @@ class RedisBroker(MemoryBroker):
         channel, kind = fields[b"c"].decode(), fields[b"k"].decode()
         offset = int(fields[b"o"])
         channel_log = self._ring(self.hub, channel, kind)
+        if channel_log is not None and channel_log.next_offset == 0 < offset:
+            channel_log.start_at(offset, seq - 1)  # a name swept here, used again
         if seq != self._seq + 1 or (channel_log is not None and offset != channel_log.next_offset):
             log.warning("redis fan-out: hole before seq %d (reader fell behind); reloading", seq)
             await self._reload()
@@ -412,6 +470,10 @@ class RedisBroker(MemoryBroker):
         except BaseException:
             self.epoch = ""  # half loaded: the next attempt must reload from scratch
             raise
+        hub.swept_seq = self.hub.swept_seq
+        for name, channel_log in hub.logs.items():
+            if (before := self.hub.logs.get(name)) is not None and before.declared:
+                hub.mark_declared(channel_log)
         old, self.hub, self._seq = self.hub, hub, latest
         old.end_all("broker resynchronised")
         self._ready = True

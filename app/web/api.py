@@ -28,6 +28,8 @@ from app.web.security import check_publish, check_read, current_grant, may_read
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_HISTORY_LIMIT = 100
+DEFAULT_CHANNELS_LIMIT = 100
+MAX_CHANNELS_LIMIT = 1000
 NDJSON = "application/x-ndjson"
 MAX_PARSED_FIELDS = 1000  # parse no further; limits.form_fields refuses far fewer
 
@@ -177,12 +179,20 @@ def _with_lists(fields: dict[str, str], kind: Kind) -> dict[str, Any]:
 
 @blueprint.get("/channels")
 async def channels() -> Response:
-    """Every channel with kind, subscriber count, last id and retained count."""
+    """A page of channels, sorted by name, with kind, subscribers, last id and retained count.
+
+    ``limit`` (default 100, at most 1000) and ``after`` (a channel name) page;
+    ``next`` is the ``after`` of the next page, null on the last one.
+    """
     runtime: Runtime = current_runtime()
-    listing = [
-        info.as_json_dict() for info in runtime.broker.channels() if may_read(runtime, info.name)
-    ]
-    return jsonify({"channels": listing})
+    limit = _limit(request.args.get("limit"), MAX_CHANNELS_LIMIT, DEFAULT_CHANNELS_LIMIT)
+    after = request.args.get("after")
+    if after is not None:
+        validate_channel(after, field="after")
+    page = runtime.broker.channels(after, limit + 1, lambda name: may_read(runtime, name))
+    listing = [info.as_json_dict() for info in page[:limit]]
+    next_after = page[limit - 1].name if len(page) > limit else None
+    return jsonify({"channels": listing, "next": next_after})
 
 
 @blueprint.get("/channels/<channel>/events")
@@ -195,14 +205,16 @@ async def history(channel: str) -> Response:
         return refusal
     if await runtime.broker.kind_of(channel) is None:
         return error_response(404, f"no channel {channel!r}", {"channel": channel})
-    limit = _limit(request.args.get("limit"), runtime.settings.limits.history_limit)
+    limit = _limit(
+        request.args.get("limit"), runtime.settings.limits.history_limit, DEFAULT_HISTORY_LIMIT
+    )
     after = request.args.get("after") or None
     page = await runtime.broker.history(channel, after, limit)
     events = [event.as_json_dict() for event in page.events]
     return jsonify({"events": events, "gap": page.gap})
 
 
-def _limit(text: str | None, maximum: int) -> int:
+def _limit(text: str | None, maximum: int, default: int) -> int:
     if text is None:
-        return min(DEFAULT_HISTORY_LIMIT, maximum)
+        return min(default, maximum)
     return whole_number(text, "limit", 1, maximum)

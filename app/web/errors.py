@@ -9,7 +9,7 @@ from typing import Any
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.broker.base import BrokerUnavailable, KindConflict
+from app.broker.base import BrokerUnavailable, ChannelLimit, KindConflict
 from app.events import PayloadError
 
 log = logging.getLogger("pulseboard.http")
@@ -44,6 +44,11 @@ def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(KindConflict)
     async def kind_conflict(error: KindConflict) -> Response:
         return error_response(409, str(error), {"channel": error.channel, "kind": error.kind})
+
+    @app.errorhandler(ChannelLimit)
+    async def channel_limit(error: ChannelLimit) -> Response:
+        detail = {"limit": "limits.max_channels", "max_channels": error.max_channels}
+        return error_response(429, str(error), detail | {"channel": error.channel})
 
     @app.errorhandler(RateLimited)
     async def rate_limited(error: RateLimited) -> Response:

@@ -138,13 +138,20 @@ async def make_redis_broker() -> AsyncIterator[BrokerFactory]:
 
 
 def build_broker(
-    url: str, *, prefix: str = "pb", history: int = 100, max_lag: int = 1000, **broker: Any
+    url: str,
+    *,
+    prefix: str = "pb",
+    history: int = 100,
+    max_lag: int = 1000,
+    limits: dict[str, Any] | None = None,
+    **broker: Any,
 ) -> Broker:
-    """A broker from settings, exactly as the app builds it."""
+    """A broker from settings, exactly as the app builds it (``limits``: the [limits] table)."""
     settings = settings_from_dict(
         {
             "broker": {"url": url, "history": history, "key_prefix": prefix, **broker},
             "server": {"max_lag": max_lag},
+            "limits": limits or {},
         }
     )
     return create_broker(settings, KindRegistry())

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app.broker.base import Broker, KindConflict, Start
+from app.broker.base import Broker, ChannelLimit, KindConflict, Start
 from app.broker.hub import SubscriberLagging
 from app.events import Event, parse_event_id
 from tests.broker.conftest import BrokerFactory, build_broker, receive, unique_prefix
@@ -310,3 +310,97 @@ async def test_close_ends_every_subscription(broker: Broker) -> None:
         await broker.close()
         assert sub.closed_reason is not None
         assert sub.wake.is_set()
+
+
+# -- channel bounds (issue 12, point 4) --------------------------------------
+
+DAY_S = 86400.0
+
+
+async def test_a_new_channel_beyond_max_channels_is_refused_declared_ones_always_exist(
+    make_broker: BrokerFactory,
+) -> None:
+    broker = await make_broker(limits={"max_channels": 2})
+    await broker.declare("chat.lobby", "chat")
+    await broker.declare("ops.deploys", "notify")
+    await broker.publish("a.one", "notify", note(1))
+    await broker.publish("a.two", "notify", note(2))
+    with pytest.raises(ChannelLimit) as refused:
+        await broker.publish("a.three", "notify", note(3))
+    assert "limits.max_channels" in str(refused.value)
+    assert await broker.kind_of("a.three") is None
+    await broker.publish("a.two", "notify", note(4))
+    await broker.publish("ops.deploys", "notify", note(5))
+    await broker.declare("ops.later", "notify")
+    await broker.publish("ops.later", "notify", note(6))
+    await settled(broker, "a.two")
+    names = [info.name for info in broker.channels()]
+    assert names == ["a.one", "a.two", "chat.lobby", "ops.deploys", "ops.later"]
+
+
+async def test_idle_undeclared_channels_are_swept_and_make_room(
+    make_broker: BrokerFactory,
+) -> None:
+    broker = await make_broker(limits={"max_channels": 3, "channel_idle_ttl": "7d"})
+    await broker.declare("ops.deploys", "notify")
+    for channel in ("a.idle", "a.busy", "a.watched"):
+        await broker.publish(channel, "notify", note(0))
+    await settled(broker, "a.watched")
+    start = 1000.0
+    async with broker.subscribe(["a.watched"], Start()):
+        assert await broker.sweep(start) == []
+        await broker.publish("a.busy", "notify", note(1))
+        await settled(broker, "a.busy")
+        assert await broker.sweep(start + 6 * DAY_S) == []
+        assert await broker.sweep(start + 7 * DAY_S) == ["a.idle"]
+        assert await broker.sweep(start + 13 * DAY_S) == ["a.busy"]
+    assert await broker.kind_of("a.idle") is None
+    assert (await broker.history("a.idle", None, 10)).events == []
+    assert [info.name for info in broker.channels()] == ["a.watched", "ops.deploys"]
+    await broker.publish("a.new", "notify", note(2))
+    await broker.publish("a.idle", "notify", note(3))
+    with pytest.raises(ChannelLimit):
+        await broker.publish("a.third", "notify", note(4))
+
+
+async def test_a_declared_channel_is_never_swept(broker: Broker) -> None:
+    await broker.declare("ops.deploys", "notify")
+    await broker.publish("ops.deploys", "notify", note(0))
+    await settled(broker, "ops.deploys")
+    assert await broker.sweep(0.0) == []
+    assert await broker.sweep(100 * DAY_S) == []
+    assert [info.name for info in broker.channels()] == ["ops.deploys"]
+
+
+async def test_a_cursor_from_before_a_sweep_gets_a_gap_on_the_name_used_again(
+    make_broker: BrokerFactory,
+) -> None:
+    broker = await make_broker(limits={"channel_idle_ttl": "1h"})
+    old = await publish_notes(broker, "a.gone", 3)
+    await settled(broker, "a.gone")
+    assert await broker.sweep(0.0) == []
+    assert await broker.sweep(3600.0) == ["a.gone"]
+    again = await publish_notes(broker, "a.gone", 2, first=10)
+    async with broker.subscribe(["a.gone"], Start(after=old[0].id)) as sub:
+        received = await receive(sub, 2)
+    assert sub.gap_channels == ["a.gone"]
+    assert ids(received) == ids(again)
+    async with broker.subscribe(["a.gone"], Start(after=again[0].id)) as sub:
+        assert ids(await receive(sub, 1)) == ids(again[1:])
+    assert sub.gap_channels == []
+
+
+async def test_channels_page_by_name(broker: Broker) -> None:
+    for channel in ("b.two", "a.one", "c.three", "b.one"):
+        await broker.publish(channel, "notify", note(0))
+    await settled(broker, "c.three")
+    assert [i.name for i in broker.channels(limit=2)] == ["a.one", "b.one"]
+    assert [i.name for i in broker.channels(after="b.one", limit=2)] == ["b.two", "c.three"]
+    assert [i.name for i in broker.channels(after="b.0")] == ["b.one", "b.two", "c.three"]
+    visible = [i.name for i in broker.channels(visible=lambda name: name.startswith("b."))]
+    assert visible == ["b.one", "b.two"]
+    async with broker.subscribe(["b.*"], Start()), broker.subscribe(["b.one", "c.three"], Start()):
+        assert broker.subscriber_counts(["b.one", "b.two", "a.none"]) == {"b.one": 2, "b.two": 1}
+        assert broker.follows() == 4
+    assert broker.follows() == 0
+    assert broker.subscriber_counts(["a.one", "c.three"]) == {"a.one": 0, "c.three": 0}
