@@ -312,8 +312,9 @@ def _publish(payload_refs: list[dict[str, Any]]) -> dict[str, Any]:
             {
                 "name": "HX-Request",
                 "in": "header",
-                "schema": {"type": "string", "enum": ["true"]},
-                "description": "The htmx chat form: answered with the form as HTML",
+                "schema": {"type": "string"},
+                "description": "`true` from the htmx chat form on a chat channel: answered "
+                "with the form as HTML. A hint: other values are ignored",
             },
         ],
         "requestBody": {
