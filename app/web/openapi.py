@@ -177,14 +177,16 @@ def _dashboard() -> dict[str, Any]:
 
 
 def _channel_page() -> dict[str, Any]:
-    levels = {"type": "string", "enum": [*LEVEL_ORDER, "warning"]}
+    text = {"type": "string"}
     return {
         "summary": "One channel full-screen; the log viewer for log channels",
+        "description": "A page, not an API: a bad `q` or `level` is shown on it (200), an "
+        "unknown or malformed channel is the not-found page (404), and signing in comes first",
         "parameters": [
-            _path("channel", _channel_name()),
-            _query("q", {"type": "string"}, "Log viewer: RE2 filter (a bad one is shown)"),
-            _query("level", levels, "Log viewer: lowest level shown"),
-            _query("paused", {"type": "string", "enum": ["1", "true", "yes"]}, "Log viewer"),
+            _path("channel", {"type": "string"}),
+            _query("q", text, "Log viewer: RE2 filter"),
+            _query("level", text, f"Log viewer: lowest level shown ({', '.join(LEVEL_ORDER)})"),
+            _query("paused", text, "Log viewer: `1`, `true` or `yes` pauses"),
         ],
         "responses": {
             "200": _html("The page"),

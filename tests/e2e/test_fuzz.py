@@ -1,7 +1,9 @@
 """Schemathesis against a real server: no 5xx, and every answer true to the OpenAPI document.
 
 The document is built as ``GET /openapi.json`` builds it for the server's
-settings (tests/test_openapi.py checks that the two agree).
+settings (tests/test_openapi.py checks that the two agree). Two servers:
+one without tokens, and one with tokens where the anonymous fuzzer meets
+the 401s and sign-in redirects.
 
 Every check runs but ``positive_data_acceptance``: a request can match the
 document and still be refused with a documented 400, because what is valid
@@ -35,6 +37,17 @@ from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 
+OPEN: dict[str, Any] = {
+    "server": {"heartbeat": 0.3},
+    "channels": [
+        {"name": "ops.deploys", "kind": "notify"},
+        {"name": "chat.lobby", "kind": "chat"},
+        {"name": "log.app", "kind": "log"},
+        {"name": "ticker", "kind": "ticker"},
+    ],
+}
+TOKENS = {**OPEN, "auth": {"read_tokens": ["read-token-1"], "publish_tokens": ["publish-token-1"]}}
+
 MAX_EXAMPLES = 30
 TIMEOUT_S = 10.0
 
@@ -50,16 +63,27 @@ def ndjson_body(context: Any, value: Any) -> bytes:
     return b"".join(json.dumps(item).encode() + b"\n" for item in items)
 
 
+@pytest.fixture(scope="module", params=[OPEN, TOKENS], ids=["open", "tokens"])
+def fuzzed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server without tokens, then one whose anonymous callers get 401s and sign-in redirects."""
+    server = ServerProcess(tmp_path_factory.mktemp("fuzzed"), request.param).start()
+    yield server
+    server.stop()
+    assert "Traceback" not in server.log(), server.log()
+
+
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
 @pytest.mark.timeout(300)
 def test_no_server_error_and_every_answer_matches_the_schema(
-    case: Any, server: ServerProcess
+    case: Any, fuzzed: ServerProcess
 ) -> None:
     if case.path == STREAM_PATH:
-        case.validate_response(stream_head(case, server.url))
+        case.validate_response(stream_head(case, fuzzed.url))
     else:
-        case.call_and_validate(base_url=server.url, timeout=TIMEOUT_S)
+        case.call_and_validate(base_url=fuzzed.url, timeout=TIMEOUT_S)
 
 
 def stream_head(case: Any, base_url: str) -> httpx.Response:
