@@ -240,8 +240,9 @@ def _events(limits: LimitsSettings) -> dict[str, Any]:
             ),
             _query(
                 "level",
-                {"type": "string", "enum": [*LEVEL_ORDER, "warning", "err"]},
-                "Keep log events and notifications at this level or above",
+                {"type": "string", "enum": ["", *LEVEL_ORDER, "warning", "err"]},
+                "Keep log events and notifications at this level or above (empty: all, as a "
+                "form sends it)",
             ),
             _query(
                 "history",
