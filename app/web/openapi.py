@@ -44,7 +44,7 @@ ERRORS = {
     "429": "Rate limited, or too many streams from this client",
     "503": "Broker unavailable, or the server is shutting down",
 }
-RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}}
 
 
 @blueprint.get(OPENAPI_PATH)
