@@ -62,7 +62,9 @@ def install_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
-        return error_response(error.code or 500, error.name.lower(), error.description)
+        # Werkzeug's own headers (a 405's Allow) stay; the body is ours, so its type is not.
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        return error_response(error.code or 500, error.name.lower(), error.description, headers)
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:

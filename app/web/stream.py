@@ -40,6 +40,8 @@ def parse_stream_request(
     fmt = args.get("format", "json")
     if fmt not in FORMATS:
         raise PayloadError("format", f"expected json or html, got {fmt!r}")
+    if args.get("last_event_id"):
+        check_cursor_text(args["last_event_id"])  # a bad one is a 400 even where the header wins
     query = args.get("q") or None
     level = args.get("level") or None
     event_filter = EventFilter(
