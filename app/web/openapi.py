@@ -41,6 +41,7 @@ ERRORS = {
     "408": "The request body arrived too slowly",
     "409": "The channel's kind takes no external posts (log, ticker)",
     "413": "The body is over a size limit",
+    "421": "The Host header names no host in `server.allowed_hosts` (any route)",
     "429": "Rate limited, or too many streams from this client",
     "503": "Broker unavailable, or the server is shutting down",
 }
@@ -57,6 +58,10 @@ async def openapi() -> Response:
 def openapi_document(kinds: KindRegistry, limits: LimitsSettings) -> dict[str, Any]:
     """The OpenAPI 3.1 document for a server with these kinds and limits."""
     payload_refs, payload_schemas = _payload_schemas(kinds)
+    paths = _paths(limits, payload_refs)
+    for operations in paths.values():
+        for operation in operations.values():
+            operation["responses"].update(_errors("421"))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -64,24 +69,28 @@ def openapi_document(kinds: KindRegistry, limits: LimitsSettings) -> dict[str, A
             "version": version("pulseboard"),
             "description": "Real-time dashboard server: publish events, follow channels over SSE.",
         },
-        "paths": {
-            "/": {"get": _dashboard()},
-            "/channels/{channel}": {"get": _channel_page()},
-            "/static/{filename}": {"get": _static()},
-            "/events": {"get": _events(limits)},
-            "/api/channels": {"get": _channels()},
-            "/api/channels/{channel}/events": {
-                "get": _history(limits),
-                "post": _publish(payload_refs),
-            },
-            "/healthz": {"get": _healthz()},
-            "/readyz": {"get": _readyz()},
-            "/metrics": {"get": _metrics()},
-            "/login": {"get": _login_form(), "post": _login()},
-            "/logout": {"post": _logout()},
-            OPENAPI_PATH: {"get": _openapi()},
-        },
+        "paths": paths,
         "components": {"schemas": {**_schemas(), **payload_schemas}},
+    }
+
+
+def _paths(limits: LimitsSettings, payload_refs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "/": {"get": _dashboard()},
+        "/channels/{channel}": {"get": _channel_page()},
+        "/static/{filename}": {"get": _static()},
+        "/events": {"get": _events(limits)},
+        "/api/channels": {"get": _channels()},
+        "/api/channels/{channel}/events": {
+            "get": _history(limits),
+            "post": _publish(payload_refs),
+        },
+        "/healthz": {"get": _healthz()},
+        "/readyz": {"get": _readyz()},
+        "/metrics": {"get": _metrics()},
+        "/login": {"get": _login_form(), "post": _login()},
+        "/logout": {"post": _logout()},
+        OPENAPI_PATH: {"get": _openapi()},
     }
 
 
@@ -266,9 +275,16 @@ def _channels() -> dict[str, Any]:
     listing = {"type": "array", "items": _ref("ChannelInfo")}
     return {
         "summary": "Channels the caller may read, with kind, subscribers, last id, retained",
+        "parameters": [
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Default 100"),
+            _query("after", _channel_name(), "A channel name: the page starts after it"),
+        ],
         "responses": {
-            "200": _json(_object(channels=listing), "The channels"),
-            **_errors("401"),
+            "200": _json(
+                _object(channels=listing, next={"type": ["string", "null"]}),
+                "A page of channels by name; `next` is the `after` of the next page, or null",
+            ),
+            **_errors("400", "401"),
         },
     }
 
@@ -393,8 +409,9 @@ def _login() -> dict[str, Any]:
         "type": "object",
         "properties": {"token": {"type": "string"}, "next": {"type": "string"}},
     }
-    responses = _errors("400", "401", "403", "408", "413")
-    responses["401"]["content"]["text/html"] = {"schema": {"type": "string"}}
+    responses = _errors("400", "401", "403", "408", "413", "429")
+    for code in ("401", "429"):
+        responses[code]["content"]["text/html"] = {"schema": {"type": "string"}}
     return {
         "summary": "Sign in with a token: a session cookie, then `next`",
         "requestBody": {
