@@ -25,7 +25,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from quart import Quart
 
-from app import runtime_of
+from app.factory import runtime_of
 from app.web import hypercorn_event
 
 log = logging.getLogger("pulseboard")
