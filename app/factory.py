@@ -7,23 +7,26 @@ a plugin imports) must not load Quart, Hypercorn and the whole server.
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict
 
 from quart import Quart, Response, request
 
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings, load_settings
-from app.web import api, dashboard, ops, stream
+from app.web import api, dashboard, fastpath, ops, stream
 from app.web.asgi import StreamingQuart
 from app.web.errors import install_error_handlers
 from app.web.runtime import EXTENSION, current_runtime
 from app.web.security import install_security
 
 
-def create_app(settings: Settings | None = None, *, run_sources: bool = True) -> Quart:
+def create_app(settings: Settings | None = None, *, run_sources: bool = True) -> StreamingQuart:
     """Build the Quart app for ``settings`` (default: config file plus environment)."""
     settings = settings if settings is not None else load_settings()
     runtime = build_runtime(settings, run_sources=run_sources)
     app = StreamingQuart(__name__, static_folder=None)
+    app.fast_paths = fastpath.probe()
+    runtime.metrics.fast_paths = asdict(app.fast_paths)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.config["BODY_TIMEOUT"] = settings.server.body_timeout
     app.extensions[EXTENSION] = runtime
