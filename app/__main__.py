@@ -148,7 +148,7 @@ def _check_broker(settings: Settings) -> None:
 def _run(settings: Settings, *, run_sources: bool, listen_fd: int | None = None) -> None:
     import uvloop
 
-    from app import create_app, runtime_of
+    from app.factory import create_app, runtime_of
     from app.lease import run_sources_under_lease
     from app.server import serve as serve_app
 

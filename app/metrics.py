@@ -57,6 +57,7 @@ class Metrics:
             registry=self.registry,
         )
         self.write_latency = LatencyHistogram(LATENCY_BUCKETS_S)
+        self.fast_paths: dict[str, bool] = {}  # app.web.fastpath's probe, set by the factory
 
     def attach(self, runtime: Runtime) -> None:
         """Report the runtime's streams, broker and sources at scrape time."""
@@ -143,6 +144,12 @@ class _RuntimeCollector(Collector):
         )
         yield from self._sources()
         yield from self._broker()
+        fast = GaugeMetricFamily(
+            "pulseboard_fast_path", "1 while a fast path is live, by path.", labels=["path"]
+        )
+        for path, live in self.runtime.metrics.fast_paths.items():
+            fast.add_metric([path], 1 if live else 0)
+        yield fast
 
     def _sources(self) -> Iterator[Metric]:
         restarts = CounterMetricFamily(

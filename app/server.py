@@ -23,10 +23,10 @@ import signal
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
-from quart import Quart
 
-from app import runtime_of
-from app.web import hypercorn_event
+from app.factory import runtime_of
+from app.web import fastpath
+from app.web.asgi import StreamingQuart
 
 log = logging.getLogger("pulseboard")
 
@@ -46,7 +46,7 @@ def hypercorn_config(bind: str, access_log: str | None) -> Config:
     return config
 
 
-async def serve(app: Quart, bind: str) -> None:
+async def serve(app: StreamingQuart, bind: str) -> None:
     """Serve ``app`` on ``bind`` until SIGTERM or SIGINT."""
     runtime = runtime_of(app)
     stop = asyncio.Event()
@@ -60,10 +60,10 @@ async def serve(app: Quart, bind: str) -> None:
         runtime.accepting = False
         await runtime.streams.close_all(runtime.settings.server.shutdown_grace)
 
-    hypercorn_event.install()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     log.info("listening on http://%s", bind)
     config = hypercorn_config(bind, runtime.settings.log.access_log)
-    await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+    with fastpath.lean_events(app.fast_paths):
+        await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)

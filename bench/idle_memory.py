@@ -32,10 +32,10 @@ from hypercorn.asyncio import serve
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import create_app  # noqa: E402
+from app.factory import create_app  # noqa: E402
 from app.server import hypercorn_config  # noqa: E402
 from app.settings import settings_from_dict  # noqa: E402
-from app.web import hypercorn_event  # noqa: E402
+from app.web import fastpath  # noqa: E402
 
 CONFIG = {
     "server": {"heartbeat": 15.0},
@@ -92,7 +92,6 @@ def owner(trace: tracemalloc.Traceback) -> str:
 
 async def measure(count: int, floor: bool, trace: bool) -> None:
     """Serve, open ``count`` idle streams, print the per-connection figures."""
-    hypercorn_event.install()
     app = trivial_app if floor else create_app(settings_from_dict(CONFIG), run_sources=False)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -140,8 +139,9 @@ def main() -> None:
     args = parser.parse_args()
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-    for trace in (False, True):
-        uvloop.run(measure(args.count, args.floor, trace))
+    with fastpath.lean_events(fastpath.probe()):
+        for trace in (False, True):
+            uvloop.run(measure(args.count, args.floor, trace))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from app import create_app
+from app.factory import create_app
 from app.settings import settings_from_dict
 
 

@@ -18,8 +18,8 @@ import msgspec
 import pytest
 from quart import Quart
 
-from app import create_app
 from app.events import BUILTIN_KINDS, Kind, KindRegistry
+from app.factory import create_app
 from app.settings import LimitsSettings, settings_from_dict
 from app.web.openapi import openapi_document
 

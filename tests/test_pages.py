@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from quart import Quart
 
-from app import create_app
 from app.broker.base import BrokerUnavailable
+from app.factory import create_app
 from app.settings import settings_from_dict
 from app.web import dashboard
 from app.web.runtime import EXTENSION

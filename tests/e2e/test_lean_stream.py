@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 from hypercorn.asyncio import serve
 
-from app import create_app, runtime_of
+from app.factory import create_app, runtime_of
 from app.server import hypercorn_config
 from app.settings import settings_from_dict
 from tests.support.waiting import until

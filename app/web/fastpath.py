@@ -1,0 +1,342 @@
+"""Every use of Quart's and Hypercorn's internals, probed at start, each with a public fallback.
+
+Nothing else in Pulseboard touches either library's private parts; this
+module is the door. :func:`probe` runs when the app is built: it checks the
+installed versions against the ones this was verified on (pinned in
+pyproject.toml) and the attributes each path relies on, logs which paths are
+live, and the app reports them as ``pulseboard_fast_path{path=...}``. A path
+whose check fails is not taken; the public way serves instead
+(:mod:`app.web.asgi`).
+
+The paths (docs/performance.md has the figures):
+
+- ``lean_stream``: ``GET /events`` over Hypercorn's HTTP/1.1 skips Quart's
+  ``ASGIHTTPConnection.__call__``, which keeps two tasks, an ``asyncio.wait``
+  and the Request alive for as long as the response lasts: about 10 KiB per
+  open stream, a third of an idle stream's memory (S1). :func:`handle_request`
+  reads the request and lets Quart answer it in the connection's own task
+  (Quart's private ``_create_request_from_scope``, ``_send_response``); only
+  the stream stays. Once the headers are out, the stream writes its chunks
+  straight to the connection's transport (:class:`ChunkedSocket`, chunked
+  framing by hand) instead of through ASGI ``send`` → Hypercorn's HTTP stream
+  → h11 → the TCP server's lock and ``drain()``: about 15 µs of the 40 µs per
+  delivered event, and the hub can write a caught-up stream's events at
+  publish time without waking its task. The headers and the final chunk still
+  go through ``send``, so h11 and Hypercorn keep their state. Without Quart's
+  receiver task nobody hears ``http.disconnect``: the stream registry's
+  sweeper looks at :attr:`ChunkedSocket.closed` instead.
+  Fallback: Quart's own request handling, the body through ASGI ``send``.
+- ``connection_control``: a stream's connection (any HTTP/1.x stream) gets a
+  small kernel send buffer (:data:`SEND_BUFFER_BYTES`) instead of Linux's
+  autotuned one, which grows to megabytes for a client that reads nothing:
+  until that fills, a stalled client costs a write per event like a healthy
+  one, and 200 of them took the server's time from 20 healthy neighbours
+  (issue 12.2); and a cut stream aborts its connection (RST, unsent bytes
+  dropped), since Hypercorn's own close flushes the buffer first, which for a
+  client that never reads is never. Both need the transport under ``send``:
+  ``HTTPStream.app_send`` → ``H11Protocol.stream_send`` →
+  ``TCPServer.protocol_send``, whose server owns the ``writer``.
+  Fallback: the default buffer, and a cut cancels the stream's task.
+- ``lean_event``: Hypercorn's asyncio worker makes one event per connection
+  through ``WorkerContext.event_class``; its own wraps ``asyncio.Event``,
+  which allocates a 760-byte waiter deque up front (5 % of an idle stream).
+  :class:`LeanEvent` makes its waiter list only when somebody waits. Set for
+  the time Hypercorn serves (:func:`lean_events`), then put back.
+  Fallback: Hypercorn's event.
+
+Deliberate oddities: :func:`hypercorn_connection` walks ``send.__self__``
+three levels deep (checked with ``isinstance`` against Hypercorn's classes at
+every step, so HTTP/2, HTTP/1.0's other shapes or another server simply get
+None); the probe reads the attribute names a constructor assigns from its
+code object, since those attributes exist only on instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.worker_context import WorkerContext
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.http_stream import HTTPStream
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
+from quart import Quart
+from quart.asgi import ASGIHTTPConnection
+from quart.typing import ResponseTypes
+
+from app.streams import Abort
+
+log = logging.getLogger("pulseboard")
+
+VERIFIED_MINORS = {"quart": "0.22", "hypercorn": "0.18"}
+HIGH_WATER_BYTES = 64 * 1024
+SEND_BUFFER_BYTES = 32 * 1024  # the kernel doubles it for its bookkeeping
+LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, drops the queue
+
+Needs = tuple[tuple[type, str], ...]
+QUART_NEEDS: Needs = (
+    (ASGIHTTPConnection, "_create_request_from_scope"),
+    (ASGIHTTPConnection, "_send_response"),
+    (Quart, "handle_request"),
+)
+CONNECTION_NEEDS: Needs = (
+    (HTTPStream, "app_send"),
+    (H11Protocol, "stream_send"),
+    (TCPServer, "protocol_send"),
+)
+CONNECTION_SETS: Needs = (  # instance attributes, assigned in __init__
+    (HTTPStream, "send"),
+    (HTTPStream, "closed"),
+    (H11Protocol, "send"),
+    (TCPServer, "writer"),
+)
+EVENT_NEEDS: Needs = ((WorkerContext, "event_class"),)
+
+
+@dataclass(frozen=True)
+class FastPaths:
+    """Which fast paths this process takes (see the module docstring); False: the public way."""
+
+    lean_stream: bool
+    connection_control: bool
+    lean_event: bool
+
+    def describe(self) -> str:
+        """``lean_stream=on connection_control=off ...``, for the start-up log."""
+        return " ".join(f"{name}={'on' if on else 'off'}" for name, on in asdict(self).items())
+
+
+STANDARD = FastPaths(lean_stream=False, connection_control=False, lean_event=False)
+
+
+def probe() -> FastPaths:
+    """Check versions and attributes; log and return the paths this process may take."""
+    quart = _verified("quart") and _has(QUART_NEEDS)
+    hypercorn = _verified("hypercorn")
+    connection = hypercorn and _has(CONNECTION_NEEDS) and _sets(CONNECTION_SETS)
+    paths = FastPaths(
+        lean_stream=quart and connection,
+        connection_control=connection,
+        lean_event=hypercorn and _has(EVENT_NEEDS),
+    )
+    log.info("fast paths: %s", paths.describe())
+    return paths
+
+
+def _verified(package: str) -> bool:
+    try:
+        installed = version(package)
+    except PackageNotFoundError:
+        return False
+    verified = VERIFIED_MINORS[package]
+    if ".".join(installed.split(".")[:2]) == verified:
+        return True
+    log.warning("%s %s is not the verified %s.x: fast paths off", package, installed, verified)
+    return False
+
+
+def _has(needs: Needs) -> bool:
+    missing = [f"{owner.__name__}.{name}" for owner, name in needs if not hasattr(owner, name)]
+    if missing:
+        log.warning("fast path off: %s missing", ", ".join(missing))
+    return not missing
+
+
+def _sets(needs: Needs) -> bool:
+    missing = [
+        f"{owner.__name__}.{name}" for owner, name in needs if name not in _assigned_in_init(owner)
+    ]
+    if missing:
+        log.warning("fast path off: %s no longer set", ", ".join(missing))
+    return not missing
+
+
+def _assigned_in_init(owner: type) -> tuple[str, ...]:
+    code = getattr(vars(owner).get("__init__"), "__code__", None)
+    return tuple(code.co_names) if code is not None else ()
+
+
+# ``lean_stream``: the request read and answered without Quart's two tasks.
+
+
+def lean_socket(scope: HTTPScope, send: ASGISendCallable) -> ChunkedSocket | None:
+    """The transport for a ``GET`` over Hypercorn's HTTP/1.1, or None when this is not that."""
+    if scope["method"] != "GET" or scope["http_version"] != "1.1":
+        return None
+    found = hypercorn_connection(send)
+    return ChunkedSocket(*found) if found is not None else None
+
+
+async def handle_request(
+    app: Quart, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+) -> ResponseTypes | None:
+    """Read the request and let Quart answer it in this task; None if the client left first."""
+    request = ASGIHTTPConnection(app, scope)._create_request_from_scope(send)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        request.body.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    request.body.set_complete()
+    return await app.handle_request(request)
+
+
+async def send_response(
+    app: Quart, scope: HTTPScope, send: ASGISendCallable, response: ResponseTypes
+) -> None:
+    """Send Quart's ``response`` (an error, a redirect) as Quart would, under its timeout."""
+    sending = ASGIHTTPConnection(app, scope)._send_response(send, response)
+    await asyncio.wait_for(sending, app.config["RESPONSE_TIMEOUT"])
+
+
+class ChunkedSocket:
+    """HTTP/1.1 chunks written straight to the connection's transport.
+
+    A client that stops reading keeps the buffer past high water; the stream
+    then waits in :meth:`drain` and the stream registry's ``write_timeout``
+    cuts it, as it would a blocked ``send``.
+    """
+
+    __slots__ = ("http_stream", "transport", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, http_stream: HTTPStream) -> None:
+        self.writer = writer
+        self.transport = writer.transport
+        self.http_stream = http_stream
+
+    @property
+    def closed(self) -> bool:
+        """True once the client hung up (Hypercorn saw its input end) or the socket closed."""
+        return bool(self.http_stream.closed or self.transport.is_closing())
+
+    def write_now(self, body: bytes) -> bool:
+        """Write one chunk without waiting; False once the buffer is past high water."""
+        if not body:
+            return True  # an empty chunk is the last chunk: it would end the response
+        if self.transport.is_closing():
+            raise ConnectionResetError("client connection closed")
+        self.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+        return bool(self.transport.get_write_buffer_size() <= HIGH_WATER_BYTES)
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is under its low-water mark."""
+        await self.writer.drain()
+
+    def abort(self) -> None:
+        """Close the connection at once, dropping what is unsent (RST)."""
+        abort_transport(self.transport)
+
+
+# ``connection_control``: the transport under ``send``.
+
+
+def hypercorn_connection(send: ASGISendCallable) -> tuple[asyncio.StreamWriter, HTTPStream] | None:
+    """The writer and HTTP stream under Hypercorn's HTTP/1.x ``send``, or None if it is not that."""
+    http_stream = getattr(send, "__self__", None)
+    if not isinstance(http_stream, HTTPStream):
+        return None
+    protocol = getattr(http_stream.send, "__self__", None)
+    if not isinstance(protocol, H11Protocol):
+        return None
+    server = getattr(protocol.send, "__self__", None)
+    if not isinstance(server, TCPServer):
+        return None
+    return server.writer, http_stream
+
+
+def stream_connection(send: ASGISendCallable) -> Abort | None:
+    """Ready the connection under Hypercorn's HTTP/1.x ``send`` for a stream; its abort.
+
+    The body still goes through ``send``; the connection gets the lean path's
+    small send buffer and abort on a cut. None under HTTP/2 (one connection
+    carries other streams) or another server.
+    """
+    found = hypercorn_connection(send)
+    if found is None:
+        return None
+    transport = found[0].transport
+    limit_send_buffer(transport)
+    return lambda: abort_transport(transport)
+
+
+def limit_send_buffer(transport: asyncio.WriteTransport) -> None:
+    """Cap the kernel's send buffer of a stream's connection (see the module docstring)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+
+
+def abort_transport(transport: asyncio.WriteTransport) -> None:
+    """Close ``transport`` at once: the kernel drops its unsent bytes and sends RST."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, ValueError):  # ValueError: closed already
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+    transport.abort()
+
+
+# ``lean_event``: Hypercorn's per-connection event.
+
+
+class LeanEvent:
+    """``hypercorn.typing.Event``: set, clear, wait (any number of waiters), is_set."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    async def clear(self) -> None:
+        """Unset the event."""
+        self._set = False
+
+    async def set(self) -> None:
+        """Set the event and wake every waiter."""
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Return once the event is set (at once if it is)."""
+        if self._set:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def is_set(self) -> bool:
+        """True from :meth:`set` until :meth:`clear`."""
+        return self._set
+
+
+@contextlib.contextmanager
+def lean_events(paths: FastPaths) -> Iterator[None]:
+    """While in the block, Hypercorn's asyncio worker makes :class:`LeanEvent` events."""
+    if not paths.lean_event:
+        yield
+        return
+    previous = WorkerContext.event_class
+    WorkerContext.event_class = LeanEvent
+    try:
+        yield
+    finally:
+        WorkerContext.event_class = previous

@@ -1,0 +1,114 @@
+"""The door to Quart's and Hypercorn's internals: the probe, its fallbacks, the lean event."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.worker_context import EventWrapper, WorkerContext
+from hypercorn.protocol.h11 import H11Protocol
+from quart.asgi import ASGIHTTPConnection
+
+from app.web import fastpath
+from app.web.fastpath import FastPaths, LeanEvent, hypercorn_connection, lean_events, probe
+
+ALL_ON = FastPaths(lean_stream=True, connection_control=True, lean_event=True)
+
+
+def test_every_fast_path_is_live_on_the_pinned_versions(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, "pulseboard"):
+        assert probe() == ALL_ON
+    assert "fast paths: lean_stream=on connection_control=on lean_event=on" in caplog.text
+
+
+def test_another_hypercorn_minor_turns_its_paths_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = fastpath.version
+    monkeypatch.setattr(
+        fastpath, "version", lambda name: "0.19.0" if name == "hypercorn" else real(name)
+    )
+    assert probe() == FastPaths(lean_stream=False, connection_control=False, lean_event=False)
+
+
+def test_another_quart_minor_turns_only_the_lean_stream_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = fastpath.version
+    monkeypatch.setattr(
+        fastpath, "version", lambda name: "0.23.1" if name == "quart" else real(name)
+    )
+    assert probe() == FastPaths(lean_stream=False, connection_control=True, lean_event=True)
+
+
+def test_a_missing_hypercorn_method_turns_the_connection_paths_off(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delattr(H11Protocol, "stream_send")
+    assert probe() == FastPaths(lean_stream=False, connection_control=False, lean_event=True)
+    assert "H11Protocol.stream_send missing" in caplog.text
+
+
+def test_a_missing_quart_method_turns_the_lean_stream_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(ASGIHTTPConnection, "_create_request_from_scope")
+    assert probe() == FastPaths(lean_stream=False, connection_control=True, lean_event=True)
+
+
+def test_an_attribute_hypercorn_no_longer_sets_turns_the_connection_paths_off(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(
+        fastpath, "CONNECTION_SETS", (*fastpath.CONNECTION_SETS, (TCPServer, "socket_writer"))
+    )
+    assert probe() == FastPaths(lean_stream=False, connection_control=False, lean_event=True)
+    assert "TCPServer.socket_writer no longer set" in caplog.text
+
+
+def test_a_missing_event_seam_turns_the_lean_event_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(WorkerContext, "event_class")
+    assert probe() == FastPaths(lean_stream=True, connection_control=True, lean_event=False)
+
+
+async def test_a_send_that_is_not_hypercorn_http_1_1_has_no_connection() -> None:
+    async def send(message: object) -> None:
+        return None
+
+    assert hypercorn_connection(send) is None  # type: ignore[arg-type]
+    assert hypercorn_connection(print) is None  # type: ignore[arg-type]
+
+
+def test_lean_events_are_made_inside_the_block_only_and_put_back() -> None:
+    with lean_events(ALL_ON):
+        assert isinstance(WorkerContext(max_requests=None).terminated, LeanEvent)
+    assert WorkerContext.event_class is EventWrapper
+    with lean_events(FastPaths(lean_stream=True, connection_control=True, lean_event=False)):
+        assert isinstance(WorkerContext(max_requests=None).terminated, EventWrapper)
+
+
+async def test_set_wakes_every_waiter_and_clear_rearms() -> None:
+    event = LeanEvent()
+    waiters = [asyncio.ensure_future(event.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(waiter.done() for waiter in waiters)
+    await event.set()
+    await asyncio.wait_for(asyncio.gather(*waiters), 10)
+    assert event.is_set()
+    await event.wait()  # already set: at once
+    await event.clear()
+    again = asyncio.ensure_future(event.wait())
+    await asyncio.sleep(0)
+    assert not again.done()
+    await event.set()
+    await asyncio.wait_for(again, 10)
+
+
+async def test_a_cancelled_waiter_is_forgotten_and_others_still_wake() -> None:
+    event = LeanEvent()
+    cancelled = asyncio.ensure_future(event.wait())
+    kept = asyncio.ensure_future(event.wait())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert event._waiters is not None and len(event._waiters) == 1
+    await event.set()
+    await asyncio.wait_for(kept, 10)
