@@ -8,7 +8,7 @@ from quart import Quart, Response, request
 
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings, load_settings
-from app.web import api, dashboard, ops, stream
+from app.web import acks, api, dashboard, ops, stream
 from app.web.asgi import StreamingQuart
 from app.web.errors import install_error_handlers
 from app.web.runtime import EXTENSION, current_runtime
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
     install_security(app, settings, secret_key)
     for blueprint in (stream.blueprint, api.blueprint, ops.blueprint, dashboard.blueprint):
         app.register_blueprint(blueprint)
+    app.register_blueprint(acks.blueprint)
     install_error_handlers(app)
     app.after_request(_count_request)
     app.before_serving(runtime.start)

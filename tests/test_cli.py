@@ -88,7 +88,7 @@ def test_sources_list_shows_the_builtins() -> None:
 def test_check_config_names_a_bad_alert_pattern(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(
-        '[[alerts]]\nchannel = "log.*"\npattern = "(unclosed"\nnotify = "ops.alerts"\n'
+        '[[alerts]]\nname = "x"\nchannel = "log.*"\npattern = "(unclosed"\nnotify = "ops.alerts"\n'
     )
     done = pulseboard("check-config", str(config))
     assert done.returncode == 2
@@ -368,7 +368,7 @@ def check_config(tmp_path: Path, toml: str) -> subprocess.CompletedProcess[str]:
     return pulseboard("check-config", str(config))
 
 
-ALERT = '[[alerts]]\nchannel = "log.*"\npattern = "ERROR"\n'
+ALERT = '[[alerts]]\nname = "Errors"\nchannel = "log.*"\npattern = "ERROR"\n'
 
 
 def test_check_config_refuses_an_alert_to_a_declared_log_channel(tmp_path: Path) -> None:
