@@ -272,7 +272,7 @@ def check_config(file: Path | None) -> None:
 
     What would run but do nothing (a log path that matches no file) is a warning.
     """
-    from app.configcheck import config_warnings
+    from app.configcheck import alert_link_warnings, config_warnings
     from app.runtime import build_runtime
 
     settings = read_settings(file)
@@ -280,7 +280,7 @@ def check_config(file: Path | None) -> None:
         runtime = build_runtime(settings)
     except ValueError as error:
         fail(str(error))
-    for warning in config_warnings(runtime.sources):
+    for warning in [*config_warnings(runtime.sources), *alert_link_warnings(settings)]:
         click.echo(f"pulseboard: warning: {warning}", err=True)
     click.echo(f"ok: {file or 'config/default.toml'}")
 

@@ -1,14 +1,19 @@
 """Alerts on logs: ``[[alerts]]`` rules that watch log channels for a pattern.
 
 A matching log line becomes a ``notify`` event on the rule's notify channel
-(the line, its file, a link to the log channel) and, when the rule has a
-``webhook``, a JSON POST to that URL, retried with exponential backoff.
+(titled with the rule's ``name``, at the rule's ``level``, carrying the line
+and an absolute link to it on the log page) and, when the rule has a
+``webhook``, a POST to that URL in the rule's ``format`` (app/webhooks.py),
+retried with exponential backoff.
 
 Deliberate oddities:
-- Per rule, a storm of matching lines sends one alert per ``window``: the
-  first match alerts at once, later matches in the window are counted, and
-  when the window closes one more alert carries the latest line and the count
-  of suppressed matches. Quiet windows send nothing.
+- ``cooldown`` is the minimum time between two alerts of a rule (``window``
+  is its older name): the first match alerts at once, later matches in the
+  cooldown are counted, and when it ends one more alert carries the latest
+  line and the count of suppressed matches. A quiet cooldown sends nothing.
+- Each alert's ``key`` names the rule and the matched line's event id, so an
+  acknowledgement (app/acks.py: the same notification again, tagged
+  ``acknowledged``) replaces exactly that alert on every dashboard.
 - Patterns are RE2 (``google-re2``): user regexes run in linear time, so a
   rule like ``(a+)+$`` cannot stall the server.
 - Webhook POSTs run as tasks beside the subscription, so a slow receiver never
@@ -20,20 +25,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import re2
 
+from app.acks import ALERT_TAG
 from app.broker.base import Broker, BrokerError, ChannelInfo, Start
 from app.broker.hub import SubscriberLagging, Subscription
 from app.events import BUILTIN_KINDS, LEVEL_ORDER, Event, PayloadError, pattern_matches
 from app.settings import AlertSettings, SettingsError
 from app.sources.base import pause_unless_stopped
+from app.webhooks import WebhookFormat, ntfy_target, webhook_request
 
 log = logging.getLogger("pulseboard.alerts")
 
@@ -41,6 +49,10 @@ _NOTIFY = next(kind for kind in BUILTIN_KINDS if kind.name == "notify")
 MESSAGE_MAX = 3800
 TITLE_MAX = 200
 CATCH_UP_MAX = 100_000
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+NOTIFY_LEVELS = {"info", "success", "warning", "warn", "error", "critical"}
+KEY_NAME_MAX = 28
+_KEY_JUNK = re.compile(r"[^a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -48,31 +60,41 @@ class AlertRule:
     """One validated ``[[alerts]]`` entry; ``index`` is its place in the config."""
 
     index: int
+    name: str
     channel: str
     pattern: str
     notify: str
-    level: str | None
+    level: str
+    line_level: str | None
     webhook: str | None
-    window_s: float
+    format: WebhookFormat
+    cooldown_s: float
     regex: Any = field(repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, index: int, rule: AlertSettings) -> AlertRule:
         """Compile and check a rule; errors name the key, e.g. ``alerts[0].pattern``."""
         where = f"alerts[{index}]"
-        if rule.level is not None and rule.level not in LEVEL_ORDER:
-            levels = ", ".join(LEVEL_ORDER)
+        if rule.level not in NOTIFY_LEVELS:
+            levels = ", ".join(sorted(NOTIFY_LEVELS))
             raise SettingsError(f"{where}.level: expected one of {levels}, got {rule.level!r}")
-        if rule.webhook is not None and not is_http_url(rule.webhook):
-            raise SettingsError(f"{where}.webhook: expected an http(s) URL, got {rule.webhook!r}")
+        if rule.line_level is not None and rule.line_level not in LEVEL_ORDER:
+            levels = ", ".join(LEVEL_ORDER)
+            raise SettingsError(
+                f"{where}.line_level: expected one of {levels}, got {rule.line_level!r}"
+            )
+        _check_webhook(where, rule)
         return cls(
             index=index,
+            name=rule.name,
             channel=rule.channel,
             pattern=rule.pattern,
             notify=rule.notify,
-            level=rule.level,
+            level="warning" if rule.level == "warn" else rule.level,
+            line_level=rule.line_level,
             webhook=rule.webhook,
-            window_s=rule.window,
+            format=rule.format,
+            cooldown_s=rule.cooldown_s,
             regex=compile_pattern(rule.pattern, f"{where}.pattern"),
         )
 
@@ -80,11 +102,23 @@ class AlertRule:
         """True for a log event on one of the rule's channels, at its level, matching."""
         if event.kind != "log":
             return False
-        if self.level is not None:
+        if self.line_level is not None:
             level = event.data.get("level")
-            if level is None or LEVEL_ORDER[level] < LEVEL_ORDER[self.level]:
+            if level is None or LEVEL_ORDER[level] < LEVEL_ORDER[self.line_level]:
                 return False
         return self.regex.search(event.data["line"]) is not None
+
+
+def _check_webhook(where: str, rule: AlertSettings) -> None:
+    if rule.webhook is None:
+        return
+    if not is_http_url(rule.webhook):
+        raise SettingsError(f"{where}.webhook: expected an http(s) URL, got {rule.webhook!r}")
+    if rule.format == "ntfy" and ntfy_target(rule.webhook) is None:
+        raise SettingsError(
+            f"{where}.webhook: format ntfy needs the topic URL (https://ntfy.sh/TOPIC, "
+            f"topic of letters, digits, - and _), got {rule.webhook!r}"
+        )
 
 
 def is_http_url(text: str) -> bool:
@@ -133,7 +167,7 @@ class Alert:
 
 @dataclass
 class AlertWindow:
-    """A rule's rate limit: one alert per ``window_s``, the rest counted (pure, clock passed in)."""
+    """A rule's cooldown: one alert per ``cooldown_s``, the rest counted (pure, clock passed in)."""
 
     rule: AlertRule
     opened_at: float | None = None
@@ -143,7 +177,7 @@ class AlertWindow:
     @property
     def deadline(self) -> float | None:
         """When the open window closes, or None when no window is open."""
-        return None if self.opened_at is None else self.opened_at + self.rule.window_s
+        return None if self.opened_at is None else self.opened_at + self.rule.cooldown_s
 
     def offer(self, event: Event, now: float) -> Alert | None:
         """A match at ``now``: the alert to send now, or None when it is held back and counted."""
@@ -167,33 +201,53 @@ class AlertWindow:
         return alert
 
 
-def notify_payload(alert: Alert) -> dict[str, Any]:
-    """The notify event a user sees: the line as message, rule and file in the title."""
+def alert_title(alert: Alert) -> str:
+    """The rule's name, plus the count of held-back matches for a summary."""
+    title = alert.rule.name
+    return f"{title} (+{alert.suppressed} more)" if alert.suppressed else title
+
+
+def alert_key(rule: AlertRule, event: Event) -> str:
+    """The notification ``key`` of one alert: the rule's name and the matched line's event id."""
+    name = _KEY_JUNK.sub("-", rule.name.lower()).strip("-")[:KEY_NAME_MAX] or "rule"
+    return f"alert.{name}.{event.id}"
+
+
+def line_link(base_url: str, event: Event) -> str:
+    """The absolute link to a log line: its channel's page, anchored at the line's row."""
+    return f"{base_url}/channels/{event.channel}#line-{quote(event.id, safe='-_.~:')}"
+
+
+def notify_payload(alert: Alert, base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
+    """The notify event a user sees: the rule's name as title, the line as message."""
     event, rule = alert.event, alert.rule
-    file = str(event.data.get("file") or event.channel)
-    title = f"{file}: /{rule.pattern}/"
     message = _clip(event.data["line"], MESSAGE_MAX)
     if alert.suppressed:
-        title = f"{title} (+{alert.suppressed} more)"
         lines = "line" if alert.suppressed == 1 else "lines"
-        held_back = f"{alert.suppressed} more matching {lines} in {rule.window_s:g}s"
+        held_back = f"{alert.suppressed} more matching {lines} in {rule.cooldown_s:g}s"
         message += f"\n\n{held_back}; this is the latest."
+    tags = [ALERT_TAG, _clip(event.channel, 50)]
+    if event.data.get("file"):
+        tags.append(_clip(str(event.data["file"]), 50))
     payload = {
         "message": message or "(empty line)",
-        "title": _clip(title, TITLE_MAX),
-        "level": "error" if event.data.get("level") == "error" else "warning",
-        "tags": ["alert", _clip(event.channel, 50)],
-        "link": f"/channels/{event.channel}",
+        "title": _clip(alert_title(alert), TITLE_MAX),
+        "level": rule.level,
+        "tags": tags,
+        "link": line_link(base_url, event),
+        "key": alert_key(rule, event),
     }
     return _NOTIFY.validate(payload)
 
 
-def webhook_body(alert: Alert) -> dict[str, Any]:
-    """The JSON POSTed to a rule's webhook."""
-    event = alert.event
+def alert_facts(alert: Alert, base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
+    """What every webhook format says about an alert; ``format = "json"`` posts it as is."""
+    event, rule = alert.event, alert.rule
     return {
-        "rule": alert.rule.index,
-        "pattern": alert.rule.pattern,
+        "rule": rule.name,
+        "title": alert_title(alert),
+        "alert_level": rule.level,
+        "pattern": rule.pattern,
         "channel": event.channel,
         "file": event.data.get("file"),
         "line": event.data["line"],
@@ -201,7 +255,8 @@ def webhook_body(alert: Alert) -> dict[str, Any]:
         "id": event.id,
         "time": event.time,
         "suppressed": alert.suppressed,
-        "link": f"/channels/{event.channel}",
+        "link": line_link(base_url, event),
+        "key": alert_key(rule, event),
     }
 
 
@@ -236,6 +291,7 @@ class AlertEngine:
         rules: Sequence[AlertSettings],
         broker: Broker,
         *,
+        base_url: str = DEFAULT_BASE_URL,
         clock: Callable[[], float] = time.monotonic,
         webhook_timeout_s: float = 5.0,
         retry_delays_s: Sequence[float] = (1.0, 2.0, 4.0),
@@ -244,6 +300,7 @@ class AlertEngine:
     ) -> None:
         self.rules = [AlertRule.from_settings(index, rule) for index, rule in enumerate(rules)]
         self.broker = broker
+        self.base_url = base_url
         self.clock = clock
         self.retry_delays_s = tuple(retry_delays_s)
         self.drain_s = drain_s
@@ -335,21 +392,24 @@ class AlertEngine:
 
     async def _send(self, alert: Alert) -> None:
         try:
-            await self.broker.publish(alert.rule.notify, "notify", notify_payload(alert))
+            payload = notify_payload(alert, self.base_url)
+            await self.broker.publish(alert.rule.notify, "notify", payload)
             self.stats.notified += 1
         except (BrokerError, PayloadError) as error:
             log.error(
-                "alert for rule %d not published to %s: %s",
-                alert.rule.index,
+                "alert of rule %r not published to %s: %s",
+                alert.rule.name,
                 alert.rule.notify,
                 error,
             )
         if alert.rule.webhook is not None:
-            task = asyncio.create_task(self._post(alert.rule.webhook, webhook_body(alert)))
+            facts = alert_facts(alert, self.base_url)
+            url, body = webhook_request(alert.rule.format, alert.rule.webhook, facts)
+            task = asyncio.create_task(self._post(url, body))
             self._posts.add(task)
             task.add_done_callback(self._posts.discard)
 
-    async def _post(self, url: str, body: dict[str, Any]) -> None:
+    async def _post(self, url: str, body: Any) -> None:
         for attempt, delay in enumerate((*self.retry_delays_s, None), start=1):
             outcome, retry = await _post_once(self._client, url, body)
             if outcome is None:
@@ -373,9 +433,7 @@ class AlertEngine:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _post_once(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any]
-) -> tuple[str | None, bool]:
+async def _post_once(client: httpx.AsyncClient, url: str, body: Any) -> tuple[str | None, bool]:
     """POST once: (None, _) on success, else (why it failed, whether a retry may help)."""
     try:
         response = await client.post(url, json=body)

@@ -11,8 +11,10 @@ import os
 from collections.abc import Sequence
 from glob import has_magic
 
+from app.settings import Settings
 from app.sources.base import ConfiguredSource
 from app.sources.logtail import matches
+from app.urls import is_loopback_bind, public_base_url
 
 
 def config_warnings(sources: Sequence[ConfiguredSource]) -> list[str]:
@@ -26,6 +28,22 @@ def config_warnings(sources: Sequence[ConfiguredSource]) -> list[str]:
         f"sources[{source.index}].path: {source.config.path!r} matches no file"
         for source in sources
         if source.type.name == "logtail" and not _matches_a_file(source.config.path, written)
+    ]
+
+
+def alert_link_warnings(settings: Settings) -> list[str]:
+    """Webhooks that would send links to a loopback address: set ``server.public_url``."""
+    server = settings.server
+    if server.public_url is not None:
+        return []
+    base = public_base_url(server.bind, None, server.host_names)
+    if not is_loopback_bind(base.removeprefix("http://")):
+        return []
+    return [
+        f"alerts[{index}].webhook: server.public_url is unset, so the links it sends point "
+        f"to {base}, which only this machine reaches"
+        for index, alert in enumerate(settings.alerts)
+        if alert.webhook is not None
     ]
 
 

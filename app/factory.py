@@ -13,7 +13,7 @@ from quart import Quart, Response, request
 
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings, load_settings
-from app.web import api, dashboard, fastpath, openapi, ops, stream
+from app.web import acks, api, dashboard, fastpath, openapi, ops, stream
 from app.web.asgi import StreamingQuart
 from app.web.errors import install_error_handlers
 from app.web.runtime import EXTENSION, current_runtime
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
     for blueprint in (
         stream.blueprint,
         api.blueprint,
+        acks.blueprint,
         ops.blueprint,
         openapi.blueprint,
         dashboard.blueprint,

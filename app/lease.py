@@ -45,7 +45,7 @@ from app.alerts import AlertEngine
 from app.broker.base import BrokerUnavailable
 from app.broker.redis import RedisKeys
 from app.events import Event
-from app.runtime import Runtime
+from app.runtime import Runtime, public_url
 from app.sources.base import Publish, Supervisor, pause_unless_stopped
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,8 @@ class LeasedSources:
         runtime.supervisor.start()
         if runtime.settings.alerts:
             self._alerts_stop = asyncio.Event()
-            engine = AlertEngine(runtime.settings.alerts, runtime.broker)
+            base_url = public_url(runtime.settings)
+            engine = AlertEngine(runtime.settings.alerts, runtime.broker, base_url=base_url)
             self._alerts = asyncio.create_task(engine.run(self._alerts_stop), name="alerts")
 
     async def _stop(self) -> None:

@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
+from app.acks import alert_state
 from app.events import Event
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -135,6 +136,7 @@ def create_environment(extra_paths: list[Path] | None = None) -> jinja2.Environm
         nick_colour=nick_colour,
         web_link=web_link,
         names_its_file=names_its_file,
+        alert_state=alert_state,
         caps=CAPS,
         default_cap=DEFAULT_CAP,
     )

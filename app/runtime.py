@@ -31,6 +31,7 @@ from app.sources.base import (
     register_kinds,
 )
 from app.streams import StreamRegistry, StreamTimings
+from app.urls import public_base_url
 
 log = logging.getLogger("pulseboard")
 
@@ -156,6 +157,12 @@ class Runtime:
         return self.accepting and self.broker.ready and sources_ok
 
 
+def public_url(settings: Settings) -> str:
+    """The absolute base of links we send out (alerts): ``server.public_url`` or derived."""
+    server = settings.server
+    return public_base_url(server.bind, server.public_url, server.host_names)
+
+
 def sweep_interval_s(idle_ttl_s: float) -> float:
     """A tenth of the idle TTL, between 1 s and a minute: a channel goes at most that late."""
     return min(SWEEP_MAX_S, max(SWEEP_MIN_S, idle_ttl_s / 10))
@@ -195,7 +202,9 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
         publish_limiter=RateLimiter(limits.publish_rate, limits.publish_burst),
         chat_limiter=RateLimiter(limits.chat_rate, limits.chat_burst),
         run_sources=run_sources,
-        alerts=AlertEngine(settings.alerts, broker) if settings.alerts else None,
+        alerts=AlertEngine(settings.alerts, broker, base_url=public_url(settings))
+        if settings.alerts
+        else None,
         declared={panel.channel for panel in panels} | {alert.notify for alert in settings.alerts},
     )
     metrics.attach(runtime)

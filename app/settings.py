@@ -20,6 +20,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -55,6 +56,7 @@ class ServerSettings(_Section):
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0, le=60)] = 2.0
     body_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
     allowed_hosts: list[str] | None = None
+    public_url: str | None = None
 
     @property
     def host_names(self) -> tuple[str, ...]:
@@ -137,12 +139,23 @@ class ChannelSettings(_Section):
 
 
 class AlertSettings(_Section):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     channel: str
     pattern: str
     notify: str
-    level: str | None = None
+    level: str = "error"
+    line_level: str | None = None
     webhook: str | None = None
-    window: Positive = 60.0
+    format: Literal["json", "slack", "discord", "ntfy"] = "json"
+    cooldown: str | float | None = None
+    window: Positive | None = None  # the older name of cooldown, in seconds
+
+    @property
+    def cooldown_s(self) -> float:
+        """``cooldown`` (or its older name ``window``) in seconds; 60 when neither is set."""
+        if self.cooldown is not None:
+            return parse_duration(self.cooldown)
+        return 60.0 if self.window is None else self.window
 
 
 class Settings(_Section):
@@ -275,6 +288,8 @@ def _check(settings: Settings) -> None:
             f"broker.url: expected memory:// or redis://HOST:PORT/DB, got {settings.broker.url!r}"
         )
     _check_duration("limits.channel_idle_ttl", settings.limits.channel_idle_ttl)
+    _check_public_url(settings.server.public_url)
+    _check_alert_names(settings.alerts)
     try:
         for index, channel in enumerate(settings.channels):
             validate_channel(channel.name, field=f"channels[{index}].name")
@@ -283,6 +298,37 @@ def _check(settings: Settings) -> None:
             validate_channel(alert.notify, field=f"alerts[{index}].notify")
     except PayloadError as error:
         raise SettingsError(str(error)) from None
+
+
+def _check_public_url(url: str | None) -> None:
+    if url is None:
+        return
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        ok = False
+    if not ok or parts.query or parts.fragment:
+        raise SettingsError(
+            f"server.public_url: expected http(s)://HOST[:PORT][/PATH] as browsers reach "
+            f"this server, got {url!r}"
+        )
+
+
+def _check_alert_names(alerts: list[AlertSettings]) -> None:
+    seen: dict[str, int] = {}
+    for index, alert in enumerate(alerts):
+        if alert.cooldown is not None and alert.window is not None:
+            raise SettingsError(
+                f"alerts[{index}].window: the older name of cooldown; set only cooldown"
+            )
+        if alert.cooldown is not None:
+            _check_duration(f"alerts[{index}].cooldown", alert.cooldown)
+        first = seen.setdefault(alert.name, index)
+        if first != index:
+            raise SettingsError(
+                f"alerts[{index}].name: {alert.name!r} is already the name of alerts[{first}]"
+            )
 
 
 def _check_duration(key: str, text: str | float) -> None:

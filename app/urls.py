@@ -131,3 +131,21 @@ def _local_path(text: str) -> bool:
     if not text.startswith("/") or text.startswith("//") or "\\" in text:
         return False
     return all(char.isprintable() and not char.isspace() for char in text)
+
+
+def public_base_url(bind: str, public_url: str | None, allowed: tuple[str, ...] = ()) -> str:
+    """The absolute URL browsers reach us at, without a trailing ``/`` (for links we send out).
+
+    ``server.public_url`` when set; else derived from the bind address, with
+    the first named allowed host standing in for a wildcard address (0.0.0.0).
+
+    >>> public_base_url("127.0.0.1:8000", None), public_base_url("0.0.0.0:80", None, ("dash",))
+    ('http://127.0.0.1:8000', 'http://dash:80')
+    """
+    if public_url:
+        return public_url.rstrip("/")
+    host, _, port = bind.rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        named = [name for name in allowed if name != ANY_HOST]
+        host = named[0] if named else "127.0.0.1"
+    return f"http://{host}:{port}"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.alerts import AlertEngine, AlertRule, AlertWindow, notify_payload, webhook_body
+from app.alerts import AlertEngine, AlertRule, AlertWindow, alert_facts, notify_payload
 from app.broker.base import BrokerUnavailable, Start
 from app.broker.hub import Subscription
 from app.broker.memory import MemoryBroker
@@ -19,6 +19,7 @@ from app.settings import AlertSettings, SettingsError
 from app.sources.base import configure_sources
 from app.sources.demolog import append_lines
 from app.sources.logtail import LOGTAIL, LogTailSource
+from tests.support.webhook_shapes import SHAPES, escape_slack
 
 ERROR_LINE = "2026-11-27 18:30:01,123 ERROR [worker-3] payments: charge failed for order 7"
 INFO_LINE = "2026-11-27 18:30:02,456 INFO  [worker-1] api: order 8 created"
@@ -26,6 +27,7 @@ INFO_LINE = "2026-11-27 18:30:02,456 INFO  [worker-1] api: order 8 created"
 
 def rule(**keys: Any) -> AlertSettings:
     values: dict[str, Any] = {
+        "name": "Payments errors",
         "channel": "log.*",
         "pattern": "ERROR|Traceback",
         "notify": "ops.alerts",
@@ -49,7 +51,9 @@ def log_event(
         ({"pattern": "(unclosed"}, r"alerts\[0\]\.pattern: not a valid RE2 pattern: missing \)"),
         ({"pattern": "(?=lookahead)"}, r"alerts\[0\]\.pattern"),
         ({"level": "fatal"}, r"alerts\[0\]\.level"),
+        ({"line_level": "critical"}, r"alerts\[0\]\.line_level"),
         ({"webhook": "ftp://example.invalid/"}, r"alerts\[0\]\.webhook"),
+        ({"webhook": "https://ntfy.sh/", "format": "ntfy"}, r"alerts\[0\]\.webhook: format ntfy"),
     ],
 )
 def test_a_bad_rule_is_refused_naming_the_key(keys: dict[str, Any], message: str) -> None:
@@ -58,7 +62,7 @@ def test_a_bad_rule_is_refused_naming_the_key(keys: dict[str, Any], message: str
 
 
 def test_a_rule_matches_log_lines_by_pattern_level_and_kind() -> None:
-    errors_only = AlertRule.from_settings(0, rule(pattern="failed", level="warn"))
+    errors_only = AlertRule.from_settings(0, rule(pattern="failed", line_level="warn"))
     assert errors_only.matches(log_event(ERROR_LINE))
     assert not errors_only.matches(log_event(ERROR_LINE, level="info"))
     assert not errors_only.matches(log_event(ERROR_LINE, level=None))
@@ -101,20 +105,51 @@ def test_a_quiet_window_closes_without_a_summary_and_the_next_match_alerts_at_on
 # -- what a user sees --------------------------------------------------------
 
 
-def test_the_notify_event_carries_the_line_the_file_and_a_link() -> None:
+def test_the_notify_event_is_titled_by_the_rule_and_links_the_line_absolutely() -> None:
     alert_rule = AlertRule.from_settings(0, rule())
     window = AlertWindow(alert_rule)
-    alert = window.offer(log_event(ERROR_LINE), now=0.0)
+    alert = window.offer(log_event(ERROR_LINE, seq=7), now=0.0)
     assert alert is not None
-    payload = notify_payload(alert)
+    payload = notify_payload(alert, "https://dash.example.com/pulse")
     assert payload == {
         "message": ERROR_LINE,
-        "title": "app.log: /ERROR|Traceback/",
+        "title": "Payments errors",
         "level": "error",
-        "tags": ["alert", "log.app"],
-        "link": "/channels/log.app",
+        "tags": ["alert", "log.app", "app.log"],
+        "link": "https://dash.example.com/pulse/channels/log.app#line-e-7",
+        "key": "alert.payments-errors.e-7",
     }
-    assert webhook_body(alert)["line"] == ERROR_LINE
+    facts = alert_facts(alert, "https://dash.example.com/pulse")
+    said = (facts["rule"], facts["line"], facts["file"])
+    assert said == ("Payments errors", ERROR_LINE, "app.log")
+    assert facts["link"] == payload["link"]
+
+
+@pytest.mark.parametrize(("level", "shown"), [("warn", "warning"), ("critical", "critical")])
+def test_the_rule_sets_the_level_of_its_notifications(level: str, shown: str) -> None:
+    window = AlertWindow(AlertRule.from_settings(0, rule(level=level)))
+    alert = window.offer(log_event(ERROR_LINE, level="info"), now=0.0)
+    assert alert is not None
+    assert notify_payload(alert)["level"] == shown
+
+
+def test_cooldown_is_the_least_time_between_two_alerts_of_a_rule() -> None:
+    alert_rule = AlertRule.from_settings(0, rule(cooldown="10m"))
+    assert alert_rule.cooldown_s == 600
+    window = AlertWindow(alert_rule)
+    assert window.offer(log_event("ERROR a", seq=1), now=0.0) is not None
+    assert window.offer(log_event("ERROR b", seq=2), now=61.0) is None
+    assert window.close_if_due(599.0) is None
+    summary = window.close_if_due(600.0)
+    assert summary is not None
+    assert (summary.event.data["line"], summary.suppressed) == ("ERROR b", 1)
+    assert window.close_if_due(1200.0) is None  # a quiet cooldown sends nothing
+    assert window.offer(log_event("ERROR c", seq=3), now=1201.0) is not None
+
+
+def test_window_is_the_older_name_of_cooldown() -> None:
+    assert AlertRule.from_settings(0, rule(window=30)).cooldown_s == 30
+    assert AlertRule.from_settings(0, rule()).cooldown_s == 60
 
 
 def test_a_summary_says_how_many_matches_were_held_back() -> None:
@@ -125,10 +160,10 @@ def test_a_summary_says_how_many_matches_were_held_back() -> None:
     summary = window.close_if_due(30.0)
     assert summary is not None
     payload = notify_payload(summary)
-    assert payload["title"] == "app.log: /ERROR|Traceback/ (+7 more)"
+    assert payload["title"] == "Payments errors (+7 more)"
     assert payload["message"].startswith("ERROR 8\n\n7 more matching lines in 30s")
-    assert payload["level"] == "warning"
-    assert webhook_body(summary)["suppressed"] == 7
+    assert payload["level"] == "error"
+    assert alert_facts(summary)["suppressed"] == 7
 
 
 def test_a_huge_line_still_makes_a_valid_notification() -> None:
@@ -147,6 +182,7 @@ class WebhookReceiver:
     def __init__(self, statuses: list[int]) -> None:
         self.statuses = statuses
         self.bodies: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
+        self.paths: list[str] = []
         self.url = ""
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -158,6 +194,7 @@ class WebhookReceiver:
                     if line.lower().startswith(b"content-length:")
                 )
                 body = json.loads(await reader.readexactly(length))
+                self.paths.append(head.split(b" ", 2)[1].decode())
                 status = self.statuses.pop(0) if self.statuses else 200
                 await self.bodies.put((status, body))
                 writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n".encode())
@@ -232,8 +269,8 @@ async def test_a_matching_line_reaches_the_notify_channel(
     await log_line(broker, ERROR_LINE)
     [alert] = await next_alerts(alerts)
     assert alert["message"] == ERROR_LINE
-    assert alert["link"] == "/channels/log.app"
-    assert alert["level"] == "error"
+    assert alert["link"].startswith("http://127.0.0.1:8000/channels/log.app#line-")
+    assert alert["title"] == "Payments errors"
     await finish(stop, task)
     assert alerts.take() == []
 
@@ -326,10 +363,12 @@ async def test_an_error_appended_to_a_real_log_file_alerts_through_logtail(
     append_lines(tmp_path / "app.log", [INFO_LINE, ERROR_LINE], max_bytes=1 << 20)
 
     [alert] = await next_alerts(alerts)
-    assert (alert["message"], alert["link"]) == (ERROR_LINE, "/channels/log.app")
-    assert alert["title"] == "app.log: /ERROR|Traceback/"
+    assert alert["message"] == ERROR_LINE
+    assert alert["title"] == "Payments errors"
     _status, body = await receiver.next()
     assert (body["line"], body["file"], body["level"]) == (ERROR_LINE, "app.log", "error")
+    assert body["link"] == alert["link"]
+    assert body["link"] == f"http://127.0.0.1:8000/channels/log.app#line-{body['id']}"
     await finish(stop, engine)
     await asyncio.wait_for(tailing, timeout=10)
 
@@ -370,3 +409,27 @@ async def test_without_rules_run_just_waits_for_stop(broker: MemoryBroker) -> No
     stop, task = await start(AlertEngine([], broker))
     assert not task.done()
     await finish(stop, task)
+
+
+@pytest.mark.parametrize("fmt", ["json", "slack", "discord", "ntfy"])
+async def test_each_webhook_format_reaches_its_listener_in_the_shape_its_service_documents(
+    fmt: str, broker: MemoryBroker, alerts: Subscription, receiver: WebhookReceiver
+) -> None:
+    hook = f"{receiver.url}/ops-alerts"  # ntfy: a topic URL; the JSON goes to /hook/, its root
+    engine = AlertEngine(
+        [rule(webhook=hook, format=fmt)], broker, base_url="https://dash.example.com"
+    )
+    stop, task = await start(engine)
+    line = ERROR_LINE + " <!channel> @everyone & more"
+    await log_line(broker, line)
+    [alert] = await next_alerts(alerts)
+    _status, body = await receiver.next()
+    await finish(stop, task)
+    link = alert["link"]
+    assert link.startswith("https://dash.example.com/channels/log.app#line-")
+    said = SHAPES[fmt](body)
+    assert said["title"] == "Payments errors"
+    assert line in said["line"] or escape_slack(line) in said["line"]
+    assert "app.log" in said["file"]
+    assert said["link"] == link
+    assert receiver.paths == ["/hook/" if fmt == "ntfy" else "/hook/ops-alerts"]

@@ -88,7 +88,7 @@ def test_sources_list_shows_the_builtins() -> None:
 def test_check_config_names_a_bad_alert_pattern(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(
-        '[[alerts]]\nchannel = "log.*"\npattern = "(unclosed"\nnotify = "ops.alerts"\n'
+        '[[alerts]]\nname = "x"\nchannel = "log.*"\npattern = "(unclosed"\nnotify = "ops.alerts"\n'
     )
     done = pulseboard("check-config", str(config))
     assert done.returncode == 2
@@ -368,7 +368,7 @@ def check_config(tmp_path: Path, toml: str) -> subprocess.CompletedProcess[str]:
     return pulseboard("check-config", str(config))
 
 
-ALERT = '[[alerts]]\nchannel = "log.*"\npattern = "ERROR"\n'
+ALERT = '[[alerts]]\nname = "Errors"\nchannel = "log.*"\npattern = "ERROR"\n'
 
 
 def test_check_config_refuses_an_alert_to_a_declared_log_channel(tmp_path: Path) -> None:
@@ -396,10 +396,21 @@ def test_check_config_refuses_a_webhook_that_is_not_an_http_url(tmp_path: Path, 
 
 
 def test_check_config_accepts_an_alert_to_a_notify_channel(tmp_path: Path) -> None:
-    toml = f'{ALERT}notify = "ops.alerts"\nwebhook = "https://hooks.example.org/x"\n'
+    server = '[server]\npublic_url = "https://dash.example.org"\n'
+    toml = f'{server}{ALERT}notify = "ops.alerts"\nwebhook = "https://hooks.example.org/x"\n'
     done = check_config(tmp_path, toml)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_check_config_warns_when_a_webhook_would_send_loopback_links(tmp_path: Path) -> None:
+    toml = f'{ALERT}notify = "ops.alerts"\nwebhook = "https://hooks.example.org/x"\n'
+    done = check_config(tmp_path, toml)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "pulseboard: warning: alerts[0].webhook: server.public_url is unset, so the links it "
+        "sends point to http://127.0.0.1:8000, which only this machine reaches\n"
+    )
 
 
 @pytest.mark.parametrize("name", ["missing.log", "*.log"])

@@ -101,3 +101,33 @@ def test_channel_bounds_default_and_read_durations(tmp_path: Path) -> None:
             write(tmp_path, ""), environ={"PULSEBOARD_LIMITS__CHANNEL_IDLE_TTL": text}
         )
         assert settings.limits.channel_idle_ttl_s == seconds
+
+
+ALERT = '[[alerts]]\nname = "Errors"\nchannel = "log.*"\npattern = "ERROR"\nnotify = "ops.alerts"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[[alerts]]\nchannel = "log.*"\npattern = "E"\nnotify = "ops.alerts"\n', "alerts[0].name"),
+        (f'{ALERT}cooldown = "5 minutes"\n', "alerts[0].cooldown:"),
+        (f'{ALERT}cooldown = "0s"\n', "alerts[0].cooldown:"),
+        (f'{ALERT}cooldown = "5m"\nwindow = 60\n', "alerts[0].window: the older name of cooldown"),
+        (f'{ALERT}format = "teams"\n', "alerts[0].format"),
+        (ALERT * 2, "alerts[1].name: 'Errors' is already the name of alerts[0]"),
+        ('[server]\npublic_url = "dash.example.com"\n', "server.public_url:"),
+        ('[server]\npublic_url = "https://dash.example.com/?x=1"\n', "server.public_url:"),
+    ],
+)
+def test_bad_alert_and_public_url_keys_are_refused_naming_the_key(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(write(tmp_path, text), environ={})
+    assert key in str(refused.value)
+
+
+def test_an_alert_reads_its_cooldown_as_a_duration(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, f'{ALERT}cooldown = "10m"\n'), environ={})
+    [alert] = settings.alerts
+    assert (alert.cooldown_s, alert.level, alert.format) == (600, "error", "json")

@@ -9,6 +9,7 @@ from app.urls import (
     host_allowed,
     host_name,
     is_loopback_bind,
+    public_base_url,
     resolve_allowed_hosts,
     safe_next,
     same_origin,
@@ -110,3 +111,19 @@ def test_allowed_hosts_default_only_on_loopback() -> None:
     for bad in (["http://dash.example.com"], ["dash.example.com:8000"], [], ["a b"]):
         with pytest.raises(ValueError):
             resolve_allowed_hosts("0.0.0.0:8000", bad)
+
+
+@pytest.mark.parametrize(
+    ("bind", "public_url", "allowed", "base"),
+    [
+        ("127.0.0.1:8000", None, (), "http://127.0.0.1:8000"),
+        ("[::1]:9000", None, (), "http://[::1]:9000"),
+        ("0.0.0.0:8000", None, ("*", "dash.example.com"), "http://dash.example.com:8000"),
+        ("0.0.0.0:8000", None, ("*",), "http://127.0.0.1:8000"),
+        ("0.0.0.0:8000", "https://dash.example.com/pulse/", (), "https://dash.example.com/pulse"),
+    ],
+)
+def test_the_public_base_url_is_the_setting_or_derived_from_the_bind_address(
+    bind: str, public_url: str | None, allowed: tuple[str, ...], base: str
+) -> None:
+    assert public_base_url(bind, public_url, allowed) == base
