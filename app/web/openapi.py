@@ -85,6 +85,7 @@ def _paths(limits: LimitsSettings, payload_refs: list[dict[str, Any]]) -> dict[s
             "get": _history(limits),
             "post": _publish(payload_refs),
         },
+        "/api/channels/{channel}/acks": {"post": _acknowledge()},
         "/healthz": {"get": _healthz()},
         "/readyz": {"get": _readyz()},
         "/metrics": {"get": _metrics()},
@@ -285,6 +286,28 @@ def _channels() -> dict[str, Any]:
                 "A page of channels by name; `next` is the `after` of the next page, or null",
             ),
             **_errors("400", "401"),
+        },
+    }
+
+
+def _acknowledge() -> dict[str, Any]:
+    body = _object(key={"type": "string", "minLength": 1})
+    answer = _object(id={"type": "string"}, state={"type": "string"})
+    return {
+        "summary": "Acknowledge the alert with this `key` (an event on the same channel)",
+        "parameters": [_path("channel", _channel_name())],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": body},
+                "application/x-www-form-urlencoded": {"schema": body},
+            },
+        },
+        "responses": {
+            "201": _json(answer, "Acknowledged now"),
+            "200": _json(answer, "Already acknowledged or cleared: its state"),
+            "303": _redirect("A plain form post: back to the channel's page"),
+            **_errors("400", "401", "403", "404", "409", "413", "429", "503"),
         },
     }
 
