@@ -137,6 +137,14 @@ class _RuntimeCollector(Collector):
             cuts.add_metric([reason], count)
         yield cuts
         yield CounterMetricFamily("pulseboard_gaps_sent", "Gap events sent.", streams.stats.gaps)
+        failures = CounterMetricFamily(
+            "pulseboard_render_failures",
+            "Events whose html partial raised, sent as a fallback row instead, by kind.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(streams.stats.render_failures.items()):
+            failures.add_metric([kind], count)
+        yield failures
         yield self.runtime.metrics.write_latency.family(
             "pulseboard_publish_to_write_seconds",
             "From publish to the socket write that carried it (the oldest event of each write).",

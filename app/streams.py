@@ -26,8 +26,9 @@ Deliberate oddities:
   client reads nothing, so it could not take the end of the response either.
   So is the connection of a client that hung up (or half-closed) on the
   lean path: a polite close would wait for it to read what is queued.
-- Frames are cached on the event per format, so N subscribers of one format
-  share one bytes object; filtered html streams (highlighting) render their own.
+- Frames come from :mod:`app.frames`: cached on the event per format, so N
+  subscribers of one format share one bytes object (filtered html streams
+  render their own), and never raising: a failing partial is a fallback row.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ import msgspec
 
 from app import sse
 from app.broker.base import Broker, BrokerUnavailable, Start
-from app.broker.hub import SubscriberLagging, Subscription
+from app.broker.hub import Encode, SubscriberLagging, Subscription
 from app.events import Event, is_pattern
 from app.filters import EventFilter
+from app.frames import HtmlFrames, json_frame
 from app.render import Renderer
 
 log = logging.getLogger("pulseboard.stream")
@@ -108,7 +110,9 @@ class EventStream:
 
     __slots__ = (
         "_abort",
+        "_encode_event",
         "_filtering",
+        "_html",
         "_loop",
         "_only_channel",
         "_pending",
@@ -159,6 +163,8 @@ class EventStream:
         self._socket: DirectSocket | None = None
         self._abort: Abort | None = None
         self._pending: list[bytes] | None = None
+        self._html = HtmlFrames(renderer, registry.stats.render_failures)
+        self._encode_event: Encode = self._html.frame if request.format == "html" else json_frame
         only = request.patterns[0] if len(request.patterns) == 1 else "*"
         self._only_channel = None if is_pattern(only) else only
 
@@ -204,7 +210,7 @@ class EventStream:
         direct = self._socket is not None and not self._filtering
         while not self.registry.closing:
             if direct and not sub.wake.is_set():
-                sub.deliver = self._deliver
+                sub.park(self._encode_event, self._deliver)
             await sub.wake.wait()
             sub.deliver = None
             sub.wake.clear()
@@ -259,15 +265,14 @@ class EventStream:
         """
         return self._socket is not None and self._socket.closed
 
-    def _deliver(self, event: Event) -> bool:
-        """Take ``event`` for this loop turn's write (the hub calls this while parked, caught up).
+    def _deliver(self, frame: bytes, event: Event) -> bool:
+        """Take ``event``'s frame for this loop turn's write (the hub calls this while parked).
 
         Every event the hub hands over before the loop turns (an NDJSON batch,
         several publishes read at once) goes out in one write: the ``write``
         syscall was 84 % of the server's time with a write per event
         (docs/performance.md, S6).
         """
-        frame = self._encode(event)
         if self._pending is None:
             self._pending = [frame]
             self._loop.call_soon(self._flush)
@@ -344,8 +349,8 @@ class EventStream:
             kind = events[-1].kind if events else self._kind_of(channel)
             if kind is None:
                 continue
-            html = self.renderer.snapshot(
-                channel, kind, self._filtered(events), highlight=self.request.filter.pattern
+            html = self._html.snapshot(
+                channel, kind, self._filtered(events), self.request.filter.pattern
             )
             frames.append(sse.encode_event(html, event=channel))
         if newest is not None and frames:
@@ -368,20 +373,10 @@ class EventStream:
         return b"".join([encode(event) for event in events])
 
     def _encode(self, event: Event) -> bytes:
-        if self.request.format == "html":
-            return self._encode_html(event)
-        return _encode_json(event)
-
-    def _encode_html(self, event: Event) -> bytes:
         pattern = self.request.filter.pattern
-        if pattern is not None:
-            html = self.renderer.event(event, highlight=pattern)
-            return sse.encode_event(html, event=event.channel, id=event.id)
-        frame = event.frames.get("html")
-        if frame is None:
-            html = self.renderer.event(event)
-            frame = event.frames["html"] = sse.encode_event(html, event=event.channel, id=event.id)
-        return frame
+        if pattern is not None and self.request.format == "html":
+            return self._html.highlighted(event, pattern)
+        return self._encode_event(event)
 
     def _status_frame(self) -> bytes:
         return sse.encode_event(self.renderer.status(), event="_status")
@@ -402,14 +397,6 @@ def _seq(event: Event) -> int:
     return event.seq
 
 
-def _encode_json(event: Event) -> bytes:
-    frame = event.frames.get("json")
-    if frame is None:
-        body = _json_encode(event.as_json_dict())
-        frame = event.frames["json"] = sse.encode_json_event(body, event=event.channel, id=event.id)
-    return frame
-
-
 @dataclass
 class StreamStats:
     """Plain counters the hot path adds to; ``app.metrics`` reads them at scrape time."""
@@ -418,6 +405,7 @@ class StreamStats:
     bytes_sent: int = 0
     gaps: int = 0
     cuts: Counter[str] = field(default_factory=Counter)
+    render_failures: Counter[str] = field(default_factory=Counter)
 
 
 class StreamRegistry:

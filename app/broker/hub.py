@@ -3,8 +3,8 @@
 Each channel is a ring buffer of its newest events. A subscriber holds one
 cursor (the next offset to read) per channel it follows, plus a
 :class:`Wake` flag that the hub sets when something is appended — or, while
-the subscriber is caught up and has said so (``deliver``), a callable the hub
-hands the new event to directly. A woken subscriber reads everything new in
+the subscriber is caught up and parked (:meth:`Subscription.park`), a callable
+the hub hands the new event's encoded frame to directly. A woken subscriber reads everything new in
 one go (:meth:`Subscription.take`), merged across channels in broker order.
 Nothing is copied per subscriber and nothing queues per subscriber: memory is
 the rings, whatever the subscriber count.
@@ -15,6 +15,10 @@ Deliberate oddities:
   ``max_lag`` bounds.
 - Latest-value channels (kinds with ``latest_value_key``) never cut a slow
   subscriber: it skips to the newest event per key instead (conflation).
+- The hub runs on the publisher's task, so it never lets a subscriber's code
+  raise into it: a parked subscriber's encoder and ``deliver`` are called
+  under ``try``, and any failure falls back to waking that subscriber. The
+  encoders cache their frame on the event, so each format is encoded once.
 - :class:`Wake` stands in for ``asyncio.Event``, which allocates a 760-byte
   waiter deque up front: one per open stream, about 4 % of an idle stream's
   memory (docs/performance.md, S1).
@@ -24,12 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
 from app.events import Event, KindRegistry, is_pattern, pattern_matches
+
+logger = logging.getLogger(__name__)
+
+Encode = Callable[[Event], bytes]
+Deliver = Callable[[bytes, Event], bool]
 
 
 class SubscriberLagging(Exception):
@@ -157,7 +167,11 @@ class ChannelLog:
             self.latest_by_key[str(event.data.get(self.latest_value_key))] = event
         for subscriber in self.subscribers:
             deliver = subscriber.deliver
-            if deliver is not None and subscriber.cursors[self] == event.offset and deliver(event):
+            if (
+                deliver is not None
+                and subscriber.cursors[self] == event.offset
+                and _handed(subscriber, deliver, event)
+            ):
                 subscriber.cursors[self] = event.offset + 1
                 continue
             subscriber.deliver = None
@@ -191,17 +205,27 @@ class ChannelLog:
         return self.slice(max(self.first_offset, self.next_offset - count), self.next_offset)
 
 
+def _handed(subscriber: Subscription, deliver: Deliver, event: Event) -> bool:
+    """Hand ``event``'s frame to a parked subscriber; False (wake it instead) on any failure."""
+    try:
+        return deliver(subscriber.encode(event), event)
+    except Exception:
+        logger.exception("direct delivery of %s failed; waking the subscriber instead", event.id)
+        return False
+
+
 class Subscription:
     """A subscriber's cursors into the channels matching its patterns.
 
     Attributes:
         wake: set by the hub when one of its channels has news (and by the
             gateway for heartbeats and shutdown); the stream clears it.
-        deliver: while set, the hub hands each new event of a channel this
-            subscriber is caught up on straight to it (it writes the frame at
-            once and returns True) instead of waking its task; on False, or
-            whenever it wakes the task, the hub clears it. The stream sets it
-            only while it is parked with nothing pending, so order holds.
+        deliver: while set (:meth:`park`), the hub hands each new event of a
+            channel this subscriber is caught up on straight to it, as the
+            frame ``encode`` made (it takes the frame and returns True),
+            instead of waking its task; on False, on any exception, or
+            whenever it wakes the task, the hub clears it. The stream parks
+            only while it has nothing pending, so order holds.
         gap_channels: channels whose history after the client's cursor is lost.
         snapshots: per channel, recent events to render as a replacing swap
             (only when the start asked for snapshots).
@@ -213,6 +237,7 @@ class Subscription:
         "closed_reason",
         "cursors",
         "deliver",
+        "encode",
         "gap_channels",
         "max_lag",
         "patterns",
@@ -224,7 +249,8 @@ class Subscription:
         self.patterns = tuple(patterns)
         self.max_lag = max_lag
         self.wake = Wake()
-        self.deliver: Callable[[Event], bool] | None = None
+        self.deliver: Deliver | None = None
+        self.encode: Encode = _no_frame
         self.cursors: dict[ChannelLog, int] = {}
         self._allowance: dict[ChannelLog, int] = {}
         self.gap_channels: list[str] = []
@@ -234,6 +260,11 @@ class Subscription:
     def matches(self, channel: str) -> bool:
         """True when one of the patterns matches ``channel``."""
         return any(pattern_matches(pattern, channel) for pattern in self.patterns)
+
+    def park(self, encode: Encode, deliver: Deliver) -> None:
+        """Have the hub hand new events, encoded by ``encode``, to ``deliver`` until it wakes us."""
+        self.encode = encode
+        self.deliver = deliver
 
     def follow(self, log: ChannelLog, offset: int) -> None:
         """Start reading ``log`` at ``offset``."""
@@ -305,6 +336,10 @@ class Subscription:
         events = sorted(newest.values(), key=_by_seq)
         self.cursors[log] = log.next_offset
         return events
+
+
+def _no_frame(event: Event) -> bytes:
+    return b""
 
 
 def _by_seq(event: Event) -> int:
