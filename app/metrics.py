@@ -205,14 +205,13 @@ class _RuntimeCollector(Collector):
         yield GaugeMetricFamily(
             "pulseboard_broker_up", "1 while the broker is reachable.", 1 if broker.ready else 0
         )
-        # memory:// has neither: it cannot fail nor reconnect
         yield CounterMetricFamily(
             "pulseboard_broker_errors",
             "Broker commands that failed (Redis unreachable, refusing or behind).",
-            int(getattr(broker, "errors", 0)),
+            broker.stats.errors,
         )
         yield CounterMetricFamily(
             "pulseboard_broker_reconnects",
             "Times the broker's fan-out reader reconnected after losing Redis.",
-            int(getattr(broker, "reconnects", 0)),
+            broker.stats.reconnects,
         )

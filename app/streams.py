@@ -211,21 +211,17 @@ class EventStream:
         while not self.registry.closing:
             if direct and not sub.wake.is_set():
                 sub.park(self._encode_event, self._deliver)
-            await sub.wake.wait()
-            sub.deliver = None
-            sub.wake.clear()
-            if self.registry.closing or sub.closed_reason or self.client_gone or self.aborted:
+            try:
+                events = await sub.next_batch(BATCH_EVENTS)
+            except SubscriberLagging as lagging:
+                if not self._ended(sub):
+                    self.registry.cut(self, "lagging", str(lagging))
+                return
+            if self._ended(sub):
                 return
             if self.drain_due:
                 self.drain_due = False
                 await self._drain()
-            try:
-                events = sub.take(BATCH_EVENTS)
-            except SubscriberLagging as lagging:
-                self.registry.cut(self, "lagging", str(lagging))
-                return
-            if len(events) == BATCH_EVENTS:
-                sub.wake.set()
             if self._filtering:
                 events = self._filtered(events)
             chunk = self._frames(events)
@@ -241,6 +237,9 @@ class EventStream:
             if chunk:
                 await self._write(chunk)
 
+    def _ended(self, sub: Subscription) -> bool:
+        return bool(self.registry.closing or sub.closed_reason or self.client_gone or self.aborted)
+
     def abort(self) -> None:
         """Close the client's connection at once, unsent bytes dropped; the task then ends.
 
@@ -250,8 +249,7 @@ class EventStream:
         """
         self.aborted = True
         if self.subscription is not None:
-            self.subscription.deliver = None
-            self.subscription.wake.set()
+            self.subscription.interrupt()
         if self._abort is not None:
             self._abort()
         elif self.task is not None:
@@ -297,8 +295,7 @@ class EventStream:
             self.registry.stats.bytes_sent += len(body)
             self.drain_due = not below_high_water
         if not below_high_water:
-            self.subscription.deliver = None
-            self.subscription.wake.set()
+            self.subscription.interrupt()
 
     async def _write(self, body: bytes) -> None:
         if self._pending is not None:

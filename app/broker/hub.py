@@ -27,6 +27,7 @@ Deliberate oddities:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from bisect import bisect_left, bisect_right, insort
@@ -260,6 +261,39 @@ class Subscription:
     def matches(self, channel: str) -> bool:
         """True when one of the patterns matches ``channel``."""
         return any(pattern_matches(pattern, channel) for pattern in self.patterns)
+
+    async def next_batch(self, limit: int = 512, timeout_s: float | None = None) -> list[Event]:
+        """Wait for news, then take it: the one consuming loop of streams and alerts.
+
+        Returns at once when already woken. Returns ``[]`` when woken for
+        another reason (the caller's own: a heartbeat, a stop; or the broker
+        ended the subscription: ``closed_reason``) or after ``timeout_s``. A
+        full batch leaves the subscription woken, so the next call goes on.
+
+        Raises:
+            SubscriberLagging: as :meth:`take`.
+        """
+        wake = self.wake
+        if not wake.is_set():
+            if timeout_s is None:
+                await wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout_s):
+                        await wake.wait()
+        self.deliver = None
+        wake.clear()
+        if self.closed_reason is not None:
+            return []
+        events = self.take(limit)
+        if len(events) == limit:
+            wake.set()
+        return events
+
+    def interrupt(self) -> None:
+        """Make the pending (or next) :meth:`next_batch` return: the consumer has its own news."""
+        self.deliver = None
+        self.wake.set()
 
     def park(self, encode: Encode, deliver: Deliver) -> None:
         """Have the hub hand new events, encoded by ``encode``, to ``deliver`` until it wakes us."""
