@@ -176,3 +176,79 @@ async def test_a_fresh_html_connect_after_a_failing_event_gets_its_snapshot(
     assert "20</li>" in snapshot and "render-failed" in snapshot
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+class FullSocket(FakeSocket):
+    """A socket past high water while ``full``; ``drain`` waits until the test ``release``s it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = False
+        self.draining = asyncio.Event()
+        self._released = asyncio.Event()
+
+    def write_now(self, body: bytes) -> bool:
+        super().write_now(body)
+        return not self.full
+
+    async def drain(self) -> None:
+        self.draining.set()
+        await self._released.wait()
+
+    def release(self) -> None:
+        self.full = False
+        self._released.set()
+
+
+async def started(
+    kinds: KindRegistry, broker: MemoryBroker, registry: StreamRegistry, sock: FakeSocket
+) -> tuple[EventStream, asyncio.Task[None]]:
+    """A json stream on ``sock`` that has written its start and is parked."""
+    stream = EventStream(request(kinds, "json"), broker, Renderer(create_environment()), registry)
+    task = asyncio.create_task(stream.run(SendRecorder(), sock))
+    await until(lambda: b"retry:" in sock.written, sock.changed, "the stream to start")
+    return stream, task
+
+
+async def test_a_stream_past_high_water_hands_over_to_its_task_and_loses_nothing(
+    kinds: KindRegistry, registry: StreamRegistry
+) -> None:
+    broker = MemoryBroker(kinds, history_size=100, max_lag=100)
+    sock = FullSocket()
+    stream, task = await started(kinds, broker, registry, sock)
+    sock.full = True
+    for n in range(3):  # handed over directly, written in one go, which passes high water
+        await broker.publish("boom.room", "boom", {"text": f"t{n}"})
+    async with asyncio.timeout(WAIT_S):
+        await sock.draining.wait()
+    await broker.publish("boom.room", "boom", {"text": "t3"})  # wakes the task: not parked
+    sock.release()
+    await until(lambda: len(data_of(sock.written)) == 4, sock.changed, "4 events")
+    assert [json.loads(body)["data"]["text"] for body in data_of(sock.written)] == [
+        "t0",
+        "t1",
+        "t2",
+        "t3",
+    ]
+    assert stream.cut_reason is None
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_stream_that_falls_past_max_lag_while_draining_is_cut(
+    kinds: KindRegistry, registry: StreamRegistry
+) -> None:
+    broker = MemoryBroker(kinds, history_size=100, max_lag=3)
+    sock = FullSocket()
+    stream, task = await started(kinds, broker, registry, sock)
+    sock.full = True
+    await broker.publish("boom.room", "boom", {"text": "first"})
+    async with asyncio.timeout(WAIT_S):
+        await sock.draining.wait()
+    for n in range(10):
+        await broker.publish("boom.room", "boom", {"text": f"t{n}"})
+    sock.release()
+    async with asyncio.timeout(WAIT_S):
+        await task
+    assert stream.cut_reason == "lagging" and sock.aborted
+    assert registry.stats.cuts == {"lagging": 1}
