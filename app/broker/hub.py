@@ -168,13 +168,15 @@ class ChannelLog:
             self.latest_by_key[str(event.data.get(self.latest_value_key))] = event
         for subscriber in self.subscribers:
             deliver = subscriber.deliver
-            if (
-                deliver is not None
-                and subscriber.cursors[self] == event.offset
-                and _handed(subscriber, deliver, event)
-            ):
-                subscriber.cursors[self] = event.offset + 1
-                continue
+            if deliver is not None and subscriber.cursors[self] == event.offset:
+                try:  # the publisher's task: a subscriber's failure only wakes it
+                    handed = deliver(subscriber.encode(event), event)
+                except Exception:
+                    logger.exception("direct delivery of %s failed; woke its subscriber", event.id)
+                    handed = False
+                if handed:
+                    subscriber.cursors[self] = event.offset + 1
+                    continue
             subscriber.deliver = None
             subscriber.wake.set()
 
@@ -204,15 +206,6 @@ class ChannelLog:
         if self.latest_value_key is not None:
             return sorted(self.latest_by_key.values(), key=lambda event: event.seq)
         return self.slice(max(self.first_offset, self.next_offset - count), self.next_offset)
-
-
-def _handed(subscriber: Subscription, deliver: Deliver, event: Event) -> bool:
-    """Hand ``event``'s frame to a parked subscriber; False (wake it instead) on any failure."""
-    try:
-        return deliver(subscriber.encode(event), event)
-    except Exception:
-        logger.exception("direct delivery of %s failed; waking the subscriber instead", event.id)
-        return False
 
 
 class Subscription:
