@@ -23,7 +23,6 @@ Deliberate oddities:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -355,11 +354,8 @@ class AlertEngine:
 
     async def _watch(self, subscription: Subscription, stop: asyncio.Event) -> None:
         while not stop.is_set() and subscription.closed_reason is None:
-            await self._sleep_until_news(subscription)
-            subscription.wake.clear()
-            while events := subscription.take():
-                for event in events:
-                    await self._check(event)
+            for event in await subscription.next_batch(timeout_s=self._until_deadline()):
+                await self._check(event)
             for window in self._windows:
                 if alert := window.close_if_due(self.clock()):
                     await self._send(alert)
@@ -376,11 +372,10 @@ class AlertEngine:
             for event in page.events:
                 await self._check(event)
 
-    async def _sleep_until_news(self, subscription: Subscription) -> None:
+    def _until_deadline(self) -> float | None:
+        """Seconds until the first open window closes, None when none is open."""
         deadlines = [w.deadline for w in self._windows if w.deadline is not None]
-        timeout = max(0.0, min(deadlines) - self.clock()) if deadlines else None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(subscription.wake.wait(), timeout)
+        return max(0.0, min(deadlines) - self.clock()) if deadlines else None
 
     async def _check(self, event: Event) -> None:
         self._cursors[event.channel] = event.id
@@ -447,4 +442,4 @@ async def _post_once(client: httpx.AsyncClient, url: str, body: Any) -> tuple[st
 
 async def _wake_on(stop: asyncio.Event, subscription: Subscription) -> None:
     await stop.wait()
-    subscription.wake.set()
+    subscription.interrupt()

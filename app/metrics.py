@@ -138,6 +138,14 @@ class _RuntimeCollector(Collector):
             cuts.add_metric([reason], count)
         yield cuts
         yield CounterMetricFamily("pulseboard_gaps_sent", "Gap events sent.", streams.stats.gaps)
+        failures = CounterMetricFamily(
+            "pulseboard_render_failures",
+            "Events whose html partial raised, sent as a fallback row instead, by kind.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(streams.stats.render_failures.items()):
+            failures.add_metric([kind], count)
+        yield failures
         yield self.runtime.metrics.write_latency.family(
             "pulseboard_publish_to_write_seconds",
             "From publish to the socket write that carried it (the oldest event of each write).",
@@ -204,14 +212,13 @@ class _RuntimeCollector(Collector):
         yield GaugeMetricFamily(
             "pulseboard_broker_up", "1 while the broker is reachable.", 1 if broker.ready else 0
         )
-        # memory:// has neither: it cannot fail nor reconnect
         yield CounterMetricFamily(
             "pulseboard_broker_errors",
             "Broker commands that failed (Redis unreachable, refusing or behind).",
-            int(getattr(broker, "errors", 0)),
+            broker.stats.errors,
         )
         yield CounterMetricFamily(
             "pulseboard_broker_reconnects",
             "Times the broker's fan-out reader reconnected after losing Redis.",
-            int(getattr(broker, "reconnects", 0)),
+            broker.stats.reconnects,
         )

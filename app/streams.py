@@ -26,8 +26,9 @@ Deliberate oddities:
   client reads nothing, so it could not take the end of the response either.
   So is the connection of a client that hung up (or half-closed) on the
   lean path: a polite close would wait for it to read what is queued.
-- Frames are cached on the event per format, so N subscribers of one format
-  share one bytes object; filtered html streams (highlighting) render their own.
+- Frames come from :mod:`app.frames`: cached on the event per format, so N
+  subscribers of one format share one bytes object (filtered html streams
+  render their own), and never raising: a failing partial is a fallback row.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ import msgspec
 
 from app import sse
 from app.broker.base import Broker, BrokerUnavailable, Start
-from app.broker.hub import SubscriberLagging, Subscription
+from app.broker.hub import Encode, SubscriberLagging, Subscription
 from app.events import Event, is_pattern
 from app.filters import EventFilter
+from app.frames import HtmlFrames, json_frame
 from app.render import Renderer
 
 log = logging.getLogger("pulseboard.stream")
@@ -108,7 +110,9 @@ class EventStream:
 
     __slots__ = (
         "_abort",
+        "_encode_event",
         "_filtering",
+        "_html",
         "_loop",
         "_only_channel",
         "_pending",
@@ -159,6 +163,8 @@ class EventStream:
         self._socket: DirectSocket | None = None
         self._abort: Abort | None = None
         self._pending: list[bytes] | None = None
+        self._html = HtmlFrames(renderer, registry.stats.render_failures)
+        self._encode_event: Encode = self._html.frame if request.format == "html" else json_frame
         only = request.patterns[0] if len(request.patterns) == 1 else "*"
         self._only_channel = None if is_pattern(only) else only
 
@@ -204,22 +210,18 @@ class EventStream:
         direct = self._socket is not None and not self._filtering
         while not self.registry.closing:
             if direct and not sub.wake.is_set():
-                sub.deliver = self._deliver
-            await sub.wake.wait()
-            sub.deliver = None
-            sub.wake.clear()
-            if self.registry.closing or sub.closed_reason or self.client_gone or self.aborted:
+                sub.park(self._encode_event, self._deliver)
+            try:
+                events = await sub.next_batch(BATCH_EVENTS)
+            except SubscriberLagging as lagging:
+                if not self._ended(sub):
+                    self.registry.cut(self, "lagging", str(lagging))
+                return
+            if self._ended(sub):
                 return
             if self.drain_due:
                 self.drain_due = False
                 await self._drain()
-            try:
-                events = sub.take(BATCH_EVENTS)
-            except SubscriberLagging as lagging:
-                self.registry.cut(self, "lagging", str(lagging))
-                return
-            if len(events) == BATCH_EVENTS:
-                sub.wake.set()
             if self._filtering:
                 events = self._filtered(events)
             chunk = self._frames(events)
@@ -235,6 +237,9 @@ class EventStream:
             if chunk:
                 await self._write(chunk)
 
+    def _ended(self, sub: Subscription) -> bool:
+        return bool(self.registry.closing or sub.closed_reason or self.client_gone or self.aborted)
+
     def abort(self) -> None:
         """Close the client's connection at once, unsent bytes dropped; the task then ends.
 
@@ -244,8 +249,7 @@ class EventStream:
         """
         self.aborted = True
         if self.subscription is not None:
-            self.subscription.deliver = None
-            self.subscription.wake.set()
+            self.subscription.interrupt()
         if self._abort is not None:
             self._abort()
         elif self.task is not None:
@@ -259,15 +263,14 @@ class EventStream:
         """
         return self._socket is not None and self._socket.closed
 
-    def _deliver(self, event: Event) -> bool:
-        """Take ``event`` for this loop turn's write (the hub calls this while parked, caught up).
+    def _deliver(self, frame: bytes, event: Event) -> bool:
+        """Take ``event``'s frame for this loop turn's write (the hub calls this while parked).
 
         Every event the hub hands over before the loop turns (an NDJSON batch,
         several publishes read at once) goes out in one write: the ``write``
         syscall was 84 % of the server's time with a write per event
         (docs/performance.md, S6).
         """
-        frame = self._encode(event)
         if self._pending is None:
             self._pending = [frame]
             self._loop.call_soon(self._flush)
@@ -292,8 +295,7 @@ class EventStream:
             self.registry.stats.bytes_sent += len(body)
             self.drain_due = not below_high_water
         if not below_high_water:
-            self.subscription.deliver = None
-            self.subscription.wake.set()
+            self.subscription.interrupt()
 
     async def _write(self, body: bytes) -> None:
         if self._pending is not None:
@@ -344,8 +346,8 @@ class EventStream:
             kind = events[-1].kind if events else self._kind_of(channel)
             if kind is None:
                 continue
-            html = self.renderer.snapshot(
-                channel, kind, self._filtered(events), highlight=self.request.filter.pattern
+            html = self._html.snapshot(
+                channel, kind, self._filtered(events), self.request.filter.pattern
             )
             frames.append(sse.encode_event(html, event=channel))
         if newest is not None and frames:
@@ -368,20 +370,10 @@ class EventStream:
         return b"".join([encode(event) for event in events])
 
     def _encode(self, event: Event) -> bytes:
-        if self.request.format == "html":
-            return self._encode_html(event)
-        return _encode_json(event)
-
-    def _encode_html(self, event: Event) -> bytes:
         pattern = self.request.filter.pattern
-        if pattern is not None:
-            html = self.renderer.event(event, highlight=pattern)
-            return sse.encode_event(html, event=event.channel, id=event.id)
-        frame = event.frames.get("html")
-        if frame is None:
-            html = self.renderer.event(event)
-            frame = event.frames["html"] = sse.encode_event(html, event=event.channel, id=event.id)
-        return frame
+        if pattern is not None and self.request.format == "html":
+            return self._html.highlighted(event, pattern)
+        return self._encode_event(event)
 
     def _status_frame(self) -> bytes:
         return sse.encode_event(self.renderer.status(), event="_status")
@@ -402,14 +394,6 @@ def _seq(event: Event) -> int:
     return event.seq
 
 
-def _encode_json(event: Event) -> bytes:
-    frame = event.frames.get("json")
-    if frame is None:
-        body = _json_encode(event.as_json_dict())
-        frame = event.frames["json"] = sse.encode_json_event(body, event=event.channel, id=event.id)
-    return frame
-
-
 @dataclass
 class StreamStats:
     """Plain counters the hot path adds to; ``app.metrics`` reads them at scrape time."""
@@ -418,6 +402,7 @@ class StreamStats:
     bytes_sent: int = 0
     gaps: int = 0
     cuts: Counter[str] = field(default_factory=Counter)
+    render_failures: Counter[str] = field(default_factory=Counter)
 
 
 class StreamRegistry:

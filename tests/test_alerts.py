@@ -397,7 +397,7 @@ async def test_the_engine_outlives_a_broker_outage_and_an_ended_subscription(
         stop, task = await start(engine)
         assert "broker unavailable (connection refused)" in caplog.text
         engine.watching.clear()
-        broker.hub.end_all("restarting")  # ends every subscription, ours and the engine's
+        broker.local.end_all("restarting")  # ends every subscription, ours and the engine's
         await asyncio.wait_for(engine.watching.wait(), timeout=10)
     async with broker.subscribe(["ops.alerts"], Start()) as alerts:
         await log_line(broker, ERROR_LINE)

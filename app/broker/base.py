@@ -1,8 +1,12 @@
 """The Broker contract: what every backend (memory://, redis://) provides.
 
 The broker is the only place that assigns event ids, keeps history and knows
-subscribers. Local fan-out (rings, cursors, wake-ups) is shared by every
-backend and lives in :mod:`app.broker.hub`.
+subscribers. Every backend is built by composition: how it sequences and
+stores events (its own module), plus the local fan-out part every backend
+holds (:mod:`app.broker.local`: rings, cursors, placement, conflation,
+history paging, on :mod:`app.broker.hub`). Subscribers get a
+:class:`~app.broker.hub.Subscription` whatever the backend; consumers read it
+with ``await subscription.next_batch()`` until ``closed_reason`` is set.
 """
 
 from __future__ import annotations
@@ -85,6 +89,19 @@ class ChannelInfo:
         }
 
 
+@dataclass
+class BrokerStats:
+    """What went wrong with the backend, as plain counters ``/metrics`` reads at scrape time.
+
+    Attributes:
+        errors: commands that failed (the backend unreachable, refusing or behind).
+        reconnects: times a reader came back after losing the backend.
+    """
+
+    errors: int = 0
+    reconnects: int = 0
+
+
 @dataclass(frozen=True)
 class HistoryPage:
     """Events after a cursor; ``gap`` when the cursor was unknown or already trimmed."""
@@ -96,7 +113,11 @@ class HistoryPage:
 class Broker(Protocol):
     """What the gateway and the sources need from a broker backend."""
 
-    epoch: str
+    stats: BrokerStats
+
+    @property
+    def epoch(self) -> str:
+        """The epoch the ids this broker hands out carry."""
 
     async def start(self) -> None:
         """Connect and start background work (readers); called once before serving."""

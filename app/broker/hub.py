@@ -3,8 +3,8 @@
 Each channel is a ring buffer of its newest events. A subscriber holds one
 cursor (the next offset to read) per channel it follows, plus a
 :class:`Wake` flag that the hub sets when something is appended — or, while
-the subscriber is caught up and has said so (``deliver``), a callable the hub
-hands the new event to directly. A woken subscriber reads everything new in
+the subscriber is caught up and parked (:meth:`Subscription.park`), a callable
+the hub hands the new event's encoded frame to directly. A woken subscriber reads everything new in
 one go (:meth:`Subscription.take`), merged across channels in broker order.
 Nothing is copied per subscriber and nothing queues per subscriber: memory is
 the rings, whatever the subscriber count.
@@ -15,6 +15,10 @@ Deliberate oddities:
   ``max_lag`` bounds.
 - Latest-value channels (kinds with ``latest_value_key``) never cut a slow
   subscriber: it skips to the newest event per key instead (conflation).
+- The hub runs on the publisher's task, so it never lets a subscriber's code
+  raise into it: a parked subscriber's encoder and ``deliver`` are called
+  under ``try``, and any failure falls back to waking that subscriber. The
+  encoders cache their frame on the event, so each format is encoded once.
 - :class:`Wake` stands in for ``asyncio.Event``, which allocates a 760-byte
   waiter deque up front: one per open stream, about 4 % of an idle stream's
   memory (docs/performance.md, S1).
@@ -23,13 +27,20 @@ Deliberate oddities:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
+import logging
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
 from app.events import Event, KindRegistry, is_pattern, pattern_matches
+
+logger = logging.getLogger(__name__)
+
+Encode = Callable[[Event], bytes]
+Deliver = Callable[[bytes, Event], bool]
 
 
 class SubscriberLagging(Exception):
@@ -157,9 +168,15 @@ class ChannelLog:
             self.latest_by_key[str(event.data.get(self.latest_value_key))] = event
         for subscriber in self.subscribers:
             deliver = subscriber.deliver
-            if deliver is not None and subscriber.cursors[self] == event.offset and deliver(event):
-                subscriber.cursors[self] = event.offset + 1
-                continue
+            if deliver is not None and subscriber.cursors[self] == event.offset:
+                try:  # the publisher's task: a subscriber's failure only wakes it
+                    handed = deliver(subscriber.encode(event), event)
+                except Exception:
+                    logger.exception("direct delivery of %s failed; woke its subscriber", event.id)
+                    handed = False
+                if handed:
+                    subscriber.cursors[self] = event.offset + 1
+                    continue
             subscriber.deliver = None
             subscriber.wake.set()
 
@@ -197,11 +214,12 @@ class Subscription:
     Attributes:
         wake: set by the hub when one of its channels has news (and by the
             gateway for heartbeats and shutdown); the stream clears it.
-        deliver: while set, the hub hands each new event of a channel this
-            subscriber is caught up on straight to it (it writes the frame at
-            once and returns True) instead of waking its task; on False, or
-            whenever it wakes the task, the hub clears it. The stream sets it
-            only while it is parked with nothing pending, so order holds.
+        deliver: while set (:meth:`park`), the hub hands each new event of a
+            channel this subscriber is caught up on straight to it, as the
+            frame ``encode`` made (it takes the frame and returns True),
+            instead of waking its task; on False, on any exception, or
+            whenever it wakes the task, the hub clears it. The stream parks
+            only while it has nothing pending, so order holds.
         gap_channels: channels whose history after the client's cursor is lost.
         snapshots: per channel, recent events to render as a replacing swap
             (only when the start asked for snapshots).
@@ -213,6 +231,7 @@ class Subscription:
         "closed_reason",
         "cursors",
         "deliver",
+        "encode",
         "gap_channels",
         "max_lag",
         "patterns",
@@ -224,7 +243,8 @@ class Subscription:
         self.patterns = tuple(patterns)
         self.max_lag = max_lag
         self.wake = Wake()
-        self.deliver: Callable[[Event], bool] | None = None
+        self.deliver: Deliver | None = None
+        self.encode: Encode = _no_frame
         self.cursors: dict[ChannelLog, int] = {}
         self._allowance: dict[ChannelLog, int] = {}
         self.gap_channels: list[str] = []
@@ -234,6 +254,44 @@ class Subscription:
     def matches(self, channel: str) -> bool:
         """True when one of the patterns matches ``channel``."""
         return any(pattern_matches(pattern, channel) for pattern in self.patterns)
+
+    async def next_batch(self, limit: int = 512, timeout_s: float | None = None) -> list[Event]:
+        """Wait for news, then take it: the one consuming loop of streams and alerts.
+
+        Returns at once when already woken. Returns ``[]`` when woken for
+        another reason (the caller's own: a heartbeat, a stop; or the broker
+        ended the subscription: ``closed_reason``) or after ``timeout_s``. A
+        full batch leaves the subscription woken, so the next call goes on.
+
+        Raises:
+            SubscriberLagging: as :meth:`take`.
+        """
+        wake = self.wake
+        if not wake.is_set():
+            if timeout_s is None:
+                await wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout_s):
+                        await wake.wait()
+        self.deliver = None
+        wake.clear()
+        if self.closed_reason is not None:
+            return []
+        events = self.take(limit)
+        if len(events) == limit:
+            wake.set()
+        return events
+
+    def interrupt(self) -> None:
+        """Make the pending (or next) :meth:`next_batch` return: the consumer has its own news."""
+        self.deliver = None
+        self.wake.set()
+
+    def park(self, encode: Encode, deliver: Deliver) -> None:
+        """Have the hub hand new events, encoded by ``encode``, to ``deliver`` until it wakes us."""
+        self.encode = encode
+        self.deliver = deliver
 
     def follow(self, log: ChannelLog, offset: int) -> None:
         """Start reading ``log`` at ``offset``."""
@@ -305,6 +363,10 @@ class Subscription:
         events = sorted(newest.values(), key=_by_seq)
         self.cursors[log] = log.next_offset
         return events
+
+
+def _no_frame(event: Event) -> bytes:
+    return b""
 
 
 def _by_seq(event: Event) -> int:

@@ -11,11 +11,12 @@ Keys, all under ``broker.key_prefix`` (``P``):
 - ``P:fanout``: every event, ``MAXLEN ~ fanout_max``; each process reads it.
 
 One Lua script per publish checks the epoch and kind, takes the next seq and
-the channel's offset and XADDs to both streams. Each process keeps a local
-mirror made of the very rings and cursors memory:// uses (this class *is* a
-memory broker whose rings are filled from Redis): loaded from the channel
-streams at start, then fed in seq order by one ``XREAD BLOCK`` loop on the
-fan-out stream. Subscribers therefore see exactly what memory:// shows them.
+the channel's offset and XADDs to both streams. Each process holds the local
+fan-out part every broker holds (:mod:`app.broker.local`, its "mirror"):
+loaded from the channel streams at start, then fed in seq order by one
+``XREAD BLOCK`` loop on the fan-out stream. Subscribers therefore see exactly
+what memory:// shows them. This class is the Redis log (scripts, keys,
+reload) and its fan-out reader; it subclasses nothing.
 
 Deliberate oddities:
 
@@ -28,7 +29,7 @@ Deliberate oddities:
   fan-out's newest entry, so a cursor seen on another process is known here.
   ``publish`` does not wait: local subscribers are woken when the reader
   delivers the event, a fraction of a millisecond later.
-- The mirror holds only events up to the reader's position (``_seq``), never
+- The mirror holds only events up to the reader's position (``local.seq``), never
   ahead: that keeps every subscriber's cross-channel order the publish order.
 - Idle undeclared channels (``limits.channel_idle_ttl``) are swept by each
   process from its own mirror. Its Redis keys go too (``FORGET_LUA``: the
@@ -65,9 +66,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import secrets
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -77,9 +77,17 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from app.broker.base import BrokerUnavailable, ChannelLimit, HistoryPage, KindConflict, Start
-from app.broker.hub import ChannelLimits, ChannelLog, Hub, Subscription
-from app.broker.memory import MemoryBroker
+from app.broker.base import (
+    BrokerStats,
+    BrokerUnavailable,
+    ChannelInfo,
+    ChannelLimit,
+    HistoryPage,
+    KindConflict,
+    Start,
+)
+from app.broker.hub import ChannelLimits, ChannelLog, Hub
+from app.broker.local import LocalFanout, SubscriptionScope, new_epoch
 from app.events import Event, KindRegistry, format_event_id, parse_event_id
 from app.settings import BrokerSettings
 
@@ -163,13 +171,13 @@ class RedisKeys:
         return [self.epoch, self.seq, self.kinds, self.offsets, self.fanout, self.stream(channel)]
 
 
-class RedisBroker(MemoryBroker):
+class RedisBroker:
     """Broker shared through Redis; see :class:`app.broker.base.Broker` for the contract.
 
-    ``errors`` counts the commands that failed (each publish, declare, lookup or
-    catch-up that raised BrokerUnavailable or could not reach Redis, and each
-    failure of the fan-out reader); ``reconnects`` counts the reader's returns
-    after one. Both are plain integers read by ``/metrics``.
+    ``stats.errors`` counts the commands that failed (each publish, declare,
+    lookup or catch-up that raised BrokerUnavailable or could not reach Redis,
+    and each failure of the fan-out reader); ``stats.reconnects`` counts the
+    reader's returns after one. Both are plain integers read by ``/metrics``.
 
     Example::
 
@@ -185,8 +193,9 @@ class RedisBroker(MemoryBroker):
         max_lag: int,
         limits: ChannelLimits | None = None,
     ) -> None:
-        super().__init__(kinds, settings.history, max_lag, limits)
-        self.epoch = ""
+        self.kinds = kinds
+        self.local = LocalFanout(kinds, settings.history, max_lag, limits or ChannelLimits())
+        self.stats = BrokerStats()
         self.url = url
         self.keys = RedisKeys(settings.key_prefix)
         self._fanout_max = settings.fanout_max
@@ -201,8 +210,11 @@ class RedisBroker(MemoryBroker):
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
         self._progress = asyncio.Event()
-        self.errors = 0
-        self.reconnects = 0
+
+    @property
+    def epoch(self) -> str:
+        """The deployment's epoch as this process last loaded it ("" while half loaded)."""
+        return self.local.epoch
 
     async def start(self) -> None:
         """Load the mirror from Redis and start the fan-out reader.
@@ -219,7 +231,7 @@ class RedisBroker(MemoryBroker):
 
     async def close(self) -> None:
         """End every subscription, stop the reader, close the connections."""
-        await super().close()
+        self.local.end_all("shutdown")
         self._closing = True
         self._ready = False
         if self._reader is not None:
@@ -246,11 +258,11 @@ class RedisBroker(MemoryBroker):
         if existing.decode() != kind:
             raise KindConflict(channel, existing.decode(), kind)
         self._declared[channel] = kind
-        await super().declare(channel, kind)
+        self.local.declare(channel, kind)
 
     async def kind_of(self, channel: str) -> str | None:
         """The channel's kind, from the mirror or else from Redis."""
-        local = await super().kind_of(channel)
+        local = self.local.kind_of(channel)
         if local is not None:
             return local
         try:
@@ -268,8 +280,9 @@ class RedisBroker(MemoryBroker):
         """
         now, epoch = time.time(), self.epoch
         args: list[str | bytes | int] = [epoch, channel, kind, repr(now), _encode(data)]
-        max_kinds = self.limits.max_channels + len(self.hub.logs) - self.hub.undeclared
-        args += [self.hub.history_size, self._fanout_max, max_kinds]
+        hub, limits = self.local.hub, self.local.limits
+        max_kinds = limits.max_channels + len(hub.logs) - hub.undeclared
+        args += [hub.history_size, self._fanout_max, max_kinds]
         try:
             reply = await _checked(self._publish(keys=self.keys.publish(channel), args=args))
         except RedisError as error:
@@ -277,7 +290,7 @@ class RedisBroker(MemoryBroker):
         if reply[0] == b"kind":
             raise KindConflict(channel, reply[1].decode(), kind)
         if reply[0] == b"limit":
-            raise ChannelLimit(channel, self.limits.max_channels)
+            raise ChannelLimit(channel, limits.max_channels)
         if reply[0] == b"epoch":
             raise self._failure("Redis lost its data (a new epoch); resynchronising")
         seq, offset = int(reply[1]), int(reply[2])
@@ -290,26 +303,42 @@ class RedisBroker(MemoryBroker):
         (``FORGET_LUA``); a Redis that cannot be reached keeps them until a later
         sweep of another process (or forever, bounded by ``max_channels``).
         """
-        dropped = self.hub.sweep(now, self.limits.idle_ttl_s)
+        dropped = self.local.sweep(now)
         try:
             for channel_log in dropped:
                 keys, args = self.keys.forget(channel_log.name), [channel_log.name]
                 args.append(str(channel_log.next_offset))
                 await _checked(self._forget(keys=keys, args=args))
         except RedisError as error:
-            self.errors += 1
+            self.stats.errors += 1
             log.warning("redis broker: idle channels kept in Redis: %s", error)
         return [channel_log.name for channel_log in dropped]
 
-    async def open_subscription(self, patterns: Sequence[str], start: Start) -> Subscription:
+    def subscribe(self, patterns: Sequence[str], start: Start) -> SubscriptionScope:
         """Catch up with Redis, then place cursors exactly as memory:// does."""
-        await self._settle(start.after)
-        return await super().open_subscription(patterns, start)
+        return self.local.subscribe(patterns, start, self._settle)
 
     async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
         """Retained events after ``after``, once the mirror has caught up with Redis."""
         await self._settle(after)
-        return await super().history(channel, after, limit)
+        return self.local.history(channel, after, limit)
+
+    def channels(
+        self,
+        after: str | None = None,
+        limit: int | None = None,
+        visible: Callable[[str], bool] | None = None,
+    ) -> list[ChannelInfo]:
+        """Channels sorted by name, as this process's mirror has them."""
+        return self.local.channels(after, limit, visible)
+
+    def subscriber_counts(self, channels: Iterable[str]) -> dict[str, int]:
+        """Subscribers of each of ``channels`` in this process."""
+        return self.local.subscriber_counts(channels)
+
+    def follows(self) -> int:
+        """Subscribers summed over every channel, in this process."""
+        return self.local.follows()
 
     # -- catching up ---------------------------------------------------------
 
@@ -322,7 +351,7 @@ class RedisBroker(MemoryBroker):
         try:
             latest = await self._latest_seq()
         except (RedisError, BrokerUnavailable):
-            self.errors += 1
+            self.stats.errors += 1
             if self._unread(after):
                 raise BrokerUnavailable("Redis is unreachable; retry later") from None
             return
@@ -330,7 +359,7 @@ class RedisBroker(MemoryBroker):
 
     def _unread(self, after: str | None) -> bool:
         parsed = parse_event_id(after) if after is not None else None
-        return parsed is not None and parsed[0] == self.epoch and parsed[1] > self._seq
+        return parsed is not None and parsed[0] == self.epoch and parsed[1] > self.local.seq
 
     async def _latest_seq(self) -> int:
         """The seq of the fan-out's newest entry, in this process's epoch."""
@@ -345,13 +374,13 @@ class RedisBroker(MemoryBroker):
     async def _reader_at(self, seq: int) -> None:
         try:
             async with asyncio.timeout(self._timeout_s):
-                while self._seq < seq:
+                while self.local.seq < seq:
                     await self._progress.wait()
         except TimeoutError:
             raise self._failure("the Redis fan-out reader is behind; retry later") from None
 
     def _failure(self, message: str) -> BrokerUnavailable:
-        self.errors += 1
+        self.stats.errors += 1
         return BrokerUnavailable(message)
 
     def _advanced(self) -> None:
@@ -377,7 +406,7 @@ class RedisBroker(MemoryBroker):
                 if self._closing:
                     return
                 self._ready = False
-                self.errors += 1
+                self.stats.errors += 1
                 failures += 1
                 delay = _backoff_s(failures)
                 unexpected = not isinstance(error, RedisError | BrokerUnavailable)
@@ -395,17 +424,17 @@ class RedisBroker(MemoryBroker):
         """
         epoch = await self._ensure_epoch()
         if epoch == self.epoch and await self._rewound():
-            log.warning("redis fan-out: Redis went back before seq %d; new epoch", self._seq)
+            log.warning("redis fan-out: Redis went back before seq %d; new epoch", self.local.seq)
             epoch = await self._replace_epoch(epoch)
         if epoch != self.epoch:
             await self._reload()
         self._ready = True
-        self.reconnects += 1
-        log.info("redis fan-out: reconnected at seq %d", self._seq)
+        self.stats.reconnects += 1
+        log.info("redis fan-out: reconnected at seq %d", self.local.seq)
 
     async def _read_once(self) -> None:
         async with self._reader_client.pipeline(transaction=False) as pipe:
-            pipe.xread({self.keys.fanout: f"{self._seq}-0"}, count=READ_COUNT, block=BLOCK_MS)
+            pipe.xread({self.keys.fanout: f"{self.local.seq}-0"}, count=READ_COUNT, block=BLOCK_MS)
             pipe.get(self.keys.epoch)
             streams, epoch = await _checked(pipe.execute())
         if epoch is None or epoch.decode() != self.epoch:
@@ -421,22 +450,24 @@ class RedisBroker(MemoryBroker):
         """Append one fan-out entry to its ring; False when a hole forced a reload."""
         channel, kind = fields[b"c"].decode(), fields[b"k"].decode()
         offset = int(fields[b"o"])
-        channel_log = self._ring(self.hub, channel, kind)
+        channel_log = self._ring(self.local.hub, channel, kind)
         if channel_log is not None and channel_log.next_offset == 0 < offset:
             channel_log.start_at(offset, seq - 1)  # a name swept here, used again
-        if seq != self._seq + 1 or (channel_log is not None and offset != channel_log.next_offset):
+        hole = channel_log is not None and offset != channel_log.next_offset
+        if seq != self.local.seq + 1 or hole:
             log.warning("redis fan-out: hole before seq %d (reader fell behind); reloading", seq)
             await self._reload()
             return False
-        if channel_log is not None:
-            channel_log.append(self._event(seq, channel, kind, offset, fields))
-        self._seq = seq
+        if channel_log is None:
+            self.local.seq = seq  # a kind unknown here: nothing to store, the position moves on
+        else:
+            self.local.append(channel_log, self._event(seq, channel, kind, offset, fields))
         return True
 
     # -- loading the mirror ---------------------------------------------------
 
     async def _ensure_epoch(self) -> str:
-        candidate = secrets.token_hex(4)
+        candidate = new_epoch()
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.epoch, candidate, nx=True)
             pipe.get(self.keys.epoch)
@@ -445,11 +476,11 @@ class RedisBroker(MemoryBroker):
 
     async def _rewound(self) -> bool:
         seq = await _checked(self._client.get(self.keys.seq))
-        return int(seq or 0) < self._seq
+        return int(seq or 0) < self.local.seq
 
     async def _replace_epoch(self, stale: str) -> str:
         """Swap ``stale`` for a new epoch, unless another process already did."""
-        fresh = secrets.token_hex(4)
+        fresh = new_epoch()
         reply = await _checked(
             self._replace_epoch_script(keys=[self.keys.epoch], args=[stale, fresh])
         )
@@ -457,25 +488,20 @@ class RedisBroker(MemoryBroker):
 
     async def _reload(self) -> None:
         """Rebuild the mirror from Redis, then end the subscriptions of the old one."""
-        self.epoch = epoch = await self._ensure_epoch()
+        self.local.epoch = epoch = await self._ensure_epoch()
         try:
             await self._declare_again()
             latest = await self._latest_seq()
             stored = await _checked(self._client.hgetall(self.keys.kinds))
             kinds = {_text(name): _text(kind) for name, kind in stored.items()}
-            hub = Hub(self.kinds, self.hub.history_size, self.hub.max_lag)
+            hub = self.local.empty_hub()
             names = sorted(kinds)
             for start in range(0, len(names), LOAD_CHUNK):
                 await self._load(hub, names[start : start + LOAD_CHUNK], kinds, latest)
         except BaseException:
-            self.epoch = ""  # half loaded: the next attempt must reload from scratch
+            self.local.epoch = ""  # half loaded: the next attempt must reload from scratch
             raise
-        hub.swept_seq = self.hub.swept_seq
-        for name, channel_log in hub.logs.items():
-            if (before := self.hub.logs.get(name)) is not None and before.declared:
-                hub.mark_declared(channel_log)
-        old, self.hub, self._seq = self.hub, hub, latest
-        old.end_all("broker resynchronised")
+        self.local.replace(hub, latest)
         self._ready = True
         self._advanced()
         log.info("redis broker: epoch %s, seq %d, %d channels", epoch, latest, len(names))
@@ -496,12 +522,12 @@ class RedisBroker(MemoryBroker):
             replies = await _checked(pipe.execute())
         for (channel, kind), stored in zip(declared, replies[1::2], strict=True):
             if _text(stored) != kind:
-                self.errors += 1
+                self.stats.errors += 1
                 log.error("redis broker: %s", KindConflict(channel, _text(stored), kind))
 
     async def _load(self, hub: Hub, names: list[str], kinds: dict[str, str], latest: int) -> None:
         """Fill the rings of ``names`` with their newest events up to ``latest``."""
-        retained = self.hub.history_size + 1
+        retained = hub.history_size + 1
         async with self._client.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.xrevrange(self.keys.stream(name), max=f"{latest}-0", count=retained)

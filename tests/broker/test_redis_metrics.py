@@ -22,15 +22,15 @@ async def test_a_redis_restart_counts_errors_and_one_reconnect(
     broker = await make_redis_broker(server.url, unique_prefix())
     assert isinstance(broker, RedisBroker)
     await broker.publish("ops.deploys", "notify", {"message": "before", "level": "info"})
-    assert (broker.errors, broker.reconnects) == (0, 0)
+    assert (broker.stats.errors, broker.stats.reconnects) == (0, 0)
     await asyncio.to_thread(server.stop)
     with pytest.raises(BrokerUnavailable):
         await broker.publish("ops.deploys", "notify", {"message": "during", "level": "info"})
-    assert broker.errors >= 1
+    assert broker.stats.errors >= 1
     await until(lambda: not broker.ready, "the broker noticed Redis is down")
     await asyncio.to_thread(server.start)
     await until(lambda: broker.ready, "the broker reconnected")
-    assert broker.reconnects == 1
-    errors = broker.errors
+    assert broker.stats.reconnects == 1
+    errors = broker.stats.errors
     await broker.publish("ops.deploys", "notify", {"message": "after", "level": "info"})
-    assert (broker.errors, broker.reconnects) == (errors, 1)
+    assert (broker.stats.errors, broker.stats.reconnects) == (errors, 1)
