@@ -33,10 +33,13 @@ Deliberate oddities:
 - The Renderer remembers (bounded) recent ticker prices, for sparklines and
   the tick direction, and each notification key's place: it is fed by every
   event it renders, so after a restart a key starts a new place.
-- ANSI SGR colours in log lines become spans with fixed class names; every
-  other escape sequence (an OSC-8 link, a cursor move) stays visible as text,
-  in caret notation (ESC as ``^[``, as ``cat -v`` shows it; fonts lack "␛").
-  Nothing from a line ever becomes a tag or attribute.
+- No ANSI path: payloads are plain text. The logtail strips escape sequences
+  before it publishes (:mod:`app.sources.lines`), because every consumer of a
+  line needs the text a person reads: the JSON stream, ``q=`` and alert
+  patterns (a colour code splits ``ERROR`` from its match), level detection
+  and ``pulseboard subscribe``. Built-in sources never send an escape, so
+  colouring them here only ran for third-party lines; such a line is escaped
+  like any other text and nothing from it becomes a tag or attribute.
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ import re
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,11 +65,6 @@ SPARK_POINTS = 60
 SPARK_KEYS = 1000
 NOTE_KEYS = 10_000
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-_ESCAPES = re.compile(
-    r"\x1b\[([0-9;]*)m|\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b"
-)
-_SGR_COLOURS = {**{30 + i: f"fg{i}" for i in range(8)}, **{90 + i: f"fg{i + 8}" for i in range(8)}}
-_SGR_FLAGS = {1: "bold", 2: "dim", 3: "italic", 4: "underline"}
 _CHANNEL_JUNK = re.compile(r"[^a-z0-9_-]+")
 
 
@@ -261,7 +258,6 @@ class Renderer:
     def _helpers(self, highlight: Any) -> dict[str, Any]:
         return {
             "mark": lambda text: mark(text, highlight),
-            "ansi": lambda text: ansi_markup(text, highlight),
             "sparkline": self.sparkline,
             "direction": self.direction,
             "note_order": self.note_order,
@@ -286,49 +282,6 @@ def _compare(price: float, previous: float) -> str:
 # -- text -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A run of log text and the CSS classes its ANSI attributes map to."""
-
-    text: str
-    classes: str = ""
-
-
-def ansi_segments(line: str) -> list[Segment]:
-    """Split ``line`` at ANSI escapes: SGR colours become classes, other escapes stay visible."""
-    segments: list[Segment] = []
-    style: dict[str, str] = {}
-    position = 0
-    for match in _ESCAPES.finditer(line):
-        _append(segments, line[position : match.start()], style)
-        if match.group(1) is not None:
-            style = _apply_sgr(style, match.group(1))
-        else:
-            _append(segments, match.group(0).replace("\x1b", "^[").replace("\x07", "^G"), style)
-        position = match.end()
-    _append(segments, line[position:], style)
-    return segments
-
-
-def _append(segments: list[Segment], text: str, style: dict[str, str]) -> None:
-    if text:
-        segments.append(Segment(text, " ".join(f"ansi-{v}" for v in style.values())))
-
-
-def _apply_sgr(style: dict[str, str], params: str) -> dict[str, str]:
-    style = dict(style)
-    for code in (int(part) if part.isdigit() else 0 for part in params.split(";")):
-        if code == 0:
-            style.clear()
-        elif code in _SGR_COLOURS:
-            style["fg"] = _SGR_COLOURS[code]
-        elif code == 39:
-            style.pop("fg", None)
-        elif code in _SGR_FLAGS:
-            style[_SGR_FLAGS[code]] = _SGR_FLAGS[code]
-    return style
-
-
 def match_spans(text: str, pattern: Any) -> list[tuple[int, int]]:
     """Non-empty ``(start, end)`` spans where ``pattern`` matches ``text``."""
     if pattern is None:
@@ -349,21 +302,6 @@ def mark(text: str, pattern: Any, offset: int = 0, spans: Sequence[tuple[int, in
         pieces.append(Markup("<mark>%s</mark>") % text[start:end])
         position = end
     pieces.append(Markup.escape(text[position:]))
-    return Markup("").join(pieces)
-
-
-def ansi_markup(line: str, pattern: Any = None) -> Markup:
-    """A log line with its ANSI colours as spans and the matches of ``pattern`` marked."""
-    segments = ansi_segments(line)
-    spans = match_spans("".join(segment.text for segment in segments), pattern)
-    pieces: list[Markup] = []
-    offset = 0
-    for segment in segments:
-        body = mark(segment.text, None, offset, spans) if spans else Markup.escape(segment.text)
-        offset += len(segment.text)
-        if segment.classes:
-            body = Markup('<span class="%s">%s</span>') % (segment.classes, body)
-        pieces.append(body)
     return Markup("").join(pieces)
 
 
