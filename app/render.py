@@ -1,8 +1,8 @@
 """Events to HTML fragments for the ``format=html`` stream: one Jinja partial per kind.
 
-Every partial lives in ``templates/partials/_<kind>.html`` and is rendered
-with autoescaping on; kinds without a partial of their own use
-``_default.html``. A partial is called in one of three modes:
+Each kind names its partial, its cap and the rest of how it is shown in its
+:class:`~app.events.KindView`; a partial gets that view as ``view``. Kinds that
+name no partial of their own use ``_default.html``. A partial is called in one of three modes:
 
 - ``mode == "event"``: one live or resumed event (``event``), appended to its
   panel's list or replacing a row (ticker symbol, notification ``key``);
@@ -14,8 +14,8 @@ with autoescaping on; kinds without a partial of their own use
 Deliberate oddities:
 - The DOM is bounded by the fragments themselves: each row carries an
   out-of-band ``delete`` of ``#<list> > li:nth-last-child(n+CAP+1)`` (the template below
-  counts as a child), so whatever was filtered, resumed or skipped, a list never
-  holds more than CAP rows.
+  counts as a child; CAP is the view's ``cap``), so whatever was filtered,
+  resumed or skipped, a list never holds more than CAP rows.
   Every list holds one empty ``<template>`` that each row's delete also
   removes and the row puts back (``partials/_cap.html``): the delete always
   finds a target, so htmx logs no ``oobErrorNoTarget`` however few rows the
@@ -30,8 +30,9 @@ Deliberate oddities:
   out-of-band and inserting the new one (htmx has no upsert); rows keep their
   place through CSS ``order``: derived from the symbol for quotes, from the
   offset of a key's first notification for notifications (newest first).
-- The Renderer remembers (bounded) recent ticker prices, for sparklines and
-  the tick direction, and each notification key's place: it is fed by every
+- The Renderer remembers (bounded) the recent ``spark_field`` values per
+  ``latest_value_key`` (ticker prices), for sparklines and the tick direction,
+  and each ``replace_key``'s place (notification keys): it is fed by every
   event it renders, so after a restart a key starts a new place.
 - No ANSI path: payloads are plain text. The logtail strips escape sequences
   before it publishes (:mod:`app.sources.lines`), because every consumer of a
@@ -56,14 +57,13 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from app.events import Event
+from app.events import Event, KindRegistry, KindView
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-CAPS = {"log": 1000, "chat": 200, "notify": 100, "ticker": 200}
-DEFAULT_CAP = 200
 SPARK_POINTS = 60
 SPARK_KEYS = 1000
 NOTE_KEYS = 10_000
+DEFAULT_VIEW = KindView()
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _CHANNEL_JUNK = re.compile(r"[^a-z0-9_-]+")
 
@@ -87,8 +87,10 @@ def symbol_order(symbol: str) -> int:
     return value
 
 
-def latest(events: Sequence[Event], field: str) -> list[Event]:
+def latest(events: Sequence[Event], field: str | None) -> list[Event]:
     """``events`` keeping only the newest per ``data[field]`` (events without it all stay)."""
+    if field is None:
+        return list(events)
     newest = {event.data[field]: event for event in events if event.data.get(field) is not None}
     keep = set(map(id, newest.values()))
     return [e for e in events if e.data.get(field) is None or id(e) in keep]
@@ -120,9 +122,14 @@ def web_link(link: str) -> str | None:
     return link if parts.scheme in ("http", "https") and parts.netloc else None
 
 
-def create_environment(extra_paths: list[Path] | None = None) -> jinja2.Environment:
-    """The Jinja environment for pages and partials (autoescape always on)."""
-    loader = jinja2.FileSystemLoader([TEMPLATES, *(extra_paths or [])])
+def create_environment(kinds: KindRegistry | None = None) -> jinja2.Environment:
+    """The Jinja environment for pages and partials (autoescape always on).
+
+    The ``template_dir`` of each kind's view is searched after the built-in templates:
+    a plugin's partials are found, and cannot replace a page or a built-in partial.
+    """
+    extra = [] if kinds is None else [kinds.get(n).view.template_dir for n in kinds.names()]
+    loader = jinja2.FileSystemLoader([TEMPLATES, *(path for path in extra if path is not None)])
     env = jinja2.Environment(loader=loader, autoescape=True, enable_async=False)
     env.globals.update(
         dom_id=dom_id,
@@ -132,8 +139,6 @@ def create_environment(extra_paths: list[Path] | None = None) -> jinja2.Environm
         nick_colour=nick_colour,
         web_link=web_link,
         names_its_file=names_its_file,
-        caps=CAPS,
-        default_cap=DEFAULT_CAP,
     )
     env.filters.update(
         clock=clock,
@@ -150,8 +155,9 @@ def create_environment(extra_paths: list[Path] | None = None) -> jinja2.Environm
 class Renderer:
     """Renders events, snapshots, gaps and the connection status as HTML fragments."""
 
-    def __init__(self, env: jinja2.Environment) -> None:
+    def __init__(self, env: jinja2.Environment, kinds: KindRegistry) -> None:
         self.env = env
+        self.kinds = kinds
         self._partials: dict[str, jinja2.Template] = {}
         self._statuses: dict[str, str] = {}
         self._prices: OrderedDict[tuple[str, str], deque[tuple[int, float]]] = OrderedDict()
@@ -161,14 +167,14 @@ class Renderer:
         """One event as its panel's row (``highlight``: a compiled pattern to mark)."""
         self.remember([event])
         return self._partial(event.kind).render(
-            mode="event", channel=event.channel, event=event, **self._helpers(highlight)
+            mode="event", channel=event.channel, event=event, **self._helpers(event.kind, highlight)
         )
 
     def snapshot(self, channel: str, kind: str, events: list[Event], highlight: Any = None) -> str:
         """A channel's recent events as one swap that replaces the panel's content."""
         self.remember(events)
         return self._partial(kind).render(
-            mode="snapshot", channel=channel, events=events, **self._helpers(highlight)
+            mode="snapshot", channel=channel, events=events, **self._helpers(kind, highlight)
         )
 
     def page_list(
@@ -178,7 +184,10 @@ class Renderer:
         self.remember(events)
         return Markup(
             self._partial(kind).render(
-                mode="page", channel=channel, events=list(events), **self._helpers(highlight)
+                mode="page",
+                channel=channel,
+                events=list(events),
+                **self._helpers(kind, highlight),
             )
         )
 
@@ -196,67 +205,91 @@ class Renderer:
             html = self._statuses[state] = template.render(state=state)
         return html
 
-    def chat_form(
+    def view(self, kind: str) -> KindView:
+        """How ``kind`` is shown; a kind this process does not know gets the default view."""
+        return self.kinds.get(kind).view if kind in self.kinds else DEFAULT_VIEW
+
+    def head(self, kind: str) -> Markup:
+        """What a panel of ``kind`` shows above its list (the ticker's column names), or nothing."""
+        name = self.view(kind).head
+        return Markup(self.env.get_template(name).render()) if name else Markup("")
+
+    def form(
         self,
         channel: str,
+        kind: str,
         user: str = "",
         text: str = "",
         error: str | None = None,
         *,
         focus: bool = False,
     ) -> str:
-        """The chat form of ``channel``: emptied after a post, refilled with an error.
+        """The view's post form for ``channel``: emptied after a post, refilled with an error.
 
         ``focus`` puts the cursor back in the message field (the answer to a post).
+        Kinds without a form get an empty string.
         """
-        return self.env.get_template("partials/_chat_form.html").render(
+        name = self.view(kind).form
+        if name is None:
+            return ""
+        return self.env.get_template(name).render(
             channel=channel, user=user, text=text, error=error, focus=focus
         )
 
     def remember(self, events: Iterable[Event]) -> None:
-        """Record ticker prices for sparklines and where each notification key sits."""
+        """Record the values sparklines draw and where each replaceable row sits."""
         for event in events:
-            if event.kind == "ticker":
-                self._record(event)
-            elif event.kind == "notify" and event.data.get("key"):
-                self._place(event)
+            view = self.view(event.kind)
+            if view.spark_field is not None and view.latest_value_key is not None:
+                self._record(event, view.latest_value_key, view.spark_field)
+            if view.replace_key is not None and event.data.get(view.replace_key):
+                self._place(event, view.replace_key)
 
     def note_order(self, event: Event) -> int:
-        """CSS ``order`` of a notification: newest first, a key keeps its first place."""
-        key = event.data.get("key")
+        """CSS ``order`` of a row: newest first, a ``replace_key`` keeps its first place."""
+        field = self.view(event.kind).replace_key
+        key = event.data.get(field) if field else None
         return self._slots.get((event.channel, key), -event.offset) if key else -event.offset
 
-    def sparkline(self, channel: str, symbol: str) -> Markup:
-        """An inline SVG of the recent prices of ``symbol`` on ``channel``."""
-        prices = [price for _offset, price in self._prices.get((channel, symbol), ())]
-        return sparkline_svg(prices)
+    def sparkline(self, channel: str, key: str) -> Markup:
+        """An inline SVG of the recent values of ``key`` (a ticker symbol) on ``channel``."""
+        values = [value for _offset, value in self._prices.get((channel, key), ())]
+        return sparkline_svg(values)
 
     def direction(self, event: Event) -> str:
-        """``up``, ``down`` or ``flat``: this quote against the one before it."""
-        history = self._prices.get((event.channel, str(event.data["symbol"])), deque())
-        earlier = [price for offset, price in history if offset < event.offset]
-        previous = earlier[-1] if earlier else float(event.data["price"]) - event.data["change"]
-        return _compare(float(event.data["price"]), previous)
+        """``up``, ``down`` or ``flat``: this event's ``spark_field`` against the one before it.
 
-    def _record(self, event: Event) -> None:
-        key = (event.channel, str(event.data["symbol"]))
+        Without an earlier value, a ``change`` field in the payload (the ticker's) says.
+        """
+        view = self.view(event.kind)
+        if view.spark_field is None or view.latest_value_key is None:
+            return "flat"
+        value = float(event.data[view.spark_field])
+        history = self._prices.get((event.channel, str(event.data[view.latest_value_key])), ())
+        earlier = [value for offset, value in history if offset < event.offset]
+        previous = earlier[-1] if earlier else value - float(event.data.get("change", 0))
+        return _compare(value, previous)
+
+    def _record(self, event: Event, key_field: str, value_field: str) -> None:
+        key = (event.channel, str(event.data.get(key_field)))
         history = self._prices.get(key)
         if history is None:
             history = self._prices[key] = deque(maxlen=SPARK_POINTS)
             while len(self._prices) > SPARK_KEYS:
                 self._prices.popitem(last=False)
         if not history or event.offset > history[-1][0]:
-            history.append((event.offset, float(event.data["price"])))
+            history.append((event.offset, float(event.data[value_field])))
 
-    def _place(self, event: Event) -> None:
-        slot = (event.channel, str(event.data["key"]))
+    def _place(self, event: Event, field: str) -> None:
+        slot = (event.channel, str(event.data[field]))
         self._slots.setdefault(slot, -event.offset)
         self._slots.move_to_end(slot)
         while len(self._slots) > NOTE_KEYS:
             self._slots.popitem(last=False)
 
-    def _helpers(self, highlight: Any) -> dict[str, Any]:
+    def _helpers(self, kind: str, highlight: Any) -> dict[str, Any]:
         return {
+            "view": self.view(kind),
             "mark": lambda text: mark(text, highlight),
             "sparkline": self.sparkline,
             "direction": self.direction,
@@ -266,10 +299,7 @@ class Renderer:
     def _partial(self, kind: str) -> jinja2.Template:
         template = self._partials.get(kind)
         if template is None:
-            template = self.env.select_template(
-                [f"partials/_{kind}.html", "partials/_default.html"]
-            )
-            self._partials[kind] = template
+            template = self._partials[kind] = self.env.get_template(self.view(kind).template)
         return template
 
 

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 import re2
 
-from app.events import Event
+from app.events import Event, KindRegistry
 from app.render import (
-    CAPS,
     Renderer,
     create_environment,
     key_slug,
@@ -40,7 +39,7 @@ def quote(symbol: str, price: float, offset: int | None = None) -> Event:
 
 @pytest.fixture
 def renderer() -> Renderer:
-    return Renderer(create_environment())
+    return Renderer(create_environment(), KindRegistry())
 
 
 def tags(html: str) -> list[str]:
@@ -156,8 +155,9 @@ def test_snapshot_replaces_the_list_out_of_band(renderer: Renderer) -> None:
 
 
 def test_snapshot_keeps_at_most_the_cap(renderer: Renderer) -> None:
-    events = [make_event("log", {"line": str(i), "file": "a"}) for i in range(CAPS["log"] + 5)]
-    assert renderer.snapshot("log.app", "log", events).count("<li ") == CAPS["log"]
+    cap = KindRegistry().get("log").view.cap
+    events = [make_event("log", {"line": str(i), "file": "a"}) for i in range(cap + 5)]
+    assert renderer.snapshot("log.app", "log", events).count("<li ") == cap
 
 
 def test_page_list_has_no_out_of_band_attribute(renderer: Renderer) -> None:
@@ -276,7 +276,7 @@ def test_status_fragment_says_live(renderer: Renderer) -> None:
 
 
 def test_chat_form_keeps_the_text_only_with_an_error(renderer: Renderer) -> None:
-    html = renderer.chat_form("chat.lobby", user="<ann>", text="hello", error="text: too long")
+    html = renderer.form("chat.lobby", "chat", user="<ann>", text="hello", error="text: too long")
     assert 'value="&lt;ann&gt;"' in html and 'value="hello"' in html
     assert 'role="alert">text: too long<' in html
     assert 'hx-post="/api/channels/chat.lobby/events"' in html
