@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -211,17 +212,68 @@ def parse_priority(value: int | str) -> int:
 
 
 @dataclass(frozen=True)
+class KindView:
+    """How the gateway shows a kind: the one place render, dashboard and api read.
+
+    A kind's panel is its partial rendered in three modes (see :mod:`app.render`);
+    everything else the pages need to know about the kind is here, so adding a
+    kind is a schema, a partial and one :class:`Kind` entry.
+
+    Attributes:
+        template: the Jinja partial that renders the kind's rows.
+        template_dir: a directory searched for ``template`` (and ``head``, ``form``)
+            after the built-in templates: where a plugin ships its partials.
+        cap: rows a panel's list keeps; the fragments delete what falls off.
+        page_history: events a page reads to render a panel the first time.
+        snapshot_size: events a fresh ``format=html`` stream starts the panel
+            with (latest-value kinds: the newest event per key, whatever this says).
+        latest_value_key: payload field whose newest value is all a lagging
+            subscriber needs (the ticker's ``symbol``): such channels conflate
+            instead of cutting a slow client, and show one row per key.
+        replace_key: payload field whose value names a row that a later event
+            replaces in its first place (notify's ``key``); no conflation.
+        spark_field: a number the renderer remembers per ``latest_value_key``,
+            for the row's sparkline and tick direction (the ticker's ``price``).
+        head: partial shown above the list (the ticker board's column names).
+        form: partial of the form people post with, under the panel (chat); the
+            publish API answers an htmx post with it, and every post to the kind
+            also spends the per-client ``limits.chat_rate`` budget.
+        swap: where a live row goes in the list (htmx ``hx-swap``).
+        scroll: which end of the panel stays in view as rows arrive.
+        live: how a screen reader announces new rows (``aria-live``).
+    """
+
+    template: str = "partials/_default.html"
+    template_dir: Path | None = None
+    cap: int = 200
+    page_history: int = 50
+    snapshot_size: int = 50
+    latest_value_key: str | None = None
+    replace_key: str | None = None
+    spark_field: str | None = None
+    head: str | None = None
+    form: str | None = None
+    swap: Literal["beforeend", "afterbegin"] = "beforeend"
+    scroll: Literal["top", "bottom"] = "top"
+    live: Literal["off", "polite"] = "off"
+
+    def __post_init__(self) -> None:
+        for name in ("cap", "page_history", "snapshot_size"):
+            if getattr(self, name) < (1 if name == "cap" else 0):
+                raise ValueError(f"view.{name}: {getattr(self, name)!r} is too small")
+        if self.spark_field is not None and self.latest_value_key is None:
+            raise ValueError("view.spark_field: needs a latest_value_key to keep values per key")
+
+
+@dataclass(frozen=True)
 class Kind:
     """A channel type: its payload schema and how the gateway treats its events.
 
     Attributes:
         name: the kind's name, as in config (``kind = "chat"``).
         schema: msgspec struct that validates payloads (unknown fields refused).
+        view: how pages, fragments and the publish API show and take it.
         external_publish: whether the HTTP API may publish to it (log and ticker: 409).
-        latest_value_key: payload field whose newest value is all a lagging
-            subscriber needs (the ticker's ``symbol``); such channels conflate
-            instead of cutting a slow client.
-        snapshot_size: events sent as the replacing snapshot on a fresh html connect.
         text: the searchable text of a payload (what ``q=`` matches).
         level: the payload's severity on the log scale (``level=`` filter); None
             for kinds that have no severity, which that filter leaves alone.
@@ -231,9 +283,8 @@ class Kind:
 
     name: str
     schema: type[msgspec.Struct]
+    view: KindView = KindView()
     external_publish: bool = True
-    latest_value_key: str | None = None
-    snapshot_size: int = 50
     text: Callable[[dict[str, Any]], str] = lambda data: ""
     level: Callable[[dict[str, Any]], str | None] | None = None
     form_field: str | None = None
@@ -277,29 +328,51 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
     Kind(
         "chat",
         ChatPayload,
-        snapshot_size=50,
+        KindView(
+            "partials/_chat.html",
+            cap=200,
+            form="partials/_chat_form.html",
+            scroll="bottom",
+            live="polite",
+        ),
         text=lambda d: f"{d['user']}: {d['text']}",
     ),
     Kind(
         "log",
         LogPayload,
+        KindView(
+            "partials/_log.html", cap=1000, page_history=200, snapshot_size=200, scroll="bottom"
+        ),
         external_publish=False,
-        snapshot_size=200,
         text=lambda d: str(d["line"]),
         level=lambda d: d.get("level"),
     ),
     Kind(
         "ticker",
         TickerPayload,
+        KindView(
+            "partials/_ticker.html",
+            cap=200,
+            page_history=1000,
+            latest_value_key="symbol",
+            spark_field="price",
+            head="partials/_ticker_head.html",
+        ),
         external_publish=False,
-        latest_value_key="symbol",
-        snapshot_size=0,
         text=lambda d: str(d["symbol"]),
     ),
     Kind(
         "notify",
         NotifyPayload,
-        snapshot_size=20,
+        KindView(
+            "partials/_notify.html",
+            cap=100,
+            page_history=20,
+            snapshot_size=20,
+            replace_key="key",
+            swap="afterbegin",
+            live="polite",
+        ),
         text=lambda d: " ".join(filter(None, (d.get("title"), d["message"], *d.get("tags", ())))),
         level=_notify_level,
         form_field="message",

@@ -1,8 +1,8 @@
 """Events to HTML fragments for the ``format=html`` stream: one Jinja partial per kind.
 
-Every partial lives in ``templates/partials/_<kind>.html`` and is rendered
-with autoescaping on; kinds without a partial of their own use
-``_default.html``. A partial is called in one of three modes:
+Each kind names its partial, its cap and the rest of how it is shown in its
+:class:`~app.events.KindView`; a partial gets that view as ``view``. Kinds that
+name no partial of their own use ``_default.html``. A partial is called in one of three modes:
 
 - ``mode == "event"``: one live or resumed event (``event``), appended to its
   panel's list or replacing a row (ticker symbol, notification ``key``);
@@ -14,8 +14,8 @@ with autoescaping on; kinds without a partial of their own use
 Deliberate oddities:
 - The DOM is bounded by the fragments themselves: each row carries an
   out-of-band ``delete`` of ``#<list> > li:nth-last-child(n+CAP+1)`` (the template below
-  counts as a child), so whatever was filtered, resumed or skipped, a list never
-  holds more than CAP rows.
+  counts as a child; CAP is the view's ``cap``), so whatever was filtered,
+  resumed or skipped, a list never holds more than CAP rows.
   Every list holds one empty ``<template>`` that each row's delete also
   removes and the row puts back (``partials/_cap.html``): the delete always
   finds a target, so htmx logs no ``oobErrorNoTarget`` however few rows the
@@ -30,13 +30,17 @@ Deliberate oddities:
   out-of-band and inserting the new one (htmx has no upsert); rows keep their
   place through CSS ``order``: derived from the symbol for quotes, from the
   offset of a key's first notification for notifications (newest first).
-- The Renderer remembers (bounded) recent ticker prices, for sparklines and
-  the tick direction, and each notification key's place: it is fed by every
+- The Renderer remembers (bounded) the recent ``spark_field`` values per
+  ``latest_value_key`` (ticker prices), for sparklines and the tick direction,
+  and each ``replace_key``'s place (notification keys): it is fed by every
   event it renders, so after a restart a key starts a new place.
-- ANSI SGR colours in log lines become spans with fixed class names; every
-  other escape sequence (an OSC-8 link, a cursor move) stays visible as text,
-  in caret notation (ESC as ``^[``, as ``cat -v`` shows it; fonts lack "␛").
-  Nothing from a line ever becomes a tag or attribute.
+- No ANSI path: payloads are plain text. The logtail strips escape sequences
+  before it publishes (:mod:`app.sources.lines`), because every consumer of a
+  line needs the text a person reads: the JSON stream, ``q=`` and alert
+  patterns (a colour code splits ``ERROR`` from its match), level detection
+  and ``pulseboard subscribe``. Built-in sources never send an escape, so
+  colouring them here only ran for third-party lines; such a line is escaped
+  like any other text and nothing from it becomes a tag or attribute.
 """
 
 from __future__ import annotations
@@ -45,7 +49,6 @@ import re
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,20 +58,14 @@ import jinja2
 from markupsafe import Markup
 
 from app.acks import alert_state
-from app.events import Event
+from app.events import Event, KindRegistry, KindView
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-CAPS = {"log": 1000, "chat": 200, "notify": 100, "ticker": 200}
-DEFAULT_CAP = 200
 SPARK_POINTS = 60
 SPARK_KEYS = 1000
 NOTE_KEYS = 10_000
+DEFAULT_VIEW = KindView()
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-_ESCAPES = re.compile(
-    r"\x1b\[([0-9;]*)m|\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b"
-)
-_SGR_COLOURS = {**{30 + i: f"fg{i}" for i in range(8)}, **{90 + i: f"fg{i + 8}" for i in range(8)}}
-_SGR_FLAGS = {1: "bold", 2: "dim", 3: "italic", 4: "underline"}
 _CHANNEL_JUNK = re.compile(r"[^a-z0-9_-]+")
 
 
@@ -91,8 +88,10 @@ def symbol_order(symbol: str) -> int:
     return value
 
 
-def latest(events: Sequence[Event], field: str) -> list[Event]:
+def latest(events: Sequence[Event], field: str | None) -> list[Event]:
     """``events`` keeping only the newest per ``data[field]`` (events without it all stay)."""
+    if field is None:
+        return list(events)
     newest = {event.data[field]: event for event in events if event.data.get(field) is not None}
     keep = set(map(id, newest.values()))
     return [e for e in events if e.data.get(field) is None or id(e) in keep]
@@ -124,9 +123,14 @@ def web_link(link: str) -> str | None:
     return link if parts.scheme in ("http", "https") and parts.netloc else None
 
 
-def create_environment(extra_paths: list[Path] | None = None) -> jinja2.Environment:
-    """The Jinja environment for pages and partials (autoescape always on)."""
-    loader = jinja2.FileSystemLoader([TEMPLATES, *(extra_paths or [])])
+def create_environment(kinds: KindRegistry | None = None) -> jinja2.Environment:
+    """The Jinja environment for pages and partials (autoescape always on).
+
+    The ``template_dir`` of each kind's view is searched after the built-in templates:
+    a plugin's partials are found, and cannot replace a page or a built-in partial.
+    """
+    extra = [] if kinds is None else [kinds.get(n).view.template_dir for n in kinds.names()]
+    loader = jinja2.FileSystemLoader([TEMPLATES, *(path for path in extra if path is not None)])
     env = jinja2.Environment(loader=loader, autoescape=True, enable_async=False)
     env.globals.update(
         dom_id=dom_id,
@@ -137,8 +141,6 @@ def create_environment(extra_paths: list[Path] | None = None) -> jinja2.Environm
         web_link=web_link,
         names_its_file=names_its_file,
         alert_state=alert_state,
-        caps=CAPS,
-        default_cap=DEFAULT_CAP,
     )
     env.filters.update(
         clock=clock,
@@ -155,8 +157,9 @@ def create_environment(extra_paths: list[Path] | None = None) -> jinja2.Environm
 class Renderer:
     """Renders events, snapshots, gaps and the connection status as HTML fragments."""
 
-    def __init__(self, env: jinja2.Environment) -> None:
+    def __init__(self, env: jinja2.Environment, kinds: KindRegistry) -> None:
         self.env = env
+        self.kinds = kinds
         self._partials: dict[str, jinja2.Template] = {}
         self._statuses: dict[str, str] = {}
         self._prices: OrderedDict[tuple[str, str], deque[tuple[int, float]]] = OrderedDict()
@@ -166,14 +169,14 @@ class Renderer:
         """One event as its panel's row (``highlight``: a compiled pattern to mark)."""
         self.remember([event])
         return self._partial(event.kind).render(
-            mode="event", channel=event.channel, event=event, **self._helpers(highlight)
+            mode="event", channel=event.channel, event=event, **self._helpers(event.kind, highlight)
         )
 
     def snapshot(self, channel: str, kind: str, events: list[Event], highlight: Any = None) -> str:
         """A channel's recent events as one swap that replaces the panel's content."""
         self.remember(events)
         return self._partial(kind).render(
-            mode="snapshot", channel=channel, events=events, **self._helpers(highlight)
+            mode="snapshot", channel=channel, events=events, **self._helpers(kind, highlight)
         )
 
     def page_list(
@@ -183,7 +186,10 @@ class Renderer:
         self.remember(events)
         return Markup(
             self._partial(kind).render(
-                mode="page", channel=channel, events=list(events), **self._helpers(highlight)
+                mode="page",
+                channel=channel,
+                events=list(events),
+                **self._helpers(kind, highlight),
             )
         )
 
@@ -201,69 +207,92 @@ class Renderer:
             html = self._statuses[state] = template.render(state=state)
         return html
 
-    def chat_form(
+    def view(self, kind: str) -> KindView:
+        """How ``kind`` is shown; a kind this process does not know gets the default view."""
+        return self.kinds.get(kind).view if kind in self.kinds else DEFAULT_VIEW
+
+    def head(self, kind: str) -> Markup:
+        """What a panel of ``kind`` shows above its list (the ticker's column names), or nothing."""
+        name = self.view(kind).head
+        return Markup(self.env.get_template(name).render()) if name else Markup("")
+
+    def form(
         self,
         channel: str,
+        kind: str,
         user: str = "",
         text: str = "",
         error: str | None = None,
         *,
         focus: bool = False,
     ) -> str:
-        """The chat form of ``channel``: emptied after a post, refilled with an error.
+        """The view's post form for ``channel``: emptied after a post, refilled with an error.
 
         ``focus`` puts the cursor back in the message field (the answer to a post).
+        Kinds without a form get an empty string.
         """
-        return self.env.get_template("partials/_chat_form.html").render(
+        name = self.view(kind).form
+        if name is None:
+            return ""
+        return self.env.get_template(name).render(
             channel=channel, user=user, text=text, error=error, focus=focus
         )
 
     def remember(self, events: Iterable[Event]) -> None:
-        """Record ticker prices for sparklines and where each notification key sits."""
+        """Record the values sparklines draw and where each replaceable row sits."""
         for event in events:
-            if event.kind == "ticker":
-                self._record(event)
-            elif event.kind == "notify" and event.data.get("key"):
-                self._place(event)
+            view = self.view(event.kind)
+            if view.spark_field is not None and view.latest_value_key is not None:
+                self._record(event, view.latest_value_key, view.spark_field)
+            if view.replace_key is not None and event.data.get(view.replace_key):
+                self._place(event, view.replace_key)
 
     def note_order(self, event: Event) -> int:
-        """CSS ``order`` of a notification: newest first, a key keeps its first place."""
-        key = event.data.get("key")
+        """CSS ``order`` of a row: newest first, a ``replace_key`` keeps its first place."""
+        field = self.view(event.kind).replace_key
+        key = event.data.get(field) if field else None
         return self._slots.get((event.channel, key), -event.offset) if key else -event.offset
 
-    def sparkline(self, channel: str, symbol: str) -> Markup:
-        """An inline SVG of the recent prices of ``symbol`` on ``channel``."""
-        prices = [price for _offset, price in self._prices.get((channel, symbol), ())]
-        return sparkline_svg(prices)
+    def sparkline(self, channel: str, key: str) -> Markup:
+        """An inline SVG of the recent values of ``key`` (a ticker symbol) on ``channel``."""
+        values = [value for _offset, value in self._prices.get((channel, key), ())]
+        return sparkline_svg(values)
 
     def direction(self, event: Event) -> str:
-        """``up``, ``down`` or ``flat``: this quote against the one before it."""
-        history = self._prices.get((event.channel, str(event.data["symbol"])), deque())
-        earlier = [price for offset, price in history if offset < event.offset]
-        previous = earlier[-1] if earlier else float(event.data["price"]) - event.data["change"]
-        return _compare(float(event.data["price"]), previous)
+        """``up``, ``down`` or ``flat``: this event's ``spark_field`` against the one before it.
 
-    def _record(self, event: Event) -> None:
-        key = (event.channel, str(event.data["symbol"]))
+        Without an earlier value, a ``change`` field in the payload (the ticker's) says.
+        """
+        view = self.view(event.kind)
+        if view.spark_field is None or view.latest_value_key is None:
+            return "flat"
+        value = float(event.data[view.spark_field])
+        history = self._prices.get((event.channel, str(event.data[view.latest_value_key])), ())
+        earlier = [value for offset, value in history if offset < event.offset]
+        previous = earlier[-1] if earlier else value - float(event.data.get("change", 0))
+        return _compare(value, previous)
+
+    def _record(self, event: Event, key_field: str, value_field: str) -> None:
+        key = (event.channel, str(event.data.get(key_field)))
         history = self._prices.get(key)
         if history is None:
             history = self._prices[key] = deque(maxlen=SPARK_POINTS)
             while len(self._prices) > SPARK_KEYS:
                 self._prices.popitem(last=False)
         if not history or event.offset > history[-1][0]:
-            history.append((event.offset, float(event.data["price"])))
+            history.append((event.offset, float(event.data[value_field])))
 
-    def _place(self, event: Event) -> None:
-        slot = (event.channel, str(event.data["key"]))
+    def _place(self, event: Event, field: str) -> None:
+        slot = (event.channel, str(event.data[field]))
         self._slots.setdefault(slot, -event.offset)
         self._slots.move_to_end(slot)
         while len(self._slots) > NOTE_KEYS:
             self._slots.popitem(last=False)
 
-    def _helpers(self, highlight: Any) -> dict[str, Any]:
+    def _helpers(self, kind: str, highlight: Any) -> dict[str, Any]:
         return {
+            "view": self.view(kind),
             "mark": lambda text: mark(text, highlight),
-            "ansi": lambda text: ansi_markup(text, highlight),
             "sparkline": self.sparkline,
             "direction": self.direction,
             "note_order": self.note_order,
@@ -272,10 +301,7 @@ class Renderer:
     def _partial(self, kind: str) -> jinja2.Template:
         template = self._partials.get(kind)
         if template is None:
-            template = self.env.select_template(
-                [f"partials/_{kind}.html", "partials/_default.html"]
-            )
-            self._partials[kind] = template
+            template = self._partials[kind] = self.env.get_template(self.view(kind).template)
         return template
 
 
@@ -286,49 +312,6 @@ def _compare(price: float, previous: float) -> str:
 
 
 # -- text -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A run of log text and the CSS classes its ANSI attributes map to."""
-
-    text: str
-    classes: str = ""
-
-
-def ansi_segments(line: str) -> list[Segment]:
-    """Split ``line`` at ANSI escapes: SGR colours become classes, other escapes stay visible."""
-    segments: list[Segment] = []
-    style: dict[str, str] = {}
-    position = 0
-    for match in _ESCAPES.finditer(line):
-        _append(segments, line[position : match.start()], style)
-        if match.group(1) is not None:
-            style = _apply_sgr(style, match.group(1))
-        else:
-            _append(segments, match.group(0).replace("\x1b", "^[").replace("\x07", "^G"), style)
-        position = match.end()
-    _append(segments, line[position:], style)
-    return segments
-
-
-def _append(segments: list[Segment], text: str, style: dict[str, str]) -> None:
-    if text:
-        segments.append(Segment(text, " ".join(f"ansi-{v}" for v in style.values())))
-
-
-def _apply_sgr(style: dict[str, str], params: str) -> dict[str, str]:
-    style = dict(style)
-    for code in (int(part) if part.isdigit() else 0 for part in params.split(";")):
-        if code == 0:
-            style.clear()
-        elif code in _SGR_COLOURS:
-            style["fg"] = _SGR_COLOURS[code]
-        elif code == 39:
-            style.pop("fg", None)
-        elif code in _SGR_FLAGS:
-            style[_SGR_FLAGS[code]] = _SGR_FLAGS[code]
-    return style
 
 
 def match_spans(text: str, pattern: Any) -> list[tuple[int, int]]:
@@ -351,21 +334,6 @@ def mark(text: str, pattern: Any, offset: int = 0, spans: Sequence[tuple[int, in
         pieces.append(Markup("<mark>%s</mark>") % text[start:end])
         position = end
     pieces.append(Markup.escape(text[position:]))
-    return Markup("").join(pieces)
-
-
-def ansi_markup(line: str, pattern: Any = None) -> Markup:
-    """A log line with its ANSI colours as spans and the matches of ``pattern`` marked."""
-    segments = ansi_segments(line)
-    spans = match_spans("".join(segment.text for segment in segments), pattern)
-    pieces: list[Markup] = []
-    offset = 0
-    for segment in segments:
-        body = mark(segment.text, None, offset, spans) if spans else Markup.escape(segment.text)
-        offset += len(segment.text)
-        if segment.classes:
-            body = Markup('<span class="%s">%s</span>') % (segment.classes, body)
-        pieces.append(body)
     return Markup("").join(pieces)
 
 

@@ -186,7 +186,7 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
         settings=settings,
         kinds=kinds,
         broker=broker,
-        renderer=Renderer(create_environment()),
+        renderer=Renderer(create_environment(kinds), kinds),
         streams=StreamRegistry(
             StreamTimings(
                 heartbeat_s=settings.server.heartbeat,

@@ -120,7 +120,7 @@ def test_chat_limits_name_the_field(payload: dict, field: str) -> None:
 def test_log_and_ticker_refuse_external_publishing() -> None:
     assert not kinds.get("log").external_publish
     assert not kinds.get("ticker").external_publish
-    assert kinds.get("ticker").latest_value_key == "symbol"
+    assert kinds.get("ticker").view.latest_value_key == "symbol"
 
 
 @pytest.mark.parametrize(

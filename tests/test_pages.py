@@ -111,13 +111,17 @@ async def test_vendored_assets_are_served(app: Quart) -> None:
         assert status == 200, name
 
 
-async def test_chat_form_response_clears_the_text_and_sets_the_cookie(app: Quart) -> None:
+async def test_form_response_clears_the_text_and_sets_the_cookie(app: Quart) -> None:
     async with app.test_request_context("/api/channels/chat.lobby/events", method="POST"):
-        ok = await dashboard.chat_form_response(
-            "chat.lobby", {"user": "ann", "text": "hi"}, status=201
+        ok = await dashboard.form_response(
+            "chat.lobby", "chat", {"user": "ann", "text": "hi"}, status=201
         )
-        refused = await dashboard.chat_form_response(
-            "chat.lobby", {"user": "ann", "text": "x" * 3000}, status=400, error="text: too long"
+        refused = await dashboard.form_response(
+            "chat.lobby",
+            "chat",
+            {"user": "ann", "text": "x" * 3000},
+            status=400,
+            error="text: too long",
         )
     ok_html = await ok.get_data(as_text=True)
     assert ok.status_code == 201 and 'name="text" value=""' in ok_html

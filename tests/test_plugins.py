@@ -19,10 +19,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from app.events import Kind, KindRegistry
+from app.events import Kind, KindRegistry, KindView
 from app.sources.base import SourceConfigError, SourceType, load_source_types, register_kinds
+from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "pulseboard-weather"
@@ -62,6 +65,30 @@ async def main():
     }))
 
 asyncio.run(main())
+"""
+
+
+RENDER_WITH_THE_PLUGINS_VIEW = """
+import json
+from app.events import Event, KindRegistry
+from app.render import Renderer, create_environment
+from app.sources.base import load_source_types, register_kinds
+
+kinds = KindRegistry()
+register_kinds(load_source_types().values(), kinds)
+renderer = Renderer(create_environment(kinds), kinds)
+readings = [("Oslo", 1.5), ("Lima", 20.5), ("Oslo", 2.5)]
+events = [
+    Event(f"e-{i}", "weather", "weather", 1.7e9 + i,
+          {"city": city, "temp_c": temp_c, "wind_kmh": 3.0, "sky": "rain"}, i, i)
+    for i, (city, temp_c) in enumerate(readings, start=1)
+]
+view = kinds.get("weather").view
+print(json.dumps({
+    "view": [view.template, view.cap, view.latest_value_key, view.spark_field],
+    "snapshot": renderer.snapshot("weather", "weather", events),
+    "event": renderer.event(events[-1]),
+}))
 """
 
 
@@ -118,6 +145,38 @@ def test_the_installed_plugin_is_found_and_its_events_arrive(installed_plugin: P
     assert [event["data"]["city"] for event in events] == ["Oslo", "Lima", "Oslo", "Lima"]
     assert {(event["channel"], event["kind"]) for event in events} == {("weather", "weather")}
     assert set(events[0]["data"]) == {"city", "temp_c", "wind_kmh", "sky"}
+
+
+def test_the_plugin_kind_brings_its_view_and_its_partial(installed_plugin: Path) -> None:
+    result = python(RENDER_WITH_THE_PLUGINS_VIEW, installed_plugin)
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert report["view"] == ["partials/_weather.html", 50, "city", "temp_c"]
+    snapshot = report["snapshot"]
+    assert snapshot.count('<li id="weather-city-') == 2, "one card per city"
+    assert "2.5 °C" in snapshot and "1.5 °C" not in snapshot
+    assert "Last 2 prices" in snapshot, "the sparkline of Oslo's temperatures"
+    assert "#weather-list > li:nth-last-child(n+51)" in report["event"], "the view's cap"
+
+
+def test_a_server_shows_the_plugins_panel_with_its_partial(
+    installed_plugin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(installed_plugin))
+    source = {"type": "weather", "cities": ["Oslo", "Lima"], "interval": 0.05, "seed": 7}
+    server = ServerProcess(tmp_path, {"sources": [source]}).start()
+    pages: list[str] = []
+
+    def both_cities_shown() -> bool:
+        pages.append(httpx.get(f"{server.url}/", headers={"Host": "127.0.0.1"}).text)
+        return pages[-1].count('<li id="weather-city-') == 2
+
+    try:
+        wait_until(both_cities_shown, "a card per city on the dashboard", 30)
+    finally:
+        server.stop()
+    assert 'class="panel panel-weather"' in pages[-1]
+    assert 'sse-swap="weather"' in pages[-1]
 
 
 @pytest.mark.slow
@@ -214,7 +273,13 @@ def test_an_extra_type_with_a_taken_name_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["pyproject.toml", "src/pulseboard_weather/__init__.py", "tests/test_weather.py"]
+    "path",
+    [
+        "pyproject.toml",
+        "src/pulseboard_weather/__init__.py",
+        "src/pulseboard_weather/templates/partials/_weather.html",
+        "tests/test_weather.py",
+    ],
 )
 def test_the_docs_show_the_example_package_as_it_is(path: str) -> None:
     docs = (ROOT / "docs" / "plugins.md").read_text()
@@ -225,6 +290,12 @@ def test_the_docs_name_every_field_of_source_type() -> None:
     docs = (ROOT / "docs" / "plugins.md").read_text()
     for field in dataclasses.fields(SourceType):
         assert f"`{field.name}" in docs or f"{field.name}=" in docs, field.name
+
+
+def test_the_docs_name_every_field_of_the_kind_view() -> None:
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    for field in dataclasses.fields(KindView):
+        assert f"`{field.name}`" in docs, field.name
 
 
 def test_a_plugin_kind_that_takes_a_builtin_name_is_an_error_naming_the_plugin() -> None:

@@ -1,4 +1,4 @@
-"""Partials rendered directly: escaping, replacing and appending swaps, caps, ANSI, sparklines."""
+"""Partials rendered directly: escaping, replacing and appending swaps, caps, sparklines."""
 
 from __future__ import annotations
 
@@ -10,12 +10,9 @@ from typing import Any
 import pytest
 import re2
 
-from app.events import Event
+from app.events import Event, KindRegistry
 from app.render import (
-    CAPS,
     Renderer,
-    ansi_markup,
-    ansi_segments,
     create_environment,
     key_slug,
     names_its_file,
@@ -42,7 +39,7 @@ def quote(symbol: str, price: float, offset: int | None = None) -> Event:
 
 @pytest.fixture
 def renderer() -> Renderer:
-    return Renderer(create_environment())
+    return Renderer(create_environment(), KindRegistry())
 
 
 def tags(html: str) -> list[str]:
@@ -158,8 +155,9 @@ def test_snapshot_replaces_the_list_out_of_band(renderer: Renderer) -> None:
 
 
 def test_snapshot_keeps_at_most_the_cap(renderer: Renderer) -> None:
-    events = [make_event("log", {"line": str(i), "file": "a"}) for i in range(CAPS["log"] + 5)]
-    assert renderer.snapshot("log.app", "log", events).count("<li ") == CAPS["log"]
+    cap = KindRegistry().get("log").view.cap
+    events = [make_event("log", {"line": str(i), "file": "a"}) for i in range(cap + 5)]
+    assert renderer.snapshot("log.app", "log", events).count("<li ") == cap
 
 
 def test_page_list_has_no_out_of_band_attribute(renderer: Renderer) -> None:
@@ -254,26 +252,11 @@ def test_key_slug_is_safe_in_ids() -> None:
     assert re.fullmatch(r"x[0-9a-f]+", key_slug('a "b" <c>'))
 
 
-def test_ansi_colours_become_fixed_classes() -> None:
-    html = ansi_markup("\x1b[1;31mERROR\x1b[0m ok \x1b[92m<b>\x1b[39m")
-    assert html == (
-        '<span class="ansi-bold ansi-fg1">ERROR</span> ok <span class="ansi-fg10">&lt;b&gt;</span>'
-    )
-
-
-def test_other_escapes_stay_visible_as_text() -> None:
-    line = "\x1b]8;;javascript:alert(1)\x1b\\click\x1b]8;;\x1b\\ \x1b[2K"
-    assert "".join(s.text for s in ansi_segments(line)) == (
-        "^[]8;;javascript:alert(1)^[\\click^[]8;;^[\\ ^[[2K"
-    )
-    assert "<a" not in ansi_markup(line) and "href" not in ansi_markup(line)
-
-
-def test_highlight_marks_matches_across_colour_spans() -> None:
-    html = ansi_markup("\x1b[31mtime\x1b[0mout <x>", re2.compile("meou|<x>"))
-    assert html == (
-        '<span class="ansi-fg1">ti<mark>me</mark></span><mark>ou</mark>t <mark>&lt;x&gt;</mark>'
-    )
+def test_a_log_line_is_plain_text_whatever_it_carries(renderer: Renderer) -> None:
+    """One ANSI policy: the logtail strips escapes; the page has no colour path (app/render.py)."""
+    line = "\x1b[1;31mERROR\x1b[0m <b>"
+    html = renderer.event(make_event("log", {"line": line, "file": "f"}))
+    assert "\x1b[1;31mERROR\x1b[0m &lt;b&gt;</span>" in html and "ansi" not in html
 
 
 def test_highlight_in_a_log_event(renderer: Renderer) -> None:
@@ -293,7 +276,7 @@ def test_status_fragment_says_live(renderer: Renderer) -> None:
 
 
 def test_chat_form_keeps_the_text_only_with_an_error(renderer: Renderer) -> None:
-    html = renderer.chat_form("chat.lobby", user="<ann>", text="hello", error="text: too long")
+    html = renderer.form("chat.lobby", "chat", user="<ann>", text="hello", error="text: too long")
     assert 'value="&lt;ann&gt;"' in html and 'value="hello"' in html
     assert 'role="alert">text: too long<' in html
     assert 'hx-post="/api/channels/chat.lobby/events"' in html

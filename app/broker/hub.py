@@ -409,7 +409,7 @@ class Hub:
         existing = self.logs.get(channel)
         if existing is not None:
             return existing
-        latest_key = self.kinds.get(kind).latest_value_key
+        latest_key = self.kinds.get(kind).view.latest_value_key
         created = ChannelLog(channel, kind, self.history_size, latest_key)
         created.dropped_seq = self.swept_seq
         self.logs[channel] = created

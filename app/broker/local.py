@@ -204,7 +204,7 @@ class LocalFanout:
 
     def _fresh(self, subscription: Subscription, log: ChannelLog, start: Start) -> None:
         if start.snapshot:
-            snapshot_size = self.kinds.get(log.kind).snapshot_size
+            snapshot_size = self.kinds.get(log.kind).view.snapshot_size
             subscription.snapshots[log.name] = log.recent(snapshot_size)
             subscription.follow(log, log.next_offset)
         else:

@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.events import Kind, PayloadError, validate_channel
 from app.runtime import Runtime
-from app.web.dashboard import chat_form_response
+from app.web.dashboard import form_response
 from app.web.errors import RateLimited, error_response
 from app.web.params import decode_json, whole_number
 from app.web.runtime import current_runtime
@@ -52,37 +52,37 @@ async def publish(channel: str) -> Response:
         _take_rate(runtime, kind, len(payloads))
         ids = [(await runtime.publish_valid(channel, kind.name, p)).id for p in payloads]
         return _created({"ids": ids})
-    if kind.name == "chat" and request.headers.get("HX-Request") == "true":
-        return await _publish_chat_form(runtime, channel, kind)
+    if kind.view.form is not None and request.headers.get("HX-Request") == "true":
+        return await _publish_form(runtime, channel, kind)
     payload = kind.validate(await _read_payload(runtime, kind))
     _take_rate(runtime, kind, 1)
     event = await runtime.publish_valid(channel, kind.name, payload)
     return _created({"id": event.id})
 
 
-async def _publish_chat_form(runtime: Runtime, channel: str, kind: Kind) -> Response:
-    """The htmx chat form: answered with the form itself, emptied or showing the error."""
+async def _publish_form(runtime: Runtime, channel: str, kind: Kind) -> Response:
+    """A panel's htmx form (chat): answered with the form itself, emptied or showing the error."""
     fields = _form_fields(request.mimetype, _decode(await _body()))
     try:
         payload = kind.validate(await _read_payload(runtime, kind))
         _take_rate(runtime, kind, 1)
     except PayloadError as error:
-        return await chat_form_response(channel, fields, status=400, error=str(error))
+        return await form_response(channel, kind.name, fields, status=400, error=str(error))
     except RateLimited as limited:
         message = f"Slow down: try again in {limited.retry_after_s} s."
-        response = await chat_form_response(channel, fields, status=429, error=message)
+        response = await form_response(channel, kind.name, fields, status=429, error=message)
         response.headers["Retry-After"] = str(limited.retry_after_s)
         return response
     await runtime.publish_valid(channel, kind.name, payload)
-    return await chat_form_response(channel, fields, status=201)
+    return await form_response(channel, kind.name, fields, status=201)
 
 
 def _take_rate(runtime: Runtime, kind: Kind, count: int) -> None:
-    """Charge the caller's publish (and chat) budget; RateLimited when it is spent."""
+    """Charge the publish budget (and chat's, for kinds with a form); RateLimited when spent."""
     grant = current_grant()
     caller = grant.id if grant is not None else (request.remote_addr or "-")
     limiters = [runtime.publish_limiter]
-    if kind.name == "chat":
+    if kind.view.form is not None:
         limiters.append(runtime.chat_limiter)
     for limiter in limiters:
         wait_s = limiter.acquire(caller, cost=count)

@@ -5,9 +5,10 @@ Pages are rendered once with each panel's recent history; from then on one
 panel live. The log viewer's filter, level and pause are plain GET parameters
 that re-render the page with a new ``sse-connect`` URL: no script of ours.
 
-``chat_form_response`` is what the publish API answers to an htmx chat post
-(``HX-Request: true``): the form again, emptied after a post or refilled with
-an inline error, and the nickname remembered in a cookie.
+``form_response`` is what the publish API answers to an htmx post from a
+panel's form (a kind whose view has a ``form``: chat): the form again, emptied
+after a post or refilled with an inline error, and the nickname remembered in
+a cookie. How many events a page starts with is the kind's view's ``page_history``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ log = logging.getLogger("pulseboard.dashboard")
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
 NICK_COOKIE = "pulseboard_nick"
 NICK_MAX_AGE_S = 365 * 24 * 3600
-PAGE_HISTORY = {"log": 200, "chat": 50, "notify": 20, "ticker": 1000}
 LEVELS = tuple(LEVEL_ORDER)
 _LABELS = {"q": "", "level": "Level: "}  # q's messages name "the filter" themselves
 blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
@@ -141,20 +141,20 @@ def stream_url(channels: list[str], extra: tuple[tuple[str, str], ...] = ()) -> 
     return "/events?" + urlencode(query)
 
 
-async def chat_form_response(
-    channel: str, fields: Mapping[str, str], *, status: int, error: str | None = None
+async def form_response(
+    channel: str, kind: str, fields: Mapping[str, str], *, status: int, error: str | None = None
 ) -> Response:
-    """The chat form as the answer to an htmx post: emptied on success, else with ``error``.
+    """The kind's form as the answer to an htmx post: emptied on success, else with ``error``.
 
     Example (the publish API, for a chat channel and ``HX-Request: true``)::
 
-        return await chat_form_response(channel, form, status=201)
-        return await chat_form_response(channel, form, status=429, error="Slow down: ...")
+        return await form_response(channel, "chat", form, status=201)
+        return await form_response(channel, "chat", form, status=429, error="Slow down: ...")
     """
     renderer = current_runtime().renderer
     user = fields.get("user", "")[:64]
     text = "" if error is None else fields.get("text", "")
-    html = renderer.chat_form(channel, user=user, text=text, error=error, focus=True)
+    html = renderer.form(channel, kind, user=user, text=text, error=error, focus=True)
     response = Response(html, status=status, content_type="text/html; charset=utf-8")
     if error is None and user:
         response.set_cookie(
@@ -181,7 +181,7 @@ async def _find_panel(runtime: Runtime, channel: str) -> Panel | None:
 
 async def _recent(runtime: Runtime, panel: Panel) -> list[Event]:
     """The newest events a page starts with; none while the broker is down (the stream fills in)."""
-    wanted = PAGE_HISTORY.get(panel.kind, 50)
+    wanted = runtime.renderer.view(panel.kind).page_history
     try:
         page = await runtime.broker.history(panel.channel, None, runtime.settings.broker.history)
     except BrokerError as error:

@@ -1,19 +1,21 @@
 """pulseboard-weather: simulated weather readings, one event per city per interval.
 
 An example third-party source: it brings its own kind (``weather``, a
-latest-value channel keyed by city) and registers through the
-``pulseboard.sources`` entry point, with no change to Pulseboard itself.
+latest-value channel keyed by city, shown as one card per city by the partial
+it ships in ``templates/``) and registers through the ``pulseboard.sources``
+entry point, with no change to Pulseboard itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.events import Kind, validate_channel
+from app.events import Kind, KindView, validate_channel
 from app.sources.base import Pause, Publish, SourceType, pause_unless_stopped
 
 Sky = Literal["clear", "cloudy", "rain", "snow"]
@@ -31,8 +33,15 @@ class WeatherPayload(msgspec.Struct, forbid_unknown_fields=True):
 WEATHER_KIND = Kind(
     "weather",
     WeatherPayload,
+    KindView(
+        "partials/_weather.html",
+        template_dir=Path(__file__).parent / "templates",
+        cap=50,
+        page_history=500,
+        latest_value_key="city",
+        spark_field="temp_c",
+    ),
     external_publish=False,
-    latest_value_key="city",
     text=lambda data: f"{data['city']} {data['sky']} {data['temp_c']}°C",
 )
 
