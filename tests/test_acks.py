@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.acks import ack_payload, alert_state, latest_with_key
-from app.events import Event
+from app.events import Event, KindRegistry
 from app.render import Renderer, create_environment
 
 ALERT = {
@@ -55,7 +55,7 @@ def test_the_newest_note_with_the_key_is_found() -> None:
 
 
 def test_an_open_alert_row_has_an_acknowledge_form_and_a_closed_one_collapses() -> None:
-    renderer = Renderer(create_environment())
+    renderer = Renderer(create_environment(), KindRegistry())
     open_row = renderer.event(note(ALERT, 0))
     assert 'hx-post="/api/channels/ops.alerts/acks"' in open_row
     assert f'name="key" value="{ALERT["key"]}"' in open_row
@@ -69,7 +69,7 @@ def test_an_open_alert_row_has_an_acknowledge_form_and_a_closed_one_collapses() 
 
 
 def test_a_page_snapshot_shows_only_the_acknowledgement_of_an_alert() -> None:
-    renderer = Renderer(create_environment())
+    renderer = Renderer(create_environment(), KindRegistry())
     html = renderer.snapshot("ops.alerts", "notify", [note(ALERT, 0), note(ack_payload(ALERT), 1)])
     assert html.count("Payment failures") == 1
     assert "<details" in html and "hx-post" not in html

@@ -18,7 +18,7 @@ import pytest
 
 from app.broker.base import Start
 from app.broker.memory import MemoryBroker
-from app.events import Kind, KindRegistry
+from app.events import Kind, KindRegistry, KindView
 from app.filters import EventFilter, compile_user_regex
 from app.render import Renderer, create_environment
 from app.streams import EventStream, StreamRegistry, StreamRequest, StreamTimings
@@ -32,7 +32,6 @@ class BoomPayload(msgspec.Struct, forbid_unknown_fields=True):
     divisor: int = 1
 
 
-BOOM = Kind("boom", BoomPayload, text=lambda data: str(data["text"]))
 BOOM_PARTIAL = (
     '{%- if mode == "event" -%}<li>{{ event.data.text }} {{ 60 // event.data.divisor }}</li>'
     '{%- else -%}<ol hx-swap-oob="outerHTML">{% for e in events %}<li>{{ e.data.text }}'
@@ -88,17 +87,19 @@ async def until(check: Callable[[], bool], changed: asyncio.Event, what: str) ->
 
 
 @pytest.fixture
-def kinds() -> KindRegistry:
+def kinds(tmp_path: Path) -> KindRegistry:
+    """A kind whose partial (shipped in its own template_dir) divides by a payload field."""
+    (tmp_path / "partials").mkdir()
+    (tmp_path / "partials" / "_boom.html").write_text(BOOM_PARTIAL)
+    view = KindView(template="partials/_boom.html", template_dir=tmp_path)
     registry = KindRegistry()
-    registry.register(BOOM)
+    registry.register(Kind("boom", BoomPayload, view, text=lambda data: str(data["text"])))
     return registry
 
 
 @pytest.fixture
-def renderer(tmp_path: Path) -> Renderer:
-    (tmp_path / "partials").mkdir()
-    (tmp_path / "partials" / "_boom.html").write_text(BOOM_PARTIAL)
-    return Renderer(create_environment([tmp_path]))
+def renderer(kinds: KindRegistry) -> Renderer:
+    return Renderer(create_environment(kinds), kinds)
 
 
 @pytest.fixture
@@ -204,7 +205,9 @@ async def started(
     kinds: KindRegistry, broker: MemoryBroker, registry: StreamRegistry, sock: FakeSocket
 ) -> tuple[EventStream, asyncio.Task[None]]:
     """A json stream on ``sock`` that has written its start and is parked."""
-    stream = EventStream(request(kinds, "json"), broker, Renderer(create_environment()), registry)
+    stream = EventStream(
+        request(kinds, "json"), broker, Renderer(create_environment(kinds), kinds), registry
+    )
     task = asyncio.create_task(stream.run(SendRecorder(), sock))
     await until(lambda: b"retry:" in sock.written, sock.changed, "the stream to start")
     return stream, task
