@@ -79,7 +79,10 @@ def test_the_alerts_link_opens_the_log_page_at_the_line(
     assert href is not None and href.startswith(f"{server.url}/channels/log.app#line-")
     link.click()
     expect(page).to_have_url(href)
-    target = page.locator(":target")
+    # The anchored row, by the id the link names. Not ``:target``: the stream's fresh
+    # snapshot re-renders the list right after load, and the new row is not the
+    # browser's target any more (a highlight that survives it comes with issue 15.2).
+    target = page.locator(f"[id='{href.split('#', 1)[1]}']")
     expect(target).to_contain_text("charge failed for order 78")
     expect(target).to_be_in_viewport()
     page.context.close()
