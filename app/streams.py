@@ -38,11 +38,12 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Protocol
 
 import msgspec
 
-from app import sse
+from app import ndjson, sse
 from app.broker.base import Broker, BrokerUnavailable, Start
 from app.broker.hub import SubscriberLagging, Subscription
 from app.events import Event, is_pattern
@@ -78,7 +79,13 @@ STREAM_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 STREAM_START = {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
+NDJSON_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", ndjson.CONTENT_TYPE), *STREAM_HEADERS[1:]],
+}
 PING = sse.encode_comment("ping")
+PINGS = {"json": PING, "html": PING, "ndjson": ndjson.HEARTBEAT}
 BATCH_EVENTS = 512
 _json_encode = msgspec.json.Encoder().encode
 
@@ -181,11 +188,13 @@ class EventStream:
         try:
             async with self.broker.subscribe(self.request.patterns, self.request.start) as sub:
                 self.subscription = sub
-                await send(STREAM_START)
+                lines = self.request.format == "ndjson"
+                await send(NDJSON_START if lines else STREAM_START)
                 self._send, self._socket = send, socket
                 self.registry.add(self)
                 try:
-                    await self._write(sse.encode_retry(self.registry.timings.retry_ms))
+                    if not lines:
+                        await self._write(sse.encode_retry(self.registry.timings.retry_ms))
                     await self._write(self._start_frames(sub))
                     await self._follow(sub)
                     self._flush()  # what the hub handed over last, before the end
@@ -227,7 +236,7 @@ class EventStream:
                 self.registry.count_delivered(events, self._only_channel)
             if self.ping_due:
                 self.ping_due = False
-                chunk += PING
+                chunk += PINGS[self.request.format]
             if self.status_due:
                 self.status_due = False
                 self.last_status = self._loop.time()
@@ -326,14 +335,19 @@ class EventStream:
             frames.append(self._status_frame())
         if sub.gap_channels:
             frames.append(self._gap_frame(sub.gap_channels))
-        if sub.snapshots:
+        if sub.snapshots and html:
             frames.append(self._snapshot_frames(sub.snapshots))
+        elif sub.snapshots:  # json, ndjson: the latest value per key of latest-value channels
+            latest = sorted(chain.from_iterable(sub.snapshots.values()), key=_seq)
+            frames.append(self._frames(self._filtered(latest)))
         return b"".join(frames)
 
     def _gap_frame(self, channels: list[str]) -> bytes:
         self.registry.stats.gaps += 1
         if self.request.format == "html":
             return sse.encode_event(self.renderer.gap(channels), event="gap")
+        if self.request.format == "ndjson":
+            return ndjson.encode_gap(channels)
         return sse.encode_event(_json_encode({"channels": channels}).decode(), event="gap")
 
     def _snapshot_frames(self, snapshots: dict[str, list[Event]]) -> bytes:
@@ -370,6 +384,8 @@ class EventStream:
     def _encode(self, event: Event) -> bytes:
         if self.request.format == "html":
             return self._encode_html(event)
+        if self.request.format == "ndjson":
+            return _encode_ndjson(event)
         return _encode_json(event)
 
     def _encode_html(self, event: Event) -> bytes:
@@ -400,6 +416,13 @@ async def _send_unavailable(send: Send, detail: str) -> None:
 
 def _seq(event: Event) -> int:
     return event.seq
+
+
+def _encode_ndjson(event: Event) -> bytes:
+    frame = event.frames.get("ndjson")
+    if frame is None:
+        frame = event.frames["ndjson"] = ndjson.encode_line(_json_encode(event.as_json_dict()))
+    return frame
 
 
 def _encode_json(event: Event) -> bytes:

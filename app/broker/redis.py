@@ -306,10 +306,12 @@ class RedisBroker(MemoryBroker):
         await self._settle(start.after)
         return await super().open_subscription(patterns, start)
 
-    async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
+    async def history(
+        self, channel: str, after: str | None, limit: int, since: float | None = None
+    ) -> HistoryPage:
         """Retained events after ``after``, once the mirror has caught up with Redis."""
         await self._settle(after)
-        return await super().history(channel, after, limit)
+        return await super().history(channel, after, limit, since)
 
     # -- catching up ---------------------------------------------------------
 

@@ -9,6 +9,7 @@ high-rate producers: all lines are validated before any is published.
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -21,7 +22,7 @@ from app.runtime import Runtime
 from app.web.body import FORM, body_payload, header_fields, merge_fields
 from app.web.dashboard import chat_form_response
 from app.web.errors import RateLimited, error_response
-from app.web.params import decode_json, whole_number
+from app.web.params import check_known, decode_json, parse_since, whole_number
 from app.web.runtime import current_runtime
 from app.web.security import check_publish, check_read, current_grant, may_read
 
@@ -30,6 +31,8 @@ blueprint = Blueprint("api", __name__, url_prefix="/api")
 DEFAULT_HISTORY_LIMIT = 100
 DEFAULT_CHANNELS_LIMIT = 100
 MAX_CHANNELS_LIMIT = 1000
+CHANNELS_PARAMETERS = frozenset({"limit", "after"})
+HISTORY_PARAMETERS = frozenset({"limit", "after", "since"})
 NDJSON = "application/x-ndjson"
 MAX_PARSED_FIELDS = 1000  # the chat form has two; parse no further to show them again
 
@@ -170,6 +173,7 @@ async def channels() -> Response:
     ``next`` is the ``after`` of the next page, null on the last one.
     """
     runtime: Runtime = current_runtime()
+    check_known(request.args.keys(), CHANNELS_PARAMETERS)
     limit = _limit(request.args.get("limit"), MAX_CHANNELS_LIMIT, DEFAULT_CHANNELS_LIMIT)
     after = request.args.get("after")
     if after is not None:
@@ -182,9 +186,15 @@ async def channels() -> Response:
 
 @blueprint.get("/channels/<channel>/events")
 async def history(channel: str) -> Response:
-    """Retained events after ``after`` (oldest first); ``gap`` when ``after`` is unknown."""
+    """Retained events after ``after`` (oldest first); ``gap`` when ``after`` is unknown.
+
+    ``since`` (a duration or a UNIX time) starts at the first event at or after that time.
+    """
     runtime: Runtime = current_runtime()
     validate_channel(channel)
+    check_known(request.args.keys(), HISTORY_PARAMETERS)
+    since_text = request.args.get("since")
+    since = parse_since(since_text, time.time()) if since_text is not None else None
     refusal = check_read([channel])
     if refusal is not None:
         return refusal
@@ -194,7 +204,7 @@ async def history(channel: str) -> Response:
         request.args.get("limit"), runtime.settings.limits.history_limit, DEFAULT_HISTORY_LIMIT
     )
     after = request.args.get("after") or None
-    page = await runtime.broker.history(channel, after, limit)
+    page = await runtime.broker.history(channel, after, limit, since)
     events = [event.as_json_dict() for event in page.events]
     return jsonify({"events": events, "gap": page.gap})
 
