@@ -79,11 +79,8 @@ STREAM_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 STREAM_START = {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
-NDJSON_START = {
-    "type": "http.response.start",
-    "status": 200,
-    "headers": [(b"content-type", ndjson.CONTENT_TYPE), *STREAM_HEADERS[1:]],
-}
+NDJSON_HEADERS = [(b"content-type", ndjson.CONTENT_TYPE), *STREAM_HEADERS[1:]]
+NDJSON_START = {"type": "http.response.start", "status": 200, "headers": NDJSON_HEADERS}
 PING = sse.encode_comment("ping")
 PINGS = {"json": PING, "html": PING, "ndjson": ndjson.HEARTBEAT}
 BATCH_EVENTS = 512
@@ -99,6 +96,7 @@ class StreamRequest:
     filter: EventFilter
     start: Start
     client: str
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # added to the response's (CORS)
 
 
 @dataclass(frozen=True)
@@ -189,7 +187,7 @@ class EventStream:
             async with self.broker.subscribe(self.request.patterns, self.request.start) as sub:
                 self.subscription = sub
                 lines = self.request.format == "ndjson"
-                await send(NDJSON_START if lines else STREAM_START)
+                await send(self._response_start(lines))
                 self._send, self._socket = send, socket
                 self.registry.add(self)
                 try:
@@ -208,6 +206,12 @@ class EventStream:
             if self.subscription is not None:
                 raise  # lost mid-stream: too late for a 503
             await _send_unavailable(send, str(error))
+
+    def _response_start(self, lines: bool) -> dict[str, Any]:
+        if not self.request.headers:
+            return NDJSON_START if lines else STREAM_START  # shared: no list built per stream
+        headers = [*(NDJSON_HEADERS if lines else STREAM_HEADERS), *self.request.headers]
+        return {"type": "http.response.start", "status": 200, "headers": headers}
 
     async def _follow(self, sub: Subscription) -> None:
         direct = self._socket is not None and not self._filtering

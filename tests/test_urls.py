@@ -6,6 +6,7 @@ import pytest
 
 from app.urls import (
     LOOPBACK_HOSTS,
+    check_origin,
     host_allowed,
     host_name,
     is_loopback_bind,
@@ -110,3 +111,24 @@ def test_allowed_hosts_default_only_on_loopback() -> None:
     for bad in (["http://dash.example.com"], ["dash.example.com:8000"], [], ["a b"]):
         with pytest.raises(ValueError):
             resolve_allowed_hosts("0.0.0.0:8000", bad)
+
+
+@pytest.mark.parametrize(
+    ("origin", "normal"),
+    [
+        ("https://Status.Example", "https://status.example"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_check_origin_normalises(origin: str, normal: str) -> None:
+    assert check_origin(origin) == normal
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["status.example", "ftp://a.example", "https://a.example/", "https://a.example?x", "*",
+     "https://u:p@a.example", "https://a.example:99999", "https://"],
+)  # fmt: skip
+def test_check_origin_refuses_what_is_not_an_origin(origin: str) -> None:
+    with pytest.raises(ValueError):
+        check_origin(origin)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from quart import Blueprint, Response, request
 from werkzeug.datastructures import Headers, MultiDict
@@ -14,6 +15,7 @@ from app.runtime import Runtime
 from app.settings import LimitsSettings
 from app.streams import EventStream, StreamRequest
 from app.web.asgi import STREAM_PATH, StreamResponse
+from app.web.cors import stream_cors_headers
 from app.web.errors import error_response
 from app.web.params import check_known, parse_since, whole_number
 from app.web.runtime import current_runtime
@@ -82,6 +84,7 @@ async def events() -> Response:
     stream_request = parse_stream_request(
         request.args, request.headers, runtime.kinds, runtime.settings.limits, client
     )
+    stream_request = replace(stream_request, headers=tuple(stream_cors_headers()))
     refusal = check_read(stream_request.patterns)
     if refusal is not None:
         return refusal
