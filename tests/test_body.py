@@ -100,3 +100,19 @@ def test_ntfy_headers_mean_nothing_on_a_chat_channel() -> None:
     assert header_fields(CHAT, Headers({"Title": "x", "Delay": "10m"})) == {}
     payload = body_payload(CHAT, FORM, "user=ann&text=hi", max_fields=20)
     assert CHAT.validate(payload) == {"user": "ann", "text": "hi"}
+
+
+def test_ntfy_query_parameters_are_fields_and_others_are_refused() -> None:
+    args = {"title": "db-1", "priority": "high"}
+    assert header_fields(NOTIFY, Headers({"Title": "T"}), args) == {
+        "title": "T",
+        "priority": "high",
+    }
+    with pytest.raises(PayloadError) as refused:
+        header_fields(NOTIFY, Headers(), {"titel": "x", "message": "m"})
+    assert refused.value.field == "titel"
+    with pytest.raises(PayloadError) as refused:
+        header_fields(NOTIFY, Headers(), {"delay": "10m"})
+    assert "not supported" in refused.value.message
+    with pytest.raises(PayloadError):
+        header_fields(CHAT, Headers(), {"title": "x"})

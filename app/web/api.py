@@ -51,6 +51,7 @@ async def publish(channel: str) -> Response:
             409, f"channel {channel!r} is a {kind.name} channel: only its source publishes there"
         )
     if request.mimetype == NDJSON:
+        check_known(request.args.keys(), frozenset())
         payloads = _validate_batch(kind, await _read_ndjson(runtime, kind))
         _take_rate(runtime, kind, len(payloads))
         ids = [(await runtime.publish_valid(channel, kind.name, p)).id for p in payloads]
@@ -139,9 +140,10 @@ async def _read_payload(runtime: Runtime, kind: Kind) -> dict[str, Any]:
     limit = _body_limit(runtime, kind)
     if len(raw) > limit:
         raise RequestEntityTooLarge(f"a {kind.name} event body is at most {limit} bytes")
+    from_headers = header_fields(kind, request.headers, request.args)
     max_fields = runtime.settings.limits.form_fields
     payload = body_payload(kind, request.mimetype, _decode(raw), max_fields)
-    return merge_fields(payload, header_fields(kind, request.headers))
+    return merge_fields(payload, from_headers)
 
 
 def _chat_form(text: str) -> dict[str, str]:

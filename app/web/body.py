@@ -9,7 +9,9 @@ The ways in, each giving the same event (docs/notifications.md):
 - anything else is the kind's ``form_field`` (a notify ``message``): a form
   body without any of the kind's fields, or ``text/plain``;
 - ntfy's headers (``Title``, ``Priority``, ``Tags``, ``Click``, ``Message``,
-  each also with ``X-``) fill the fields the body leaves out.
+  each also with ``X-``), or the same names as query parameters
+  (``?title=...``, as ntfy takes them), fill the fields the body leaves out.
+  Any other query parameter is a 400 naming it.
 
 Deliberate oddities:
 - A body "looks like JSON" when it starts with ``{`` and ends with ``}``;
@@ -29,13 +31,14 @@ Deliberate oddities:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
 from werkzeug.datastructures import Headers
 
 from app.events import Kind, PayloadError
-from app.web.params import decode_json
+from app.web.params import check_known, decode_json
 
 FORM = "application/x-www-form-urlencoded"
 LIST_FIELDS = frozenset({"tags"})
@@ -105,11 +108,16 @@ def _split_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def header_fields(kind: Kind, headers: Headers) -> dict[str, Any]:
-    """ntfy's headers as fields of ``kind`` (only the fields it has); refused ones are a 400."""
+def header_fields(
+    kind: Kind, headers: Headers, args: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """ntfy's headers (or query parameters) as fields of ``kind``; refused ones are a 400."""
     known = set(kind.schema.__struct_fields__)
-    if "message" not in known:
-        return {}  # not a notification channel: ntfy's headers mean nothing here
+    ntfy = "message" in known  # a notification channel; elsewhere ntfy's names mean nothing
+    check_known(args or {}, frozenset([*NTFY_HEADERS, *NTFY_REFUSED]) if ntfy else frozenset())
+    if not ntfy:
+        return {}
+    headers = _with_query(headers, args or {})
     refused = [name for name in NTFY_REFUSED if _header(headers, name) is not None]
     if refused:
         names = ", ".join(f"X-{name.title()}" for name in refused)
@@ -123,6 +131,16 @@ def header_fields(kind: Kind, headers: Headers) -> dict[str, Any]:
             continue
         fields[field] = _split_list(value) if field in LIST_FIELDS else value
     return fields
+
+
+def _with_query(headers: Headers, args: Mapping[str, str]) -> Headers:
+    """Query parameters as headers: ``?title=x`` is ``Title: x``; a header wins."""
+    if not args:
+        return headers
+    merged = Headers(headers)
+    for name, value in args.items():
+        merged.setdefault(name, value)
+    return merged
 
 
 def _header(headers: Headers, name: str) -> str | None:

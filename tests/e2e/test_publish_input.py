@@ -67,6 +67,19 @@ WAYS: dict[str, tuple[str, str, dict[str, Any]]] = {
             "headers": {**FORM, **{f"X-{name}": value for name, value in NTFY_HEADERS.items()}},
         },
     ),
+    "ntfy's query parameters": (
+        "POST",
+        "ntfy",
+        {
+            "content": "disk 91% full",
+            "params": {
+                "title": "db-1",
+                "priority": "high",
+                "tags": "disk,db-1",
+                "click": "https://grafana.example/d/db-1",
+            },
+        },
+    ),
     "ntfy's path, PUT": ("PUT", "ntfy", {"content": "disk 91% full", "headers": NTFY_HEADERS}),
     "ntfy's path, X-Message": (
         "POST",
@@ -123,6 +136,18 @@ def test_refused_inputs_are_400s_naming_the_field(
     assert response.status_code == 400, response.text
     assert response.json()["detail"]["field"] == field
     assert httpx.get(f"{server.url}/api/channels/in.refused/events").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("channel", "query", "field"),
+    [("in.refused", "titel=db-1", "titel"), ("chat.lobby", "title=x", "title")],
+)
+def test_unknown_query_parameters_on_a_publish_are_a_400(
+    server: ServerProcess, channel: str, query: str, field: str
+) -> None:
+    response = httpx.post(f"{server.url}/api/channels/{channel}/events?{query}", content=b"x")
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"]["field"] == field
 
 
 async def test_a_form_of_other_words_is_the_message(server: ServerProcess) -> None:
