@@ -18,6 +18,7 @@ Deliberate oddities:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import tomllib
@@ -158,10 +159,25 @@ def check_exposure(bind: str, authority: Authority, *, allow_anonymous: bool) ->
 
 
 def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, if that is what it is."""
+    """The token of an ``Authorization: Bearer <token>`` header, if that is what it is.
+
+    ``Basic`` with an empty user name and the token as password is ntfy's other
+    way to send a token (its client libraries use it), so it counts too.
+    """
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() == "basic":
+        token = _basic_password(token.strip())
+    elif scheme.lower() != "bearer":
         return None
-    return token.strip()
+    return token.strip() or None
+
+
+def _basic_password(credentials: str) -> str:
+    """The password of ``Basic`` credentials whose user name is empty; "" otherwise."""
+    try:
+        user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return password if not user else ""

@@ -167,7 +167,14 @@ class TickerPayload(msgspec.Struct, forbid_unknown_fields=True):
 
 
 NotifyLevel = Literal["info", "success", "warning", "warn", "error", "critical"]
-PRIORITY_NAMES: dict[str, int] = {"min": 1, "low": 2, "default": 3, "high": 4, "urgent": 5}
+PRIORITY_NAMES: dict[str, int] = {
+    "min": 1,
+    "low": 2,
+    "default": 3,
+    "high": 4,
+    "urgent": 5,
+    "max": 5,  # ntfy's other name for 5
+}
 PRIORITY_LEVELS: dict[int, NotifyLevel] = {
     1: "info",
     2: "info",

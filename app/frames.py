@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from markupsafe import escape
 
-from app import sse
+from app import ndjson, sse
 from app.events import Event
 from app.render import Renderer
 
@@ -38,6 +38,14 @@ def json_frame(event: Event) -> bytes:
     if frame is None:
         body = _json_encode(event.as_json_dict())
         frame = event.frames["json"] = sse.encode_json_event(body, event=event.channel, id=event.id)
+    return frame
+
+
+def ndjson_frame(event: Event) -> bytes:
+    """The ``format=ndjson`` line of ``event`` (cached on it)."""
+    frame = event.frames.get("ndjson")
+    if frame is None:
+        frame = event.frames["ndjson"] = ndjson.encode_line(_json_encode(event.as_json_dict()))
     return frame
 
 

@@ -26,7 +26,7 @@ import msgspec
 
 from app.durations import parse_duration
 from app.events import PayloadError, validate_channel, validate_pattern
-from app.urls import resolve_allowed_hosts
+from app.urls import check_origin, resolve_allowed_hosts
 
 ENV_PREFIX = "PULSEBOARD_"
 CLIENT_VARIABLES = frozenset({"PULSEBOARD_URL", "PULSEBOARD_TOKEN"})  # publish/subscribe's own
@@ -57,11 +57,17 @@ class ServerSettings(_Section):
     body_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
     allowed_hosts: list[str] | None = None
     public_url: str | None = None
+    cors_origins: list[str] = msgspec.field(default_factory=list)
 
     @property
     def host_names(self) -> tuple[str, ...]:
         """``allowed_hosts``, or the loopback names when bound to loopback (checked at load)."""
         return resolve_allowed_hosts(self.bind, self.allowed_hosts)
+
+    @property
+    def cors_origin_names(self) -> tuple[str, ...]:
+        """``cors_origins`` normalised (checked at load)."""
+        return tuple(check_origin(origin) for origin in self.cors_origins)
 
 
 class BrokerSettings(_Section):
@@ -282,6 +288,10 @@ def _check(settings: Settings) -> None:
         settings.server.host_names  # noqa: B018  # resolving it is the check
     except ValueError as error:
         raise SettingsError(f"server.allowed_hosts: {error}") from None
+    try:
+        settings.server.cors_origin_names  # noqa: B018  # normalising them is the check
+    except ValueError as error:
+        raise SettingsError(f"server.cors_origins: {error}") from None
     _check_duration("auth.session_ttl", settings.auth.session_ttl)
     if not settings.broker.url.startswith(("memory://", "redis://", "rediss://", "unix://")):
         raise SettingsError(

@@ -39,16 +39,17 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Protocol
 
 import msgspec
 
-from app import sse
+from app import ndjson, sse
 from app.broker.base import Broker, BrokerUnavailable, Start
 from app.broker.hub import Encode, SubscriberLagging, Subscription
 from app.events import Event, is_pattern
 from app.filters import EventFilter
-from app.frames import HtmlFrames, json_frame
+from app.frames import HtmlFrames, json_frame, ndjson_frame
 from app.render import Renderer
 
 log = logging.getLogger("pulseboard.stream")
@@ -80,7 +81,11 @@ STREAM_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 STREAM_START = {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
+NDJSON_HEADERS = [(b"content-type", ndjson.CONTENT_TYPE), *STREAM_HEADERS[1:]]
+NDJSON_START = {"type": "http.response.start", "status": 200, "headers": NDJSON_HEADERS}
 PING = sse.encode_comment("ping")
+PINGS = {"json": PING, "html": PING, "ndjson": ndjson.HEARTBEAT}
+ENCODERS: dict[str, Encode] = {"json": json_frame, "ndjson": ndjson_frame}  # html: per stream
 BATCH_EVENTS = 512
 _json_encode = msgspec.json.Encoder().encode
 
@@ -94,6 +99,7 @@ class StreamRequest:
     filter: EventFilter
     start: Start
     client: str
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # added to the response's (CORS)
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,7 @@ class EventStream:
         self._abort: Abort | None = None
         self._pending: list[bytes] | None = None
         self._html = HtmlFrames(renderer, registry.stats.render_failures)
-        self._encode_event: Encode = self._html.frame if request.format == "html" else json_frame
+        self._encode_event: Encode = ENCODERS.get(request.format, self._html.frame)
         only = request.patterns[0] if len(request.patterns) == 1 else "*"
         self._only_channel = None if is_pattern(only) else only
 
@@ -187,11 +193,13 @@ class EventStream:
         try:
             async with self.broker.subscribe(self.request.patterns, self.request.start) as sub:
                 self.subscription = sub
-                await send(STREAM_START)
+                lines = self.request.format == "ndjson"
+                await send(self._response_start(lines))
                 self._send, self._socket = send, socket
                 self.registry.add(self)
                 try:
-                    await self._write(sse.encode_retry(self.registry.timings.retry_ms))
+                    if not lines:
+                        await self._write(sse.encode_retry(self.registry.timings.retry_ms))
                     await self._write(self._start_frames(sub))
                     await self._follow(sub)
                     self._flush()  # what the hub handed over last, before the end
@@ -205,6 +213,12 @@ class EventStream:
             if self.subscription is not None:
                 raise  # lost mid-stream: too late for a 503
             await _send_unavailable(send, str(error))
+
+    def _response_start(self, lines: bool) -> dict[str, Any]:
+        if not self.request.headers:
+            return NDJSON_START if lines else STREAM_START  # shared: no list built per stream
+        headers = [*(NDJSON_HEADERS if lines else STREAM_HEADERS), *self.request.headers]
+        return {"type": "http.response.start", "status": 200, "headers": headers}
 
     async def _follow(self, sub: Subscription) -> None:
         direct = self._socket is not None and not self._filtering
@@ -229,7 +243,7 @@ class EventStream:
                 self.registry.count_delivered(events, self._only_channel)
             if self.ping_due:
                 self.ping_due = False
-                chunk += PING
+                chunk += PINGS[self.request.format]
             if self.status_due:
                 self.status_due = False
                 self.last_status = self._loop.time()
@@ -328,14 +342,19 @@ class EventStream:
             frames.append(self._status_frame())
         if sub.gap_channels:
             frames.append(self._gap_frame(sub.gap_channels))
-        if sub.snapshots:
+        if sub.snapshots and html:
             frames.append(self._snapshot_frames(sub.snapshots))
+        elif sub.snapshots:  # json, ndjson: the latest value per key of latest-value channels
+            latest = sorted(chain.from_iterable(sub.snapshots.values()), key=_seq)
+            frames.append(self._frames(self._filtered(latest)))
         return b"".join(frames)
 
     def _gap_frame(self, channels: list[str]) -> bytes:
         self.registry.stats.gaps += 1
         if self.request.format == "html":
             return sse.encode_event(self.renderer.gap(channels), event="gap")
+        if self.request.format == "ndjson":
+            return ndjson.encode_gap(channels)
         return sse.encode_event(_json_encode({"channels": channels}).decode(), event="gap")
 
     def _snapshot_frames(self, snapshots: dict[str, list[Event]]) -> bytes:

@@ -102,6 +102,21 @@ def same_origin(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
     return host_allowed(host, allowed)
 
 
+def check_origin(origin: str) -> str:
+    """``origin`` normalised (``https://host[:port]``); ValueError when it is not an origin.
+
+    >>> check_origin("https://Status.Example:8443")
+    'https://status.example:8443'
+    """
+    parts = urlsplit(origin)
+    _ = parts.port  # reading it checks the port
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an origin such as 'https://status.example', got {origin!r}")
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"an origin is scheme://host[:port] only, got {origin!r}")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
 def safe_next(target: str | None) -> str:
     """``target`` when it is a path on this site, else ``/``: where to go after signing in.
 

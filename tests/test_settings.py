@@ -65,6 +65,8 @@ def test_environment_reaches_into_arrays_of_tables(tmp_path: Path) -> None:
         ('[limits]\nchannel_idle_ttl = "7 days"\n', {}, "limits.channel_idle_ttl:"),
         ('[limits]\nchannel_idle_ttl = "0s"\n', {}, "limits.channel_idle_ttl:"),
         ("[limits]\nmax_channels = 0\n", {}, "limits.max_channels:"),
+        ('[server]\ncors_origins = ["status.example"]\n', {}, "server.cors_origins:"),
+        ('[server]\ncors_origins = ["https://a.example/page"]\n', {}, "server.cors_origins:"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(

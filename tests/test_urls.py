@@ -6,6 +6,7 @@ import pytest
 
 from app.urls import (
     LOOPBACK_HOSTS,
+    check_origin,
     host_allowed,
     host_name,
     is_loopback_bind,
@@ -127,3 +128,24 @@ def test_the_public_base_url_is_the_setting_or_derived_from_the_bind_address(
     bind: str, public_url: str | None, allowed: tuple[str, ...], base: str
 ) -> None:
     assert public_base_url(bind, public_url, allowed) == base
+
+
+@pytest.mark.parametrize(
+    ("origin", "normal"),
+    [
+        ("https://Status.Example", "https://status.example"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_check_origin_normalises(origin: str, normal: str) -> None:
+    assert check_origin(origin) == normal
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["status.example", "ftp://a.example", "https://a.example/", "https://a.example?x", "*",
+     "https://u:p@a.example", "https://a.example:99999", "https://"],
+)  # fmt: skip
+def test_check_origin_refuses_what_is_not_an_origin(origin: str) -> None:
+    with pytest.raises(ValueError):
+        check_origin(origin)

@@ -60,12 +60,17 @@ class Start:
         history: on a fresh connect, replay the last N events per channel first.
         snapshot: instead of replaying, hand recent events per channel (and the
             channels of a gap) to the caller in ``Subscription.snapshots`` so it
-            can render them as one replacing swap (the html format).
+            can render them as one replacing swap (the html format). Without it,
+            a fresh connect with neither ``history`` nor ``since`` still hands
+            over the latest value per key of latest-value channels (the ticker).
+        since: on a fresh connect, replay from the first retained event whose
+            time is at or after this UNIX time.
     """
 
     after: str | None = None
     history: int = 0
     snapshot: bool = False
+    since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -150,8 +155,13 @@ class Broker(Protocol):
     ) -> AbstractAsyncContextManager[Subscription]:
         """A cursor over every channel matching ``patterns``, freed when the block exits."""
 
-    async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
-        """Up to ``limit`` retained events of ``channel`` after ``after`` (oldest first)."""
+    async def history(
+        self, channel: str, after: str | None, limit: int, since: float | None = None
+    ) -> HistoryPage:
+        """Up to ``limit`` retained events of ``channel`` after ``after`` (oldest first).
+
+        ``since``: only from the first event whose time is at or after it.
+        """
 
     def channels(
         self,

@@ -191,6 +191,21 @@ class ChannelLog:
                 high = middle
         return low
 
+    def offset_since(self, since: float) -> int:
+        """Offset of the first retained event whose time is at or after ``since``.
+
+        Times follow publish order (one clock per broker); where clocks of
+        several publishers disagree by a little, so does the answer.
+        """
+        low, high = self.first_offset, self.next_offset
+        while low < high:
+            middle = (low + high) // 2
+            if self.get(middle).time < since:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
     def slice(self, start: int, stop: int) -> list[Event]:
         """Events with offsets in ``[start, stop)``, all retained (one or two list slices)."""
         if stop <= start:

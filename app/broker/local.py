@@ -137,14 +137,18 @@ class LocalFanout:
         log = self.hub.logs.get(channel)
         return log.kind if log else None
 
-    def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
-        """Retained events after ``after``; a gap (from the oldest) when it is unknown."""
+    def history(
+        self, channel: str, after: str | None, limit: int, since: float | None = None
+    ) -> HistoryPage:
+        """Retained events after ``after`` (and from ``since``); a gap when it is unknown."""
         log = self.hub.logs.get(channel)
         if log is None:
             return HistoryPage([], gap=False)
         after_seq = self.known_seq(after) if after is not None else None
         gap = after is not None and (after_seq is None or log.dropped_seq > after_seq)
         start = log.first_offset if after_seq is None or gap else log.offset_after(after_seq)
+        if since is not None:
+            start = max(start, log.offset_since(since))
         return HistoryPage(log.slice(start, min(log.next_offset, start + limit)), gap=gap)
 
     def channels(
@@ -206,6 +210,11 @@ class LocalFanout:
         if start.snapshot:
             snapshot_size = self.kinds.get(log.kind).view.snapshot_size
             subscription.snapshots[log.name] = log.recent(snapshot_size)
+            subscription.follow(log, log.next_offset)
+        elif start.since is not None:
+            subscription.follow(log, log.offset_since(start.since))
+        elif start.history == 0 and log.latest_value_key is not None:
+            subscription.snapshots[log.name] = log.recent(0)
             subscription.follow(log, log.next_offset)
         else:
             subscription.follow(log, max(log.first_offset, log.next_offset - start.history))

@@ -73,9 +73,11 @@ class MemoryBroker:
         """Place cursors per ``start`` and follow; cursors are freed on exit."""
         return self.local.subscribe(patterns, start)
 
-    async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
-        """Retained events after ``after``; a gap (from the oldest) when it is unknown."""
-        return self.local.history(channel, after, limit)
+    async def history(
+        self, channel: str, after: str | None, limit: int, since: float | None = None
+    ) -> HistoryPage:
+        """Retained events after ``after`` (and from ``since``); a gap when it is unknown."""
+        return self.local.history(channel, after, limit, since)
 
     async def sweep(self, now: float) -> list[str]:
         """Drop the undeclared channels idle for ``limits.idle_ttl_s``."""

@@ -318,10 +318,12 @@ class RedisBroker:
         """Catch up with Redis, then place cursors exactly as memory:// does."""
         return self.local.subscribe(patterns, start, self._settle)
 
-    async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
+    async def history(
+        self, channel: str, after: str | None, limit: int, since: float | None = None
+    ) -> HistoryPage:
         """Retained events after ``after``, once the mirror has caught up with Redis."""
         await self._settle(after)
-        return self.local.history(channel, after, limit)
+        return self.local.history(channel, after, limit, since)
 
     def channels(
         self,

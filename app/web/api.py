@@ -1,15 +1,15 @@
 """The JSON API: publish, list channels, read history.
 
 ``POST /api/channels/<channel>/events`` takes a JSON payload, form fields (the
-chat form) or a plain-text body. As ntfy does, a form or text body that does
-not carry the kind's fields becomes the kind's ``form_field`` (a notify
-``message``): ``curl -d "deploy 42 done"`` sends a form content type. An
+chat form) or a plain-text body, plus ntfy's headers on notify channels
+(:mod:`app.web.body` reads them all). An
 ``application/x-ndjson`` body is a batch, one payload per line, for
 high-rate producers: all lines are validated before any is published.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -19,9 +19,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.events import Kind, PayloadError, validate_channel
 from app.runtime import Runtime
+from app.web.body import FORM, body_payload, header_fields, merge_fields
 from app.web.dashboard import form_response
 from app.web.errors import RateLimited, error_response
-from app.web.params import decode_json, whole_number
+from app.web.params import check_known, decode_json, parse_since, whole_number
 from app.web.runtime import current_runtime
 from app.web.security import check_publish, check_read, current_grant, may_read
 
@@ -30,8 +31,10 @@ blueprint = Blueprint("api", __name__, url_prefix="/api")
 DEFAULT_HISTORY_LIMIT = 100
 DEFAULT_CHANNELS_LIMIT = 100
 MAX_CHANNELS_LIMIT = 1000
+CHANNELS_PARAMETERS = frozenset({"limit", "after"})
+HISTORY_PARAMETERS = frozenset({"limit", "after", "since"})
 NDJSON = "application/x-ndjson"
-MAX_PARSED_FIELDS = 1000  # parse no further; limits.form_fields refuses far fewer
+MAX_PARSED_FIELDS = 1000  # the chat form has two; parse no further to show them again
 
 
 @blueprint.post("/channels/<channel>/events")
@@ -48,6 +51,7 @@ async def publish(channel: str) -> Response:
             409, f"channel {channel!r} is a {kind.name} channel: only its source publishes there"
         )
     if request.mimetype == NDJSON:
+        check_known(request.args.keys(), frozenset())
         payloads = _validate_batch(kind, await _read_ndjson(runtime, kind))
         _take_rate(runtime, kind, len(payloads))
         ids = [(await runtime.publish_valid(channel, kind.name, p)).id for p in payloads]
@@ -60,9 +64,15 @@ async def publish(channel: str) -> Response:
     return _created({"id": event.id})
 
 
+@blueprint.route("/ntfy/<channel>", methods=["POST", "PUT"])
+async def ntfy_publish(channel: str) -> Response:
+    """ntfy's shape, ``POST|PUT /<topic>``: an ntfy client whose server is ``<url>/api/ntfy``."""
+    return await publish(channel)
+
+
 async def _publish_form(runtime: Runtime, channel: str, kind: Kind) -> Response:
     """A panel's htmx form (chat): answered with the form itself, emptied or showing the error."""
-    fields = _form_fields(request.mimetype, _decode(await _body()))
+    fields = _form_as_posted(_decode(await _body()))
     try:
         payload = kind.validate(await _read_payload(runtime, kind))
         _take_rate(runtime, kind, 1)
@@ -126,27 +136,24 @@ def _body_limit(runtime: Runtime, kind: Kind) -> int:
 
 
 async def _read_payload(runtime: Runtime, kind: Kind) -> dict[str, Any]:
-    mimetype = request.mimetype
     raw = await _body()
     limit = _body_limit(runtime, kind)
     if len(raw) > limit:
         raise RequestEntityTooLarge(f"a {kind.name} event body is at most {limit} bytes")
-    if mimetype == "application/json":
-        payload = decode_json(raw, "body")
-        if not isinstance(payload, dict):
-            raise PayloadError("body", "a JSON object is required")
-        return payload
-    text = _decode(raw)
-    fields = _form_fields(mimetype, text)
-    if len(fields) > runtime.settings.limits.form_fields:
-        raise PayloadError("body", f"at most {runtime.settings.limits.form_fields} form fields")
-    if fields and set(fields) <= set(kind.schema.__struct_fields__):
-        return _with_lists(fields, kind)
-    if kind.form_field is None:
-        raise PayloadError("body", f"send the {kind.name} fields as JSON or form fields")
-    if not text.strip():
-        raise PayloadError(kind.form_field, "required")
-    return {kind.form_field: text}
+    from_headers = header_fields(kind, request.headers, request.args)
+    max_fields = runtime.settings.limits.form_fields
+    payload = body_payload(kind, request.mimetype, _decode(raw), max_fields)
+    return merge_fields(payload, from_headers)
+
+
+def _form_as_posted(text: str) -> dict[str, str]:
+    """A panel form's fields as posted, to show them again with the error."""
+    if request.mimetype != FORM:
+        return {}
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARSED_FIELDS))
+    except ValueError:  # parse_qsl's "Max number of fields exceeded"
+        return {}
 
 
 async def _body() -> bytes:
@@ -160,23 +167,6 @@ def _decode(raw: bytes) -> str:
         raise PayloadError("body", "not valid UTF-8") from None
 
 
-def _form_fields(mimetype: str, text: str) -> dict[str, str]:
-    if mimetype != "application/x-www-form-urlencoded":
-        return {}
-    try:
-        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARSED_FIELDS))
-    except ValueError:  # parse_qsl's "Max number of fields exceeded"
-        raise PayloadError("body", "too many form fields") from None
-
-
-def _with_lists(fields: dict[str, str], kind: Kind) -> dict[str, Any]:
-    """Form values are strings: ``tags=a,b`` becomes a list where the schema wants one."""
-    payload: dict[str, Any] = dict(fields)
-    if "tags" in payload and "tags" in kind.schema.__struct_fields__:
-        payload["tags"] = [tag.strip() for tag in payload["tags"].split(",") if tag.strip()]
-    return payload
-
-
 @blueprint.get("/channels")
 async def channels() -> Response:
     """A page of channels, sorted by name, with kind, subscribers, last id and retained count.
@@ -185,6 +175,7 @@ async def channels() -> Response:
     ``next`` is the ``after`` of the next page, null on the last one.
     """
     runtime: Runtime = current_runtime()
+    check_known(request.args.keys(), CHANNELS_PARAMETERS)
     limit = _limit(request.args.get("limit"), MAX_CHANNELS_LIMIT, DEFAULT_CHANNELS_LIMIT)
     after = request.args.get("after")
     if after is not None:
@@ -197,9 +188,15 @@ async def channels() -> Response:
 
 @blueprint.get("/channels/<channel>/events")
 async def history(channel: str) -> Response:
-    """Retained events after ``after`` (oldest first); ``gap`` when ``after`` is unknown."""
+    """Retained events after ``after`` (oldest first); ``gap`` when ``after`` is unknown.
+
+    ``since`` (a duration or a UNIX time) starts at the first event at or after that time.
+    """
     runtime: Runtime = current_runtime()
     validate_channel(channel)
+    check_known(request.args.keys(), HISTORY_PARAMETERS)
+    since_text = request.args.get("since")
+    since = parse_since(since_text, time.time()) if since_text is not None else None
     refusal = check_read([channel])
     if refusal is not None:
         return refusal
@@ -209,7 +206,7 @@ async def history(channel: str) -> Response:
         request.args.get("limit"), runtime.settings.limits.history_limit, DEFAULT_HISTORY_LIMIT
     )
     after = request.args.get("after") or None
-    page = await runtime.broker.history(channel, after, limit)
+    page = await runtime.broker.history(channel, after, limit, since)
     events = [event.as_json_dict() for event in page.events]
     return jsonify({"events": events, "gap": page.gap})
 

@@ -37,6 +37,7 @@ from app.sessions import SessionStore, create_session_store
 from app.settings import Settings
 from app.throttle import FailureThrottle
 from app.urls import host_allowed, safe_next, same_origin
+from app.web.cors import install_cors
 from app.web.errors import error_response
 from app.web.runtime import current_runtime
 
@@ -103,6 +104,7 @@ def install_security(app: Quart, settings: Settings, secret_key: str) -> None:
     app.before_request(_refuse_unknown_host)
     app.before_request(_refuse_cross_site)
     app.before_request(_identify)
+    install_cors(app, settings.server.cors_origin_names)
     app.after_request(_security_headers)
     app.register_blueprint(blueprint)
 

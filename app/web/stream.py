@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 from quart import Blueprint, Response, request
 from werkzeug.datastructures import Headers, MultiDict
 
@@ -12,14 +15,16 @@ from app.runtime import Runtime
 from app.settings import LimitsSettings
 from app.streams import EventStream, StreamRequest
 from app.web.asgi import STREAM_PATH, StreamResponse
+from app.web.cors import stream_cors_headers
 from app.web.errors import error_response
-from app.web.params import whole_number
+from app.web.params import check_known, parse_since, whole_number
 from app.web.runtime import current_runtime
 from app.web.security import check_read
 
 blueprint = Blueprint("stream", __name__)
 
-FORMATS = ("json", "html")
+FORMATS = ("json", "html", "ndjson")
+PARAMETERS = frozenset({"channel", "format", "q", "level", "history", "last_event_id", "since"})
 
 
 def parse_stream_request(
@@ -30,6 +35,7 @@ def parse_stream_request(
     client: str,
 ) -> StreamRequest:
     """Validate ``/events`` parameters; a PayloadError names the bad one."""
+    check_known(args.keys(), PARAMETERS)
     patterns = tuple(dict.fromkeys(args.getlist("channel")))
     if not patterns:
         raise PayloadError("channel", "at least one channel=NAME or pattern is required")
@@ -39,7 +45,7 @@ def parse_stream_request(
         validate_pattern(pattern)
     fmt = args.get("format", "json")
     if fmt not in FORMATS:
-        raise PayloadError("format", f"expected json or html, got {fmt!r}")
+        raise PayloadError("format", f"expected json, ndjson or html, got {fmt!r}")
     if args.get("last_event_id"):
         check_cursor_text(args["last_event_id"])  # a bad one is a 400 even where the header wins
     query = args.get("q") or None
@@ -65,7 +71,11 @@ def _parse_start(
     if after is not None:
         check_cursor_text(after)
     history = whole_number(args.get("history", "0"), "history", 0, limits.history_limit)
-    return Start(after=after, history=history, snapshot=fmt == "html")
+    since_text = args.get("since")
+    since = parse_since(since_text, time.time()) if since_text is not None else None
+    if since is not None and (fmt == "html" or history):
+        raise PayloadError("since", "not with format=html nor with history: give one start")
+    return Start(after=after, history=history, snapshot=fmt == "html", since=since)
 
 
 @blueprint.get(STREAM_PATH)
@@ -76,6 +86,7 @@ async def events() -> Response:
     stream_request = parse_stream_request(
         request.args, request.headers, runtime.kinds, runtime.settings.limits, client
     )
+    stream_request = replace(stream_request, headers=tuple(stream_cors_headers()))
     refusal = check_read(stream_request.patterns)
     if refusal is not None:
         return refusal

@@ -404,3 +404,28 @@ async def test_channels_page_by_name(broker: Broker) -> None:
         assert broker.follows() == 4
     assert broker.follows() == 0
     assert broker.subscriber_counts(["a.one", "c.three"]) == {"a.one": 0, "c.three": 0}
+
+
+async def test_since_starts_history_and_subscriptions_at_a_time(broker: Broker) -> None:
+    published = await publish_notes(broker, "ops.deploys", 6)
+    since = published[3].time
+    expected = ids([event for event in published if event.time >= since])
+    assert expected[-3:] == ids(published[3:])
+    page = await broker.history("ops.deploys", None, 100, since=since)
+    assert ids(page.events) == expected
+    after = await broker.history("ops.deploys", published[4].id, 100, since=since)
+    assert ids(after.events) == ids(published[5:])
+    assert (await broker.history("ops.deploys", None, 100, since=since + 3600)).events == []
+    async with broker.subscribe(["ops.deploys"], Start(since=since)) as sub:
+        replayed = await receive(sub, len(expected))
+    assert ids(replayed) == expected
+
+
+async def test_a_fresh_connect_hands_over_the_latest_value_per_key(broker: Broker) -> None:
+    for step in range(6):
+        await broker.publish("ticker", "ticker", quote("ACME" if step % 2 else "INIT", step))
+    await settled(broker, "ticker")
+    async with broker.subscribe(["ticker"], Start()) as sub:
+        latest = [(e.data["symbol"], e.data["price"]) for e in sub.snapshots["ticker"]]
+        assert sub.take() == []
+    assert latest == [("INIT", 4), ("ACME", 5)]

@@ -1,0 +1,31 @@
+"""The ``format=ndjson`` stream's wire format: one JSON object per line. Pure functions.
+
+For programs without an SSE parser (``curl | jq``, a log shipper): each line
+is the object a ``format=json`` stream carries in ``data:``
+(``{"id", "channel", "kind", "time", "data"}``); a gap is the line
+``{"channel": "gap", "kind": "gap", "data": {"channels": [...]}}``, the SSE
+``event: gap`` frame's name and data; a heartbeat is an empty line. JSON
+encoders escape every line end inside strings, so no payload can split a line.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+CONTENT_TYPE = b"application/x-ndjson"
+HEARTBEAT = b"\n"
+_encode = msgspec.json.Encoder().encode
+
+
+def encode_line(json_body: bytes) -> bytes:
+    """One event's line, from its one-line JSON body."""
+    return json_body + b"\n"
+
+
+def encode_gap(channels: list[str]) -> bytes:
+    """The line telling a client that history after its cursor is lost on ``channels``.
+
+    >>> encode_gap(["log.app"])
+    b'{"channel":"gap","kind":"gap","data":{"channels":["log.app"]}}\\n'
+    """
+    return _encode({"channel": "gap", "kind": "gap", "data": {"channels": channels}}) + b"\n"
