@@ -45,6 +45,10 @@ ERRORS = {
     "429": "Rate limited, or too many streams from this client",
     "503": "Broker unavailable, or the server is shutting down",
 }
+SINCE = {
+    "type": "string",
+    "description": "A duration before now (`45s`, `10m`, `2h`, `7d`) or a UNIX time",
+}
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}}
 
 
@@ -86,6 +90,7 @@ def _paths(limits: LimitsSettings, payload_refs: list[dict[str, Any]]) -> dict[s
             "post": _publish(payload_refs),
         },
         "/api/channels/{channel}/acks": {"post": _acknowledge()},
+        "/api/ntfy/{channel}": {"post": _publish(payload_refs), "put": _publish(payload_refs)},
         "/healthz": {"get": _healthz()},
         "/readyz": {"get": _readyz()},
         "/metrics": {"get": _metrics()},
@@ -242,7 +247,11 @@ def _events(limits: LimitsSettings) -> dict[str, Any]:
                 style="form",
                 explode=True,
             ),
-            _query("format", {"type": "string", "enum": ["json", "html"]}, "Default json"),
+            _query(
+                "format",
+                {"type": "string", "enum": ["json", "ndjson", "html"]},
+                "Default json; ndjson: one JSON object per line, an empty line as heartbeat",
+            ),
             _query(
                 "q",
                 {"type": "string", "maxLength": MAX_PATTERN_LENGTH},
@@ -259,13 +268,17 @@ def _events(limits: LimitsSettings) -> dict[str, Any]:
                 {"type": "integer", "minimum": 0, "maximum": limits.history_limit},
                 "On a fresh json connect, first the last N events per channel",
             ),
+            _query("since", SINCE, "On a fresh connect: from this time on (`10m` or UNIX time)"),
             _query("last_event_id", cursor, "Resume after this id (the header wins)"),
             {"name": "Last-Event-ID", "in": "header", "schema": cursor},
         ],
         "responses": {
             "200": {
                 "description": "The stream",
-                "content": {"text/event-stream": {"schema": _ref("StreamEvent")}},
+                "content": {
+                    "text/event-stream": {"schema": _ref("StreamEvent")},
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                },
             },
             **_errors("400", "401", "403", "429", "503"),
         },
@@ -318,6 +331,7 @@ def _history(limits: LimitsSettings) -> dict[str, Any]:
         "parameters": [
             _path("channel", _channel_name()),
             _query("after", {"type": "string"}, "An event id; without it, from the oldest"),
+            _query("since", SINCE, "Only events from this time on (`10m` or UNIX time)"),
             _query(
                 "limit",
                 {"type": "integer", "minimum": 1, "maximum": limits.history_limit},
@@ -348,7 +362,10 @@ def _publish(payload_refs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "summary": "Publish one event, or an NDJSON batch",
         "description": "A form or text body without the kind's fields becomes its "
-        "`form_field` (a notify `message`). An undeclared channel becomes a notify channel.",
+        "`form_field` (a notify `message`). An undeclared channel becomes a notify channel. "
+        "ntfy's headers (`Title`, `Priority`, `Tags`, `Click`, `Message`, with or without `X-`) "
+        "and the same names as query parameters (lowercase) set those fields; any other query "
+        "parameter is a 400.",
         "parameters": [
             _path("channel", _channel_name()),
             {
