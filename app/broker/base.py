@@ -132,6 +132,14 @@ class Broker(Protocol):
     async def history(self, channel: str, after: str | None, limit: int) -> HistoryPage:
         """Up to ``limit`` retained events of ``channel`` after ``after`` (oldest first)."""
 
+    async def before(self, channel: str, before: str | None, limit: int) -> HistoryPage:
+        """Up to ``limit`` retained events just before ``before`` (oldest first): paging back.
+
+        ``before=None`` is the newest ``limit``. An empty page means nothing older is
+        retained (the start of retention); ``gap`` when ``before`` is not one of this
+        epoch's ids (a restart), so the caller starts again from the newest.
+        """
+
     def channels(
         self,
         after: str | None = None,

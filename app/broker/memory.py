@@ -136,6 +136,19 @@ class MemoryBroker:
         start = log.first_offset if after_seq is None or gap else log.offset_after(after_seq)
         return HistoryPage(log.slice(start, min(log.next_offset, start + limit)), gap=gap)
 
+    async def before(self, channel: str, before: str | None, limit: int) -> HistoryPage:
+        """Retained events just before ``before``; empty at the start of retention."""
+        log = self.hub.logs.get(channel)
+        if log is None:
+            return HistoryPage([], gap=before is not None and self._known_seq(before) is None)
+        stop = log.next_offset
+        if before is not None:
+            before_seq = self._known_seq(before)
+            if before_seq is None:
+                return HistoryPage([], gap=True)
+            stop = log.offset_after(before_seq - 1)
+        return HistoryPage(log.slice(max(log.first_offset, stop - limit), stop), gap=False)
+
     def admit(self, channel: str) -> None:
         """ChannelLimit when ``channel`` is new and the undeclared channels are at the limit."""
         if channel not in self.hub.logs and self.hub.undeclared >= self.limits.max_channels:

@@ -311,6 +311,11 @@ class RedisBroker(MemoryBroker):
         await self._settle(after)
         return await super().history(channel, after, limit)
 
+    async def before(self, channel: str, before: str | None, limit: int) -> HistoryPage:
+        """Retained events just before ``before``, once the mirror has caught up with Redis."""
+        await self._settle(before)
+        return await super().before(channel, before, limit)
+
     # -- catching up ---------------------------------------------------------
 
     async def _settle(self, after: str | None) -> None:
