@@ -58,6 +58,7 @@ from app.events import Event
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 CAPS = {"log": 1000, "chat": 200, "notify": 100, "ticker": 200}
+SCROLLBACK_CAP = 20_000  # log rows a viewer holds while scrolled back (partials/_log.html)
 DEFAULT_CAP = 200
 SPARK_POINTS = 60
 SPARK_KEYS = 1000
@@ -136,6 +137,7 @@ def create_environment(extra_paths: list[Path] | None = None) -> jinja2.Environm
         web_link=web_link,
         names_its_file=names_its_file,
         caps=CAPS,
+        scrollback_cap=SCROLLBACK_CAP,
         default_cap=DEFAULT_CAP,
     )
     env.filters.update(
@@ -183,6 +185,26 @@ class Renderer:
             self._partial(kind).render(
                 mode="page", channel=channel, events=list(events), **self._helpers(highlight)
             )
+        )
+
+    def older_rows(
+        self,
+        channel: str,
+        kind: str,
+        events: Sequence[Event],
+        cursor: str | None,
+        *,
+        gap: bool = False,
+        highlight: Any = None,
+    ) -> str:
+        """A page of scrollback rows and the next "load older" row (``cursor`` None: the start)."""
+        return self._partial(kind).render(
+            mode="older",
+            channel=channel,
+            events=list(events),
+            cursor=cursor,
+            gap=gap,
+            **self._helpers(highlight),
         )
 
     def gap(self, channels: list[str], missed: dict[str, int] | None = None) -> str:

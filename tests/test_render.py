@@ -70,10 +70,11 @@ def test_log_event_appends_a_row_and_deletes_what_falls_off(renderer: Renderer) 
     data = {"line": "hi", "file": "app.log", "level": "warn", "lineno": 7}
     html = renderer.event(make_event("log", data, 2000))
     assert html.startswith(
-        '<div hx-swap-oob="delete:#log-app-list > li:nth-last-child(n+1001),'
+        '<div hx-swap-oob="delete:#log-app-list > li.line:nth-last-child(n+20001),'
+        " #log-app-list:not(:has(> li.old)) > li.line:nth-last-child(n+1001),"
         ' #log-app-list > template"></div>'
     )
-    assert '<li id="log-app-2000" class="line lvl-warn"><span class="ln">7</span>' in html
+    assert '<li id="line-e-2000" class="line lvl-warn"><span class="ln">7</span>' in html
     assert html.endswith('</li><template class="cap-end"></template>')
 
 
@@ -159,7 +160,7 @@ def test_snapshot_replaces_the_list_out_of_band(renderer: Renderer) -> None:
 
 def test_snapshot_keeps_at_most_the_cap(renderer: Renderer) -> None:
     events = [make_event("log", {"line": str(i), "file": "a"}) for i in range(CAPS["log"] + 5)]
-    assert renderer.snapshot("log.app", "log", events).count("<li ") == CAPS["log"]
+    assert renderer.snapshot("log.app", "log", events).count('<li id="line-') == CAPS["log"]
 
 
 def test_page_list_has_no_out_of_band_attribute(renderer: Renderer) -> None:

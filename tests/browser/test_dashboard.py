@@ -267,6 +267,6 @@ def test_a_dashboard_left_open_logs_nothing_in_the_console(
             assert client.post("/api/channels/ops.alerts/events", json=note).is_success
             log_file.append(f"INFO console line {n}")
             page.wait_for_timeout(100)
-    expect(page.locator("#log-app-list > li").last).to_contain_text("console line 59")
+    expect(page.locator("#log-app-list > li.line").last).to_contain_text("console line 59")
     expect(page.locator("#chat-lobby-list > li").last).to_contain_text("console chat 59")
     assert console == [], f"{len(console)} console messages, first: {console[:3]}"
