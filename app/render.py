@@ -58,7 +58,7 @@ from app.events import Event
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 CAPS = {"log": 1000, "chat": 200, "notify": 100, "ticker": 200}
-SCROLLBACK_CAP = 20_000  # log rows a viewer holds while scrolled back (partials/_log.html)
+SCROLLBACK_CAP = 50_000  # log rows a viewer holds while scrolled back (partials/_log.html)
 DEFAULT_CAP = 200
 SPARK_POINTS = 60
 SPARK_KEYS = 1000
@@ -177,13 +177,27 @@ class Renderer:
         )
 
     def page_list(
-        self, channel: str, kind: str, events: Sequence[Event] = (), highlight: Any = None
+        self,
+        channel: str,
+        kind: str,
+        events: Sequence[Event] = (),
+        highlight: Any = None,
+        *,
+        streamed: bool = False,
     ) -> Markup:
-        """A panel's list as the page first renders it (before the stream's snapshot)."""
+        """A panel's list as the page first renders it (before the stream's snapshot).
+
+        ``streamed``: a stream's snapshot will replace the list, so the log viewer's
+        "load older" row waits for it (a page fetched before would land in the old list).
+        """
         self.remember(events)
         return Markup(
             self._partial(kind).render(
-                mode="page", channel=channel, events=list(events), **self._helpers(highlight)
+                mode="page",
+                channel=channel,
+                events=list(events),
+                streamed=streamed,
+                **self._helpers(highlight),
             )
         )
 

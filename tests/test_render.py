@@ -70,7 +70,7 @@ def test_log_event_appends_a_row_and_deletes_what_falls_off(renderer: Renderer) 
     data = {"line": "hi", "file": "app.log", "level": "warn", "lineno": 7}
     html = renderer.event(make_event("log", data, 2000))
     assert html.startswith(
-        '<div hx-swap-oob="delete:#log-app-list > li.line:nth-last-child(n+20001),'
+        '<div hx-swap-oob="delete:#log-app-list > li.line:nth-last-child(n+50001),'
         " #log-app-list:not(:has(> li.old)) > li.line:nth-last-child(n+1001),"
         ' #log-app-list > template"></div>'
     )

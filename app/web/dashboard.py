@@ -55,7 +55,7 @@ STATIC = Path(__file__).resolve().parent.parent.parent / "static"
 NICK_COOKIE = "pulseboard_nick"
 NICK_MAX_AGE_S = 365 * 24 * 3600
 PAGE_HISTORY = {"log": 200, "chat": 50, "notify": 20, "ticker": 1000}
-OLDER_PAGE = 200  # rows per "load older" page
+OLDER_PAGE = 500  # rows per "load older" page
 OLDER_SCAN_LIMIT = 50_000  # events one filtered page may scan (app/scrollback.py)
 DOWNLOADS = {
     "text": ("text/plain; charset=utf-8", "log"),
@@ -125,7 +125,7 @@ async def _log_viewer(runtime: Runtime, panel: Panel) -> Response:
     event_filter = view.event_filter(runtime.kinds)
     events = [e for e in await _recent(runtime, panel) if event_filter.accepts(e)]
     log_list = runtime.renderer.page_list(
-        panel.channel, panel.kind, events, highlight=event_filter.pattern
+        panel.channel, panel.kind, events, highlight=event_filter.pattern, streamed=not view.paused
     )
     live_url = stream_url([panel.channel], view.filter_args)
     return _page(
