@@ -316,3 +316,20 @@ def test_a_critical_notification_is_announced_and_styled(renderer: Renderer) -> 
 def test_every_stored_notify_level_has_a_style(level: str) -> None:
     css = (Path(__file__).parents[1] / "static" / "pulseboard.css").read_text()
     assert level == "info" or f".note.lvl-{level} " in css
+
+
+def test_an_older_page_puts_its_rows_and_the_next_load_older_row(renderer: Renderer) -> None:
+    rows = [make_event("log", {"line": f"l{n}", "file": "app.log"}) for n in range(2)]
+    html = renderer.older_rows("log.app", "log", rows, rows[0].id)
+    assert html.startswith('<li id="log-app-older" class="older old" hx-swap-oob="outerHTML"')
+    assert f'hx-get="/channels/log.app/older?before={rows[0].id}"' in html
+    assert html.count('class="line old ') == 2
+    start = renderer.older_rows("log.app", "log", rows, None)
+    assert '<li id="log-app-older" class="older old start" hx-swap-oob="outerHTML">' in start
+
+
+def test_the_start_of_a_short_log_leaves_the_cap_on(renderer: Renderer) -> None:
+    """No scrollback rows: not "old", so live rows still cut the top; a click loads more later."""
+    html = renderer.older_rows("log.app", "log", [], None)
+    assert html.startswith('<li id="log-app-older" class="older start" hx-swap-oob="outerHTML"')
+    assert 'hx-trigger="click"' in html and "Start of retention" in html
