@@ -152,9 +152,9 @@ async def older_lines(channel: str) -> Response:
     newest), ``q`` and ``level`` as on the viewer.
     """
     runtime = current_runtime()
-    panel, refusal = await _log_panel(runtime, channel)
-    if panel is None:
-        return refusal
+    panel = await _log_panel(runtime, channel)
+    if isinstance(panel, Response):
+        return panel
     event_filter = _strict_filter(runtime, request.args)
     before = _cursor(request.args.get("before"), request.headers.get("HX-Target"))
     page = await older_page(
@@ -175,9 +175,9 @@ async def older_lines(channel: str) -> Response:
 async def download(channel: str) -> Response:
     """Every retained line of the view (``q``, ``level``), streamed: ``format=text|ndjson``."""
     runtime = current_runtime()
-    panel, refusal = await _log_panel(runtime, channel)
-    if panel is None:
-        return refusal
+    panel = await _log_panel(runtime, channel)
+    if isinstance(panel, Response):
+        return panel
     event_filter = _strict_filter(runtime, request.args)
     fmt = request.args.get("format", "text")
     if fmt not in DOWNLOADS:
@@ -203,12 +203,12 @@ def _ndjson(event: Event) -> bytes:
     return msgspec.json.encode(event.as_json_dict()) + b"\n"
 
 
-async def _log_panel(runtime: Runtime, channel: str) -> tuple[Panel | None, Response]:
-    """The log channel's panel, or None and the 404 (also for channels the reader may not see)."""
+async def _log_panel(runtime: Runtime, channel: str) -> Panel | Response:
+    """The log channel's panel, else a 404 (also for a channel the reader may not see)."""
     panel = await _find_panel(runtime, channel)
     if panel is None or panel.kind != "log" or not may_read(runtime, channel):
-        return None, error_response(404, f"no log channel {channel!r}", {"channel": channel})
-    return panel, Response("")
+        return error_response(404, f"no log channel {channel!r}", {"channel": channel})
+    return panel
 
 
 def _strict_filter(runtime: Runtime, args: MultiDict[str, str]) -> EventFilter:
