@@ -167,6 +167,55 @@ def _run(settings: Settings, *, run_sources: bool, listen_fd: int | None = None)
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option(
+    "--bind", default="127.0.0.1:0", show_default=True, help="HOST:PORT (port 0: a free one)."
+)
+@click.option(
+    "--lines",
+    type=click.IntRange(0, 100_000),
+    default=100,
+    show_default=True,
+    help="Start with the last N lines of each file present.",
+)
+@click.option(
+    "--history",
+    type=click.IntRange(1, 1_000_000),
+    default=100_000,
+    show_default=True,
+    help="Lines kept for scrolling back (broker.history).",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the viewer in the web browser.")
+def tail(paths: tuple[str, ...], bind: str, lines: int, history: int, open_browser: bool) -> None:
+    """Serve a live viewer of PATH... (files or globs), no config needed; Ctrl-C stops.
+
+    Prints the viewer's URL: `pulseboard tail /var/log/syslog --open`.
+    """
+    import webbrowser
+
+    from app.tailview import bound_address, listen, tail_settings, unmatched, viewer_url
+
+    try:
+        sock = listen(bind)
+    except SettingsError as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"--bind: cannot listen on {bind}: {error.strerror or error}")
+    try:
+        settings = tail_settings(paths, bound_address(sock), lines, history)
+    except SettingsError as error:
+        fail(str(error))
+    for path in unmatched(paths):
+        click.echo(f"pulseboard: warning: {path} matches no file yet; waiting for it", err=True)
+    configure_logging(settings.log.format, settings.log.level)
+    url = viewer_url(sock)
+    click.echo(url)
+    if open_browser:
+        webbrowser.open(url)
+    _run(settings, run_sources=True, listen_fd=sock.detach())
+
+
+@main.command()
 @click.argument("channel")
 @click.argument("message")
 @url_option

@@ -57,10 +57,10 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from app.acks import alert_state
 from app.events import Event, KindRegistry, KindView
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+SCROLLBACK_CAP = 50_000  # log rows a viewer holds while scrolled back (partials/_log.html)
 SPARK_POINTS = 60
 SPARK_KEYS = 1000
 NOTE_KEYS = 10_000
@@ -140,7 +140,7 @@ def create_environment(kinds: KindRegistry | None = None) -> jinja2.Environment:
         nick_colour=nick_colour,
         web_link=web_link,
         names_its_file=names_its_file,
-        alert_state=alert_state,
+        SCROLLBACK_CAP=50_000,  # log rows a viewer holds while scrolled back (partials/_log.html)
     )
     env.filters.update(
         clock=clock,
@@ -180,17 +180,48 @@ class Renderer:
         )
 
     def page_list(
-        self, channel: str, kind: str, events: Sequence[Event] = (), highlight: Any = None
+        self,
+        channel: str,
+        kind: str,
+        events: Sequence[Event] = (),
+        highlight: Any = None,
+        *,
+        streamed: bool = False,
     ) -> Markup:
-        """A panel's list as the page first renders it (before the stream's snapshot)."""
+        """A panel's list as the page first renders it (before the stream's snapshot).
+
+        ``streamed``: a stream's snapshot will replace the list, so the log viewer's
+        "load older" row waits for it (a page fetched before would land in the old list).
+        """
         self.remember(events)
         return Markup(
             self._partial(kind).render(
                 mode="page",
                 channel=channel,
                 events=list(events),
+                streamed=streamed,
                 **self._helpers(kind, highlight),
             )
+        )
+
+    def older_rows(
+        self,
+        channel: str,
+        kind: str,
+        events: Sequence[Event],
+        cursor: str | None,
+        *,
+        gap: bool = False,
+        highlight: Any = None,
+    ) -> str:
+        """A page of scrollback rows and the next "load older" row (``cursor`` None: the start)."""
+        return self._partial(kind).render(
+            mode="older",
+            channel=channel,
+            events=list(events),
+            cursor=cursor,
+            gap=gap,
+            **self._helpers(kind, highlight),
         )
 
     def gap(self, channels: list[str], missed: dict[str, int] | None = None) -> str:

@@ -67,10 +67,11 @@ def test_log_event_appends_a_row_and_deletes_what_falls_off(renderer: Renderer) 
     data = {"line": "hi", "file": "app.log", "level": "warn", "lineno": 7}
     html = renderer.event(make_event("log", data, 2000))
     assert html.startswith(
-        '<div hx-swap-oob="delete:#log-app-list > li:nth-last-child(n+1001),'
+        '<div hx-swap-oob="delete:#log-app-list > li.line:nth-last-child(n+50001),'
+        " #log-app-list:not(:has(> li.old)) > li.line:nth-last-child(n+1001),"
         ' #log-app-list > template"></div>'
     )
-    assert '<li id="log-app-2000" class="line lvl-warn"><span class="ln">7</span>' in html
+    assert '<li id="line-e-2000" class="line lvl-warn"><span class="ln">7</span>' in html
     assert html.endswith('</li><template class="cap-end"></template>')
 
 
@@ -157,7 +158,7 @@ def test_snapshot_replaces_the_list_out_of_band(renderer: Renderer) -> None:
 def test_snapshot_keeps_at_most_the_cap(renderer: Renderer) -> None:
     cap = KindRegistry().get("log").view.cap
     events = [make_event("log", {"line": str(i), "file": "a"}) for i in range(cap + 5)]
-    assert renderer.snapshot("log.app", "log", events).count("<li ") == cap
+    assert renderer.snapshot("log.app", "log", events).count('<li id="line-') == cap
 
 
 def test_page_list_has_no_out_of_band_attribute(renderer: Renderer) -> None:
@@ -298,3 +299,20 @@ def test_a_critical_notification_is_announced_and_styled(renderer: Renderer) -> 
 def test_every_stored_notify_level_has_a_style(level: str) -> None:
     css = (Path(__file__).parents[1] / "static" / "pulseboard.css").read_text()
     assert level == "info" or f".note.lvl-{level} " in css
+
+
+def test_an_older_page_puts_its_rows_and_the_next_load_older_row(renderer: Renderer) -> None:
+    rows = [make_event("log", {"line": f"l{n}", "file": "app.log"}) for n in range(2)]
+    html = renderer.older_rows("log.app", "log", rows, rows[0].id)
+    assert html.startswith('<li id="log-app-older" class="older old" hx-swap-oob="outerHTML"')
+    assert f'hx-get="/channels/log.app/older?before={rows[0].id}"' in html
+    assert html.count('class="line old ') == 2
+    start = renderer.older_rows("log.app", "log", rows, None)
+    assert '<li id="log-app-older" class="older old start" hx-swap-oob="outerHTML">' in start
+
+
+def test_the_start_of_a_short_log_leaves_the_cap_on(renderer: Renderer) -> None:
+    """No scrollback rows: not "old", so live rows still cut the top; a click loads more later."""
+    html = renderer.older_rows("log.app", "log", [], None)
+    assert html.startswith('<li id="log-app-older" class="older start" hx-swap-oob="outerHTML"')
+    assert 'hx-trigger="click"' in html and "Start of retention" in html

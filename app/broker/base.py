@@ -163,6 +163,14 @@ class Broker(Protocol):
         ``since``: only from the first event whose time is at or after it.
         """
 
+    async def before(self, channel: str, before: str | None, limit: int) -> HistoryPage:
+        """Up to ``limit`` retained events just before ``before`` (oldest first): paging back.
+
+        ``before=None`` is the newest ``limit``. An empty page means nothing older is
+        retained (the start of retention); ``gap`` when ``before`` is not one of this
+        epoch's ids (a restart), so the caller starts again from the newest.
+        """
+
     def channels(
         self,
         after: str | None = None,

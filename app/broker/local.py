@@ -151,6 +151,19 @@ class LocalFanout:
             start = max(start, log.offset_since(since))
         return HistoryPage(log.slice(start, min(log.next_offset, start + limit)), gap=gap)
 
+    def before(self, channel: str, before: str | None, limit: int) -> HistoryPage:
+        """Retained events just before ``before``; empty at the start of retention."""
+        log = self.hub.logs.get(channel)
+        if log is None:
+            return HistoryPage([], gap=before is not None and self.known_seq(before) is None)
+        stop = log.next_offset
+        if before is not None:
+            before_seq = self.known_seq(before)
+            if before_seq is None:
+                return HistoryPage([], gap=True)
+            stop = log.offset_after(before_seq - 1)
+        return HistoryPage(log.slice(max(log.first_offset, stop - limit), stop), gap=False)
+
     def channels(
         self,
         after: str | None = None,

@@ -79,6 +79,10 @@ class MemoryBroker:
         """Retained events after ``after`` (and from ``since``); a gap when it is unknown."""
         return self.local.history(channel, after, limit, since)
 
+    async def before(self, channel: str, before: str | None, limit: int) -> HistoryPage:
+        """Retained events just before ``before``; empty at the start of retention."""
+        return self.local.before(channel, before, limit)
+
     async def sweep(self, now: float) -> list[str]:
         """Drop the undeclared channels idle for ``limits.idle_ttl_s``."""
         return [log.name for log in self.local.sweep(now)]

@@ -342,6 +342,11 @@ class RedisBroker:
         """Subscribers summed over every channel, in this process."""
         return self.local.follows()
 
+    async def before(self, channel: str, before: str | None, limit: int) -> HistoryPage:
+        """Retained events just before ``before``, once the mirror has caught up with Redis."""
+        await self._settle(before)
+        return self.local.before(channel, before, limit)
+
     # -- catching up ---------------------------------------------------------
 
     async def _settle(self, after: str | None) -> None:

@@ -5,6 +5,15 @@ Pages are rendered once with each panel's recent history; from then on one
 panel live. The log viewer's filter, level and pause are plain GET parameters
 that re-render the page with a new ``sse-connect`` URL: no script of ours.
 
+The viewer's scrollback: the list's first row is a "load older" row that
+htmx fetches (``/channels/<channel>/older``) when it scrolls into view; the
+answer inserts a page of older rows above the first row and replaces the
+"load older" row with the next one (or with "start of retention"). The
+first request names no cursor: htmx targets the list's first row and sends
+its id (``HX-Target: line-<event id>``), so the cursor is right even after
+the live end's cap has removed rows from the top. How the cap and the
+scrollback share the list: ``templates/partials/_log.html``.
+
 ``form_response`` is what the publish API answers to an htmx post from a
 panel's form (a kind whose view has a ``form``: chat): the form again, emptied
 after a post or refilled with an inline error, and the nickname remembered in
@@ -14,19 +23,30 @@ a cookie. How many events a page starts with is the kind's view's ``page_history
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
 from markupsafe import Markup
 from quart import Blueprint, Response, request
+from werkzeug.datastructures import MultiDict
 
 from app.broker.base import BrokerError
-from app.events import LEVEL_ORDER, Event, KindRegistry, PayloadError, validate_channel
+from app.events import (
+    LEVEL_ORDER,
+    Event,
+    KindRegistry,
+    PayloadError,
+    parse_event_id,
+    validate_channel,
+)
 from app.filters import EventFilter, compile_user_regex, parse_level
 from app.runtime import Panel, Runtime
+from app.scrollback import older_page, retained
+from app.web.errors import error_response
 from app.web.runtime import current_runtime
 from app.web.security import may_read
 
@@ -35,6 +55,13 @@ log = logging.getLogger("pulseboard.dashboard")
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
 NICK_COOKIE = "pulseboard_nick"
 NICK_MAX_AGE_S = 365 * 24 * 3600
+OLDER_PAGE = 500  # rows per "load older" page
+OLDER_SCAN_LIMIT = 50_000  # events one filtered page may scan (app/scrollback.py)
+DOWNLOADS = {
+    "text": ("text/plain; charset=utf-8", "log"),
+    "ndjson": ("application/x-ndjson", "ndjson"),
+}
+ROW_ID_PREFIX = "line-"
 LEVELS = tuple(LEVEL_ORDER)
 _LABELS = {"q": "", "level": "Level: "}  # q's messages name "the filter" themselves
 blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
@@ -98,7 +125,7 @@ async def _log_viewer(runtime: Runtime, panel: Panel) -> Response:
     event_filter = view.event_filter(runtime.kinds)
     events = [e for e in await _recent(runtime, panel) if event_filter.accepts(e)]
     log_list = runtime.renderer.page_list(
-        panel.channel, panel.kind, events, highlight=event_filter.pattern
+        panel.channel, panel.kind, events, highlight=event_filter.pattern, streamed=not view.paused
     )
     live_url = stream_url([panel.channel], view.filter_args)
     return _page(
@@ -111,7 +138,96 @@ async def _log_viewer(runtime: Runtime, panel: Panel) -> Response:
         log_list=log_list,
         stream_url=None if view.paused else live_url,
         pause_url=_self_url(panel.channel, view, paused=not view.paused),
+        live_end_url=_self_url(panel.channel, view, paused=view.paused),
+        download_url=f"/channels/{panel.channel}/download?"
+        + urlencode([*view.filter_args, ("format", "")]),
     )
+
+
+@blueprint.get("/channels/<channel>/older")
+async def older_lines(channel: str) -> Response:
+    """The page of log rows before ``before`` (or the row htmx targets), and the next "load older".
+
+    Parameters: ``before`` (an event id; else the ``HX-Target`` row's, else the
+    newest), ``q`` and ``level`` as on the viewer.
+    """
+    runtime = current_runtime()
+    panel = await _log_panel(runtime, channel)
+    if isinstance(panel, Response):
+        return panel
+    event_filter = _strict_filter(runtime, request.args)
+    before = _cursor(request.args.get("before"), request.headers.get("HX-Target"))
+    page = await older_page(
+        runtime.broker,
+        channel,
+        before,
+        event_filter.accepts,
+        want=OLDER_PAGE,
+        scan_limit=OLDER_SCAN_LIMIT,
+    )
+    html = runtime.renderer.older_rows(
+        channel, panel.kind, page.events, page.cursor, gap=page.gap, highlight=event_filter.pattern
+    )
+    return Response(html, content_type="text/html; charset=utf-8")
+
+
+@blueprint.get("/channels/<channel>/download")
+async def download(channel: str) -> Response:
+    """Every retained line of the view (``q``, ``level``), streamed: ``format=text|ndjson``."""
+    runtime = current_runtime()
+    panel = await _log_panel(runtime, channel)
+    if isinstance(panel, Response):
+        return panel
+    event_filter = _strict_filter(runtime, request.args)
+    fmt = request.args.get("format", "text")
+    if fmt not in DOWNLOADS:
+        raise PayloadError("format", f"expected one of {', '.join(DOWNLOADS)}, got {fmt!r}")
+    content_type, suffix = DOWNLOADS[fmt]
+    encode = _ndjson if fmt == "ndjson" else _text
+
+    async def body() -> AsyncIterator[bytes]:
+        async for events in retained(runtime.broker, channel, event_filter.accepts):
+            yield b"".join(map(encode, events))
+
+    response = Response(body(), content_type=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{channel}.{suffix}"'
+    response.timeout = None  # a download of any size: Quart's RESPONSE_TIMEOUT must not cut it
+    return response
+
+
+def _text(event: Event) -> bytes:
+    return str(event.data.get("line", "")).encode() + b"\n"
+
+
+def _ndjson(event: Event) -> bytes:
+    return msgspec.json.encode(event.as_json_dict()) + b"\n"
+
+
+async def _log_panel(runtime: Runtime, channel: str) -> Panel | Response:
+    """The log channel's panel, else a 404 (also for a channel the reader may not see)."""
+    panel = await _find_panel(runtime, channel)
+    if panel is None or panel.kind != "log" or not may_read(runtime, channel):
+        return error_response(404, f"no log channel {channel!r}", {"channel": channel})
+    return panel
+
+
+def _strict_filter(runtime: Runtime, args: MultiDict[str, str]) -> EventFilter:
+    """The ``q`` and ``level`` filter; a bad one is a 400 (PayloadError)."""
+    q, level = args.get("q", ""), args.get("level", "")
+    pattern = compile_user_regex(q) if q else None
+    return EventFilter(runtime.kinds, pattern=pattern, level=parse_level(level) if level else None)
+
+
+def _cursor(before: str | None, target: str | None) -> str | None:
+    """``before``, else the event id of the row htmx targets (``line-<id>``), else None."""
+    if before:
+        if parse_event_id(before) is None:
+            raise PayloadError("before", f"{before[:80]!r} is not an event id")
+        return before
+    if target and target.startswith(ROW_ID_PREFIX):
+        row = target.removeprefix(ROW_ID_PREFIX)
+        return row if parse_event_id(row) is not None else None
+    return None
 
 
 def read_log_view(args: Mapping[str, str]) -> LogView:

@@ -252,6 +252,32 @@ async def test_history_after_an_unknown_or_trimmed_id_is_a_gap(make_broker: Brok
     assert (missing.events, missing.gap) == ([], False)
 
 
+async def test_before_pages_back_to_the_start_of_retention(make_broker: BrokerFactory) -> None:
+    broker = await make_broker(history=7)
+    published = await publish_notes(broker, "ops.deploys", 10)
+    newest = await broker.before("ops.deploys", None, 3)
+    older = await broker.before("ops.deploys", published[7].id, 3)
+    oldest = await broker.before("ops.deploys", published[4].id, 3)
+    start = await broker.before("ops.deploys", published[3].id, 3)
+    assert (ids(newest.events), newest.gap) == (ids(published[7:]), False)
+    assert (ids(older.events), older.gap) == (ids(published[4:7]), False)
+    assert (ids(oldest.events), oldest.gap) == (ids(published[3:4]), False)
+    assert (start.events, start.gap) == ([], False)
+
+
+async def test_before_a_trimmed_id_is_the_start_an_unknown_one_a_gap(
+    make_broker: BrokerFactory,
+) -> None:
+    broker = await make_broker(history=5)
+    published = await publish_notes(broker, "ops.deploys", 8)
+    trimmed = await broker.before("ops.deploys", published[1].id, 10)
+    unknown = await broker.before("ops.deploys", "zz99-3", 10)
+    missing = await broker.before("no.such", None, 10)
+    assert (trimmed.events, trimmed.gap) == ([], False)
+    assert (unknown.events, unknown.gap) == ([], True)
+    assert (missing.events, missing.gap) == ([], False)
+
+
 async def test_channels_lists_kind_subscribers_last_id_and_retained(
     make_broker: BrokerFactory,
 ) -> None:

@@ -107,11 +107,11 @@ def test_dom_holds_at_most_the_cap_after_5000_lines(
     started = time.monotonic()
     for start in range(0, FLOOD_LINES, 500):
         log_file.append(*(f"INFO {tag} line {n:05d}" for n in range(start, start + 500)))
-    last = page.locator("#log-app-list > li").last
+    last = page.locator("#log-app-list > li.line").last
     expect(last).to_contain_text(f"{tag} line {FLOOD_LINES - 1:05d}", timeout=90_000)
     elapsed_s = time.monotonic() - started
     record(f"{FLOOD_LINES} lines on {path}: the last one visible after {elapsed_s:.2f} s")
-    rows = page.locator("#log-app-list > li")
+    rows = page.locator("#log-app-list > li.line")
     assert rows.count() <= LOG_CAP
     texts = rows.all_inner_texts()
     wanted = [f"{tag} line {n:05d}" for n in range(FLOOD_LINES - len(texts), FLOOD_LINES)]
@@ -134,7 +134,7 @@ def test_filter_shows_only_matching_lines(
         "INFO needle-2 is below the level",
         "ERROR needle-3 matches too",
     )
-    rows = page.locator("#log-app-list > li")
+    rows = page.locator("#log-app-list > li.line")
     expect(rows.last).to_contain_text("needle-3 matches too")
     texts = rows.all_inner_texts()
     assert texts and all("needle-" in text for text in texts), texts
@@ -177,12 +177,12 @@ def test_viewer_follows_the_tail_until_scrolled_up(
 ) -> None:
     open_viewer(page, server)
     log_file.append(*(f"INFO follow line {n}" for n in range(300)))
-    newest = page.locator("#log-app-list > li").last
+    newest = page.locator("#log-app-list > li.line").last
     expect(newest).to_contain_text("follow line 299")
     expect(newest).to_be_in_viewport()
     page.locator(".viewer-body").hover()
     page.mouse.wheel(0, -3000)
-    reading = page.locator("#log-app-list > li", has_text="follow line 200 ").first
+    reading = page.locator("#log-app-list > li.line", has_text="follow line 200 ").first
     reading.scroll_into_view_if_needed()
     expect(reading).to_be_in_viewport()
     log_file.append(*(f"INFO follow more {n}" for n in range(50)))

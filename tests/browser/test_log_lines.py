@@ -93,7 +93,8 @@ def open_app_log(page: Page, server: ServerProcess, app_log: LogFile, marker: st
     page.goto(f"{server.url}/channels/log.app")
     expect_connection(page, "Live", timeout_ms=5000)
     app_log.append(f"INFO {marker} first live line")
-    expect(page.locator("#log-app-list > li").last).to_contain_text(f"{marker} first live line")
+    last_row = page.locator("#log-app-list > li.line").last
+    expect(last_row).to_contain_text(f"{marker} first live line")
 
 
 def test_a_fresh_page_logs_nothing_in_the_console(
@@ -101,7 +102,7 @@ def test_a_fresh_page_logs_nothing_in_the_console(
 ) -> None:
     open_app_log(page, server, app_log, "fresh")
     app_log.append(*(f"INFO fresh more {n}" for n in range(20)))
-    expect(page.locator("#log-app-list > li").last).to_contain_text("fresh more 19")
+    expect(page.locator("#log-app-list > li.line").last).to_contain_text("fresh more 19")
     assert console == []
 
 
@@ -116,7 +117,7 @@ def test_a_page_left_open_while_lines_arrive_logs_nothing(
     for start in range(0, total, batch):  # 200 lines/s for RUN_S seconds
         app_log.append(*(f"INFO open line {n:05d}" for n in range(start, start + batch)))
         page.wait_for_timeout(TICK_S * 1000)
-    rows = page.locator("#log-app-list > li")
+    rows = page.locator("#log-app-list > li.line")
     expect(rows.last).to_contain_text(f"open line {total - 1:05d}", timeout=30000)
     assert rows.count() == LOG_CAP
     assert console == [], f"{len(console)} console messages, first: {console[:3]}"
@@ -125,7 +126,7 @@ def test_a_page_left_open_while_lines_arrive_logs_nothing(
 def test_rows_show_the_lines_own_time_level_and_file(page: Page, server: ServerProcess) -> None:
     page.goto(f"{server.url}/channels/log.system")
     expect_connection(page, "Live", timeout_ms=5000)
-    rows = page.locator("#log-system-list > li")
+    rows = page.locator("#log-system-list > li.line")
     expect(rows).to_have_count(len(AUTH_LINES + DPKG_LINES + KUBELET_LINES))
     sshd = rows.filter(has_text="kex_exchange_identification")
     expect(sshd.locator(".file")).to_have_text("auth.log")
@@ -144,7 +145,7 @@ def test_a_line_without_a_time_shows_when_it_was_read(
     page.goto(f"{server.url}/channels/log.app")
     expect_connection(page, "Live", timeout_ms=5000)
     app_log.append("no time in this line")
-    row = page.locator("#log-app-list > li", has_text="no time in this line")
+    row = page.locator("#log-app-list > li.line", has_text="no time in this line")
     read_at = re.compile(r"^read at ")
     expect(row.locator("time.read-time")).to_have_attribute("title", read_at, timeout=3000)
     expect(row.locator(".file")).to_have_count(0)
@@ -161,7 +162,7 @@ def test_screenshot_the_log_viewer(
         expect(page.locator("#filter-error")).to_contain_text("missing ) in the filter")
         page.goto(f"{server.url}/channels/log.system")
         expect_connection(page, "Live", timeout_ms=5000)
-        expect(page.locator("#log-system-list > li")).to_have_count(6)
+        expect(page.locator("#log-system-list > li.line")).to_have_count(6)
         screenshot(page, f"log-lines-{width}x{height}")
         page.goto(f"{server.url}/channels/log.system?q=(unclosed")
         screenshot(page, f"log-bad-filter-{width}x{height}")

@@ -76,13 +76,13 @@ def append_numbered(log_file: LogFile, first: int, last: int) -> None:
 
 
 def line_numbers(page: Page) -> list[int]:
-    texts = page.locator("#log-app-list > li").all_inner_texts()
+    texts = page.locator("#log-app-list > li.line").all_inner_texts()
     return [int(m.group(1)) for t in texts if (m := re.search(r"resume line (\d+)", t))]
 
 
 def assert_every_panel_resumed(page: Page, server: ServerProcess, log_file: LogFile) -> None:
     append_numbered(log_file, 31, 40)
-    expect(page.locator("#log-app-list > li").last).to_contain_text("line 040", timeout=15000)
+    expect(page.locator("#log-app-list > li.line").last).to_contain_text("line 040", timeout=15000)
     assert line_numbers(page) == list(range(1, 41))
     expect_connection(page, "Live")
     price = page.locator("#ticker-sym-kACME .px")
@@ -100,7 +100,7 @@ def assert_every_panel_resumed(page: Page, server: ServerProcess, log_file: LogF
 
 def before_the_restart(page: Page, server: ServerProcess, log_file: LogFile) -> None:
     append_numbered(log_file, 1, 20)
-    expect(page.locator("#log-app-list > li").last).to_contain_text("line 020")
+    expect(page.locator("#log-app-list > li.line").last).to_contain_text("line 020")
     server.stop()
     expect_connection(page, "Reconnecting", timeout_ms=5000)
     append_numbered(log_file, 21, 30)

@@ -1,0 +1,85 @@
+"""Paging back through retained history (the viewer's scrollback) and walking it (downloads)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from app.broker.base import Broker
+from app.events import Event
+from app.scrollback import SCAN_BATCH, older_page, retained
+from tests.broker.conftest import build_broker
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[Broker]:
+    created = build_broker("memory://", history=5000)
+    await created.start()
+    yield created
+    await created.close()
+
+
+async def publish_lines(broker: Broker, count: int) -> list[Event]:
+    return [
+        await broker.publish("log.app", "log", {"line": f"line {n}", "file": "app.log"})
+        for n in range(count)
+    ]
+
+
+def every(event: Event) -> bool:
+    return True
+
+
+def lines(events: list[Event]) -> list[str]:
+    return [event.data["line"] for event in events]
+
+
+async def test_pages_back_to_the_start_of_retention(broker: Broker) -> None:
+    published = await publish_lines(broker, 450)
+    cursor: str | None = None
+    pages = []
+    while True:
+        page = await older_page(broker, "log.app", cursor, every, want=200, scan_limit=10_000)
+        pages.append(lines(page.events))
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert [len(page) for page in pages] == [200, 200, 50, 0][: len(pages)]
+    assert [line for page in reversed(pages) for line in page] == lines(published)
+
+
+async def test_a_filtered_page_scans_at_most_its_limit_and_goes_on_from_there(
+    broker: Broker,
+) -> None:
+    published = await publish_lines(broker, 3 * SCAN_BATCH)
+    rare = {0, 1500}  # one match per half
+
+    def keep(event: Event) -> bool:
+        return event.offset in rare
+
+    first = await older_page(broker, "log.app", None, keep, want=10, scan_limit=SCAN_BATCH)
+    assert (first.events, first.cursor) == ([], published[2 * SCAN_BATCH].id)
+    second = await older_page(broker, "log.app", first.cursor, keep, want=10, scan_limit=SCAN_BATCH)
+    assert lines(second.events) == ["line 1500"]
+    assert second.cursor == published[SCAN_BATCH].id
+    last = await older_page(broker, "log.app", second.cursor, keep, want=10, scan_limit=SCAN_BATCH)
+    assert (lines(last.events), last.cursor) == (["line 0"], published[0].id)
+    start = await older_page(broker, "log.app", last.cursor, keep, want=10, scan_limit=SCAN_BATCH)
+    assert (start.events, start.cursor) == ([], None)
+
+
+async def test_a_cursor_of_another_epoch_is_a_gap(broker: Broker) -> None:
+    await publish_lines(broker, 3)
+    page = await older_page(broker, "log.app", "zz99-2", every, want=10, scan_limit=100)
+    assert (page.events, page.cursor, page.gap) == ([], None, True)
+
+
+async def test_retained_walks_everything_up_to_the_newest_at_the_start(broker: Broker) -> None:
+    published = await publish_lines(broker, 2500)
+    walked: list[Event] = []
+    async for batch in retained(broker, "log.app", lambda e: e.offset % 2 == 0):
+        walked += batch
+        if len(walked) < 10:  # published during the walk: not part of it
+            await publish_lines(broker, 5)
+    assert lines(walked) == lines(published[::2])
