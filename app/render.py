@@ -57,6 +57,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
+from app.acks import alert_state
 from app.events import Event, KindRegistry, KindView
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -140,7 +141,8 @@ def create_environment(kinds: KindRegistry | None = None) -> jinja2.Environment:
         nick_colour=nick_colour,
         web_link=web_link,
         names_its_file=names_its_file,
-        SCROLLBACK_CAP=50_000,  # log rows a viewer holds while scrolled back (partials/_log.html)
+        alert_state=alert_state,
+        scrollback_cap=SCROLLBACK_CAP,
     )
     env.filters.update(
         clock=clock,

@@ -82,6 +82,8 @@ def _paths(limits: LimitsSettings, payload_refs: list[dict[str, Any]]) -> dict[s
     return {
         "/": {"get": _dashboard()},
         "/channels/{channel}": {"get": _channel_page()},
+        "/channels/{channel}/older": {"get": _older()},
+        "/channels/{channel}/download": {"get": _download()},
         "/static/{filename}": {"get": _static()},
         "/events": {"get": _events(limits)},
         "/api/channels": {"get": _channels()},
@@ -214,6 +216,50 @@ def _channel_page() -> dict[str, Any]:
                 },
             },
             **_errors("401", "503"),
+        },
+    }
+
+
+def _view_filter() -> list[dict[str, Any]]:
+    text = {"type": "string"}
+    return [
+        _query("q", text, "RE2: keep lines whose text matches"),
+        _query("level", text, f"Lowest level kept ({', '.join(LEVEL_ORDER)})"),
+    ]
+
+
+def _older() -> dict[str, Any]:
+    return {
+        "summary": "The log viewer's scrollback: a page of rows just before `before`",
+        "description": "HTML rows for htmx, then the next 'load older' row or 'start of "
+        "retention'. Without `before`, the cursor is the row named by the `HX-Target` header.",
+        "parameters": [
+            _path("channel", _channel_name()),
+            _query("before", {"type": "string"}, "An event id: rows older than it"),
+            *_view_filter(),
+            {"name": "HX-Target", "in": "header", "schema": {"type": "string"}},
+        ],
+        "responses": {"200": _html("Rows"), **_errors("400", "401", "403", "404", "503")},
+    }
+
+
+def _download() -> dict[str, Any]:
+    return {
+        "summary": "The log view's retained lines as a file, oldest first, streamed",
+        "parameters": [
+            _path("channel", _channel_name()),
+            _query("format", {"type": "string", "enum": ["text", "ndjson"]}, "Default text"),
+            *_view_filter(),
+        ],
+        "responses": {
+            "200": {
+                "description": "The file (Content-Disposition: attachment)",
+                "content": {
+                    "text/plain": {"schema": {"type": "string"}},
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                },
+            },
+            **_errors("400", "401", "403", "404", "503"),
         },
     }
 
