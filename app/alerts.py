@@ -35,8 +35,8 @@ import httpx
 import re2
 
 from app.acks import ALERT_TAG
-from app.broker.base import Broker, BrokerError, ChannelInfo, Start
-from app.broker.hub import SubscriberLagging, Subscription
+from app.broker.base import Broker, BrokerError, ChannelInfo, Feed, Start
+from app.broker.hub import SubscriberLagging
 from app.events import BUILTIN_KINDS, LEVEL_ORDER, Event, PayloadError, pattern_matches
 from app.settings import AlertSettings, SettingsError
 from app.sources.base import pause_unless_stopped
@@ -352,7 +352,7 @@ class AlertEngine:
                 stop_waker.cancel()
             return None if stop.is_set() else subscription.closed_reason
 
-    async def _watch(self, subscription: Subscription, stop: asyncio.Event) -> None:
+    async def _watch(self, subscription: Feed, stop: asyncio.Event) -> None:
         while not stop.is_set() and subscription.closed_reason is None:
             for event in await subscription.next_batch(timeout_s=self._until_deadline()):
                 await self._check(event)
@@ -440,6 +440,6 @@ async def _post_once(client: httpx.AsyncClient, url: str, body: Any) -> tuple[st
     return None, False
 
 
-async def _wake_on(stop: asyncio.Event, subscription: Subscription) -> None:
+async def _wake_on(stop: asyncio.Event, subscription: Feed) -> None:
     await stop.wait()
     subscription.interrupt()

@@ -30,8 +30,8 @@ from app.sources.base import (
     load_source_types,
     register_kinds,
 )
-from app.streams import StreamRegistry, StreamTimings
 from app.urls import public_base_url
+from app.web.streaming.registry import StreamRegistry, StreamTimings
 
 log = logging.getLogger("pulseboard")
 

@@ -4,9 +4,10 @@ The broker is the only place that assigns event ids, keeps history and knows
 subscribers. Every backend is built by composition: how it sequences and
 stores events (its own module), plus the local fan-out part every backend
 holds (:mod:`app.broker.local`: rings, cursors, placement, conflation,
-history paging, on :mod:`app.broker.hub`). Subscribers get a
-:class:`~app.broker.hub.Subscription` whatever the backend; consumers read it
-with ``await subscription.next_batch()`` until ``closed_reason`` is set.
+history paging, on :mod:`app.broker.hub`). Subscribers get the hub's
+:class:`~app.broker.hub.Subscription` whatever the backend, seen through
+:class:`Feed`, the part consumers (streams, alerts) use: they read it with
+``await feed.next_batch()`` until ``closed_reason`` is set.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.broker.hub import Subscription
+from app.broker.hub import Deliver, Encode, Wake
 from app.events import Event
 
 
@@ -115,6 +116,45 @@ class HistoryPage:
     gap: bool
 
 
+class Feed(Protocol):
+    """A subscription as its consumer sees it: the one consuming loop, and how to wake it."""
+
+    @property
+    def wake(self) -> Wake:
+        """Set when there is news; a consumer sets it too, for its own reasons (a heartbeat)."""
+
+    @property
+    def closed_reason(self) -> str | None:
+        """Set when the broker ended the subscription (shutdown)."""
+
+    @property
+    def gap_channels(self) -> list[str]:
+        """Channels whose history after the client's cursor is lost."""
+
+    @property
+    def snapshots(self) -> dict[str, list[Event]]:
+        """Per channel, recent events to render as a replacing swap (when the start asked)."""
+
+    async def next_batch(self, limit: int = 512, timeout_s: float | None = None) -> list[Event]:
+        """Wait for news, then take it (``[]`` when woken for another reason or timed out).
+
+        Raises:
+            SubscriberLagging: fell more than ``max_lag`` behind; the consumer must reconnect.
+        """
+
+    def interrupt(self) -> None:
+        """Make the pending (or next) :meth:`next_batch` return: the consumer has its own news."""
+
+    def park(self, encode: Encode, deliver: Deliver) -> None:
+        """Have the broker hand new events, encoded by ``encode``, to ``deliver`` until woken."""
+
+    def too_far_behind(self) -> bool:
+        """True when the next :meth:`next_batch` would raise SubscriberLagging."""
+
+    def kind_of(self, channel: str) -> str | None:
+        """The kind of ``channel``, one this subscription follows."""
+
+
 class Broker(Protocol):
     """What the gateway and the sources need from a broker backend."""
 
@@ -150,9 +190,7 @@ class Broker(Protocol):
         ChannelLimit when it would create an undeclared channel beyond ``limits.max_channels``.
         """
 
-    def subscribe(
-        self, patterns: Sequence[str], start: Start
-    ) -> AbstractAsyncContextManager[Subscription]:
+    def subscribe(self, patterns: Sequence[str], start: Start) -> AbstractAsyncContextManager[Feed]:
         """A cursor over every channel matching ``patterns``, freed when the block exits."""
 
     async def history(

@@ -325,6 +325,10 @@ class Subscription:
         self.cursors.clear()
         self._allowance.clear()
 
+    def kind_of(self, channel: str) -> str | None:
+        """The kind of ``channel``, one this subscription follows (its log is among the cursors)."""
+        return next((log.kind for log in self.cursors if log.name == channel), None)
+
     def too_far_behind(self) -> bool:
         """True when ``take`` would raise SubscriberLagging (for a stream blocked on its socket)."""
         return any(

@@ -32,9 +32,10 @@ from hypercorn.typing import (
 )
 from quart import Quart, Response
 
-from app.streams import EventStream, Send
 from app.web import fastpath
 from app.web.fastpath import STANDARD, FastPaths
+from app.web.streaming.loop import EventStream
+from app.web.streaming.writer import Send
 
 STREAM_PATH = "/events"
 STREAM_MARK = (b"x-pulseboard-stream", b"1")

@@ -11,7 +11,7 @@ Deliberate oddities:
   page elsewhere cannot publish with a token it was handed for reading.
 - The origin is echoed, never ``*``, and ``Vary: Origin`` goes on every
   answer of those routes, so a cache never hands one origin's answer to another.
-- A stream's headers are sent by the stream itself (app/streams.py), not by
+- A stream's headers are sent by the stream itself (app/web/streaming/loop.py), not by
   Quart: :func:`cors_headers` is what the stream route adds to them.
 """
 

@@ -71,7 +71,7 @@ from quart import Quart
 from quart.asgi import ASGIHTTPConnection
 from quart.typing import ResponseTypes
 
-from app.streams import Abort
+from app.web.streaming.writer import Abort
 
 log = logging.getLogger("pulseboard")
 

@@ -13,13 +13,13 @@ from app.events import KindRegistry, PayloadError, check_cursor_text, validate_p
 from app.filters import EventFilter, compile_user_regex, parse_level
 from app.runtime import Runtime
 from app.settings import LimitsSettings
-from app.streams import EventStream, StreamRequest
 from app.web.asgi import STREAM_PATH, StreamResponse
 from app.web.cors import stream_cors_headers
 from app.web.errors import error_response
 from app.web.params import check_known, parse_since, whole_number
 from app.web.runtime import current_runtime
 from app.web.security import check_read
+from app.web.streaming.loop import EventStream, StreamRequest
 
 blueprint = Blueprint("stream", __name__)
 

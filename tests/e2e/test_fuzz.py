@@ -1,7 +1,7 @@
 """Schemathesis against a real server: no 5xx, and every answer true to the OpenAPI document.
 
 The document is built as ``GET /openapi.json`` builds it for the server's
-settings (tests/test_openapi.py checks that the two agree). Two servers:
+settings (tests/web/test_openapi.py checks that the two agree). Two servers:
 one without tokens, and one with tokens where the anonymous fuzzer meets
 the 401s and sign-in redirects.
 
