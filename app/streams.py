@@ -396,7 +396,7 @@ def _seq(event: Event) -> int:
 
 @dataclass
 class StreamStats:
-    """Plain counters the hot path adds to; ``app.metrics`` reads them at scrape time."""
+    """Plain counters the hot path adds to; ``app.serve.metrics`` reads them at scrape time."""
 
     delivered: Counter[str] = field(default_factory=Counter)
     bytes_sent: int = 0

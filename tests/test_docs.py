@@ -75,7 +75,7 @@ def test_shipped_config_uses_only_documented_sections() -> None:
 def test_operations_documents_every_metric() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from app.runtime import build_runtime
+    from app.serve.runtime import build_runtime
     from app.settings import settings_from_dict
 
     runtime = build_runtime(settings_from_dict({}), run_sources=False)

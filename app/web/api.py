@@ -18,7 +18,7 @@ from quart import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.events import Kind, PayloadError, validate_channel
-from app.runtime import Runtime
+from app.serve.runtime import Runtime
 from app.web.dashboard import form_response
 from app.web.errors import RateLimited, error_response
 from app.web.params import decode_json, whole_number

@@ -26,7 +26,7 @@ from quart import Blueprint, Response, request
 from app.broker.base import BrokerError
 from app.events import LEVEL_ORDER, Event, KindRegistry, PayloadError, validate_channel
 from app.filters import EventFilter, compile_user_regex, parse_level
-from app.runtime import Panel, Runtime
+from app.serve.runtime import Panel, Runtime
 from app.web.runtime import current_runtime
 from app.web.security import may_read
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, jsonify
 
-from app.metrics import CONTENT_TYPE
-from app.runtime import Runtime
+from app.serve.metrics import CONTENT_TYPE
+from app.serve.runtime import Runtime
 from app.web.errors import error_response
 from app.web.runtime import current_runtime
 from app.web.security import current_grant

@@ -1,4 +1,4 @@
-"""Access to the current app's :class:`~app.runtime.Runtime` from a request."""
+"""Access to the current app's :class:`~app.serve.runtime.Runtime` from a request."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import cast
 
 from quart import current_app
 
-from app.runtime import Runtime
+from app.serve.runtime import Runtime
 
 EXTENSION = "pulseboard"
 

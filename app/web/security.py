@@ -32,7 +32,7 @@ from quart.typing import ResponseReturnValue
 from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
 
 from app.auth import Authority, Grant, bearer_token
-from app.runtime import Runtime
+from app.serve.runtime import Runtime
 from app.sessions import SessionStore, create_session_store
 from app.settings import Settings
 from app.throttle import FailureThrottle

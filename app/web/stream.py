@@ -8,7 +8,7 @@ from werkzeug.datastructures import Headers, MultiDict
 from app.broker.base import Start
 from app.events import KindRegistry, PayloadError, check_cursor_text, validate_pattern
 from app.filters import EventFilter, compile_user_regex, parse_level
-from app.runtime import Runtime
+from app.serve.runtime import Runtime
 from app.settings import LimitsSettings
 from app.streams import EventStream, StreamRequest
 from app.web.asgi import STREAM_PATH, StreamResponse

@@ -15,9 +15,9 @@ import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.events import Event
-from app.runtime import Runtime, build_runtime
+from app.serve.runtime import Runtime, build_runtime
 from app.settings import settings_from_dict
-from app.sources.logtail import READ_CHUNK_BYTES, LogTailConfig, LogTailSource
+from app.sources.logtail.source import READ_CHUNK_BYTES, LogTailConfig, LogTailSource
 from tests.support.waiting import until
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 from quart import Quart, Response, request
 
-from app.runtime import Runtime, build_runtime
+from app.serve.runtime import Runtime, build_runtime
 from app.settings import Settings, load_settings
 from app.web import acks, api, dashboard, fastpath, openapi, ops, stream
 from app.web.asgi import StreamingQuart

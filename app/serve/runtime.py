@@ -19,9 +19,9 @@ from app.auth import Authority, build_authority, check_exposure
 from app.broker import create_broker
 from app.broker.base import Broker
 from app.events import Event, KindRegistry
-from app.metrics import OTHER_CHANNEL, Metrics
 from app.ratelimit import RateLimiter
 from app.render import Renderer, create_environment
+from app.serve.metrics import OTHER_CHANNEL, Metrics
 from app.settings import Settings
 from app.sources.base import (
     ConfiguredSource,

@@ -26,10 +26,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from app.sources.logtail import LogTailStats
+from app.sources.logtail.source import LogTailStats
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
+    from app.serve.runtime import Runtime
     from app.sources.base import SourceStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -45,7 +45,7 @@ from app.alerts import AlertEngine
 from app.broker.base import BrokerUnavailable
 from app.broker.redis import RedisKeys
 from app.events import Event
-from app.runtime import Runtime, public_url
+from app.serve.runtime import Runtime, public_url
 from app.sources.base import Publish, Supervisor, pause_unless_stopped
 
 log = logging.getLogger(__name__)
