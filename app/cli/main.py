@@ -280,7 +280,7 @@ def check_config(file: Path | None) -> None:
         runtime = build_runtime(settings)
     except ValueError as error:
         fail(str(error))
-    for warning in [*config_warnings(runtime.sources), *alert_link_warnings(settings)]:
+    for warning in [*config_warnings(runtime.runner.sources), *alert_link_warnings(settings)]:
         click.echo(f"pulseboard: warning: {warning}", err=True)
     click.echo(f"ok: {file or 'config/default.toml'}")
 

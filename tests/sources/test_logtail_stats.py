@@ -131,8 +131,7 @@ async def test_metrics_show_each_logtail_source(tmp_path: Path) -> None:
 
 
 def watching(runtime: Runtime) -> bool:
-    assert runtime.supervisor is not None
-    source = runtime.supervisor.stats["logtail#0"].source
+    source = runtime.runner.stats["logtail#0"].source
     return isinstance(source, LogTailSource) and source.ready.is_set()
 
 
