@@ -28,6 +28,7 @@ check: $(STAMP)
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layers and independence contracts in pyproject.toml [tool.importlinter]
 
 bench/bin/loadgen: $(wildcard bench/loadgen/*.go) bench/loadgen/go.mod
 	@command -v go >/dev/null || { echo "bench needs Go: apt-get install golang-go" >&2; exit 2; }
@@ -43,4 +44,4 @@ vendor:  # re-vendor htmx and its SSE extension from npm: make vendor HTMX=2.0.x
 	scripts/vendor.sh $(HTMX) $(SSE)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,1 +1,1 @@
-"""Pulseboard: a real-time dashboard server. The app factory is :mod:`app.factory`."""
+"""Pulseboard: a real-time dashboard server. The app factory is :mod:`app.serve.factory`."""

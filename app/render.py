@@ -35,7 +35,7 @@ Deliberate oddities:
   and each ``replace_key``'s place (notification keys): it is fed by every
   event it renders, so after a restart a key starts a new place.
 - No ANSI path: payloads are plain text. The logtail strips escape sequences
-  before it publishes (:mod:`app.sources.lines`), because every consumer of a
+  before it publishes (:mod:`app.sources.logtail.lines`), because every consumer of a
   line needs the text a person reads: the JSON stream, ``q=`` and alert
   patterns (a colour code splits ``ERROR`` from its match), level detection
   and ``pulseboard subscribe``. Built-in sources never send an escape, so

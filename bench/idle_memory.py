@@ -32,8 +32,8 @@ from hypercorn.asyncio import serve
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.factory import create_app  # noqa: E402
-from app.server import hypercorn_config  # noqa: E402
+from app.serve.factory import create_app  # noqa: E402
+from app.serve.server import hypercorn_config  # noqa: E402
 from app.settings import settings_from_dict  # noqa: E402
 from app.web import fastpath  # noqa: E402
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from app.sources.logformat import line_facts
+from app.sources.logtail.logformat import line_facts
 
 LINES = {
     "no time, level word": "INFO plain line number 17 with some words and more words here",

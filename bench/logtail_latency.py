@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from app.events import Event
-from app.sources.logtail import LOGTAIL, LogTailConfig, LogTailSource
+from app.sources.logtail.source import LOGTAIL, LogTailConfig, LogTailSource
 
 
 def write_lines(path: str, count: int, rate: float) -> None:

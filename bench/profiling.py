@@ -33,7 +33,13 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("broker: append, wake, take", ("app/broker/",)),
     (
         "stream loop, frames, metrics",
-        ("app/web/streaming/", "app/sse.py", "app/filters.py", "app/metrics.py", "chunk_writer"),
+        (
+            "app/web/streaming/",
+            "app/sse.py",
+            "app/filters.py",
+            "app/serve/metrics.py",
+            "chunk_writer",
+        ),
     ),
     ("publish request (Quart, werkzeug, API)", ("quart/", "werkzeug/", "app/web/", "msgspec")),
     ("event loop (uvloop, epoll)", ("uvloop", "epoll", "Runner.run")),

@@ -18,7 +18,7 @@ from app.events import Event, KindRegistry
 from app.settings import AlertSettings, SettingsError
 from app.sources.base import configure_sources
 from app.sources.demolog import append_lines
-from app.sources.logtail import LOGTAIL, LogTailSource
+from app.sources.logtail.source import LOGTAIL, LogTailSource
 from tests.support.webhook_shapes import SHAPES, escape_slack
 
 ERROR_LINE = "2026-11-27 18:30:01,123 ERROR [worker-3] payments: charge failed for order 7"

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 
 from app.broker.base import ChannelLimit
-from app.metrics import OTHER_CHANNEL, fold_other
-from app.runtime import build_runtime, sweep_interval_s
+from app.serve.metrics import OTHER_CHANNEL, fold_other
+from app.serve.runtime import build_runtime, sweep_interval_s
 from app.settings import settings_from_dict
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def test_shipped_config_uses_only_documented_sections() -> None:
 def test_operations_documents_every_metric() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from app.runtime import build_runtime
+    from app.serve.runtime import build_runtime
     from app.settings import settings_from_dict
 
     runtime = build_runtime(settings_from_dict({}), run_sources=False)
@@ -86,3 +87,33 @@ def test_operations_documents_every_metric() -> None:
     text = (ROOT / "docs" / "operations.md").read_text()
     documented = set(re.findall(r"^\| `(pulseboard_[a-z_]+)` \|", text, re.MULTILINE))
     assert exposed == documented
+
+
+MODULE = re.compile(r"`(app/[\w/]+\.py)`")
+
+
+def architecture_section(title: str) -> str:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    return text.split(f"## {title}\n")[1].split("\n## ")[0]
+
+
+def test_architecture_lists_every_module() -> None:
+    listed = set(MODULE.findall(architecture_section("Modules")))
+    modules = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "app").rglob("*.py")
+        if path.name != "__init__.py" or path.read_text().strip()
+    }
+    assert sorted(modules - listed) == [], "modules without a row in docs/architecture.md"
+    assert sorted(listed - modules) == [], "rows for modules that do not exist"
+
+
+def test_architecture_draws_the_layers_the_contract_checks() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c["layers"] for c in config["contracts"] if c["type"] == "layers")
+    drawn = [
+        line.split("  ")[0].strip().replace("/", "")
+        for line in architecture_section("Layers").split("```")[1].splitlines()
+        if line.strip() and not line.strip().startswith("─")
+    ]
+    assert drawn == layers

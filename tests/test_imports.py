@@ -33,9 +33,9 @@ def test_a_plugin_importing_events_and_the_source_contract_loads_no_server() -> 
     assert "app.sources.base" in modules
     loaded = sorted(m for m in modules if m.split(".")[0] in SERVER_PACKAGES)
     assert loaded == []
-    assert "app.factory" not in modules
+    assert "app.serve.factory" not in modules
 
 
 def test_the_factory_still_builds_the_server() -> None:
-    modules = imported_modules("import app.factory")
+    modules = imported_modules("import app.serve.factory")
     assert {"quart", "hypercorn"} <= modules

@@ -19,9 +19,9 @@ from quart import Quart
 from app.broker.base import Start
 from app.broker.memory import MemoryBroker
 from app.events import ChatPayload, Event, Kind, KindRegistry, KindView, TickerPayload
-from app.factory import create_app
 from app.render import Renderer, create_environment
-from app.runtime import Runtime
+from app.serve.factory import create_app
+from app.serve.runtime import Runtime
 from app.settings import settings_from_dict
 from app.web.runtime import EXTENSION
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from app.logs import configure_logging
+from app.serve.logs import configure_logging
 
 
 @pytest.fixture(autouse=True)

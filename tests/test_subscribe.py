@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.subscribe import FollowRequest, SseFrame, sse_frames
+from app.cli.subscribe import FollowRequest, SseFrame, sse_frames
 
 
 def test_frames_carry_id_event_and_joined_data() -> None:

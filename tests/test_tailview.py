@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from app.cli.tailview import (
+    TAIL_CHANNEL,
+    bound_address,
+    listen,
+    tail_settings,
+    unmatched,
+    viewer_url,
+)
 from app.settings import SettingsError
-from app.tailview import TAIL_CHANNEL, bound_address, listen, tail_settings, unmatched, viewer_url
 from tests.support.cli import pulseboard
 
 

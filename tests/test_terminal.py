@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.terminal import event_line
+from app.cli.terminal import event_line
 
 TIME = 1_700_000_000.0
 CLOCK = datetime.fromtimestamp(TIME).strftime("%H:%M:%S")

@@ -18,12 +18,11 @@ from quart import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.events import Kind, PayloadError, validate_channel
-from app.runtime import Runtime
 from app.web.body import FORM, body_payload, header_fields, merge_fields
 from app.web.dashboard import form_response
 from app.web.errors import RateLimited, error_response
 from app.web.params import check_known, decode_json, parse_since, whole_number
-from app.web.runtime import current_runtime
+from app.web.runtime import Site, current_runtime
 from app.web.security import check_publish, check_read, current_grant, may_read
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
@@ -40,7 +39,7 @@ MAX_PARSED_FIELDS = 1000  # the chat form has two; parse no further to show them
 @blueprint.post("/channels/<channel>/events")
 async def publish(channel: str) -> Response:
     """Publish one event (or an NDJSON batch); ``201 {"id": ...}``."""
-    runtime: Runtime = current_runtime()
+    runtime: Site = current_runtime()
     validate_channel(channel)
     refusal = check_publish(channel)
     if refusal is not None:
@@ -70,7 +69,7 @@ async def ntfy_publish(channel: str) -> Response:
     return await publish(channel)
 
 
-async def _publish_form(runtime: Runtime, channel: str, kind: Kind) -> Response:
+async def _publish_form(runtime: Site, channel: str, kind: Kind) -> Response:
     """A panel's htmx form (chat): answered with the form itself, emptied or showing the error."""
     fields = _form_as_posted(_decode(await _body()))
     try:
@@ -87,7 +86,7 @@ async def _publish_form(runtime: Runtime, channel: str, kind: Kind) -> Response:
     return await form_response(channel, kind.name, fields, status=201)
 
 
-def _take_rate(runtime: Runtime, kind: Kind, count: int) -> None:
+def _take_rate(runtime: Site, kind: Kind, count: int) -> None:
     """Charge the publish budget (and chat's, for kinds with a form); RateLimited when spent."""
     grant = current_grant()
     caller = grant.id if grant is not None else (request.remote_addr or "-")
@@ -114,7 +113,7 @@ def _validate_batch(kind: Kind, items: list[Any]) -> list[dict[str, Any]]:
     return payloads
 
 
-async def _read_ndjson(runtime: Runtime, kind: Kind) -> list[Any]:
+async def _read_ndjson(runtime: Site, kind: Kind) -> list[Any]:
     """A batch: one JSON payload per line, all validated before any is published."""
     lines = _decode(await _body()).splitlines()
     limit = _body_limit(runtime, kind)
@@ -130,12 +129,12 @@ async def _read_ndjson(runtime: Runtime, kind: Kind) -> list[Any]:
     return payloads
 
 
-def _body_limit(runtime: Runtime, kind: Kind) -> int:
+def _body_limit(runtime: Site, kind: Kind) -> int:
     limits = runtime.settings.limits.body_bytes
     return limits.get(kind.name, runtime.settings.server.max_body_bytes)
 
 
-async def _read_payload(runtime: Runtime, kind: Kind) -> dict[str, Any]:
+async def _read_payload(runtime: Site, kind: Kind) -> dict[str, Any]:
     raw = await _body()
     limit = _body_limit(runtime, kind)
     if len(raw) > limit:
@@ -174,7 +173,7 @@ async def channels() -> Response:
     ``limit`` (default 100, at most 1000) and ``after`` (a channel name) page;
     ``next`` is the ``after`` of the next page, null on the last one.
     """
-    runtime: Runtime = current_runtime()
+    runtime: Site = current_runtime()
     check_known(request.args.keys(), CHANNELS_PARAMETERS)
     limit = _limit(request.args.get("limit"), MAX_CHANNELS_LIMIT, DEFAULT_CHANNELS_LIMIT)
     after = request.args.get("after")
@@ -192,7 +191,7 @@ async def history(channel: str) -> Response:
 
     ``since`` (a duration or a UNIX time) starts at the first event at or after that time.
     """
-    runtime: Runtime = current_runtime()
+    runtime: Site = current_runtime()
     validate_channel(channel)
     check_known(request.args.keys(), HISTORY_PARAMETERS)
     since_text = request.args.get("since")

@@ -44,10 +44,9 @@ from app.events import (
     validate_channel,
 )
 from app.filters import EventFilter, compile_user_regex, parse_level
-from app.runtime import Panel, Runtime
 from app.scrollback import older_page, retained
 from app.web.errors import error_response
-from app.web.runtime import current_runtime
+from app.web.runtime import Panel, Site, current_runtime
 from app.web.security import may_read
 
 log = logging.getLogger("pulseboard.dashboard")
@@ -120,7 +119,7 @@ async def channel_page(channel: str) -> Response:
     )
 
 
-async def _log_viewer(runtime: Runtime, panel: Panel) -> Response:
+async def _log_viewer(runtime: Site, panel: Panel) -> Response:
     view = read_log_view(request.args)
     event_filter = view.event_filter(runtime.kinds)
     events = [e for e in await _recent(runtime, panel) if event_filter.accepts(e)]
@@ -203,7 +202,7 @@ def _ndjson(event: Event) -> bytes:
     return msgspec.json.encode(event.as_json_dict()) + b"\n"
 
 
-async def _log_panel(runtime: Runtime, channel: str) -> Panel | Response:
+async def _log_panel(runtime: Site, channel: str) -> Panel | Response:
     """The log channel's panel, else a 404 (also for a channel the reader may not see)."""
     panel = await _find_panel(runtime, channel)
     if panel is None or panel.kind != "log" or not may_read(runtime, channel):
@@ -211,7 +210,7 @@ async def _log_panel(runtime: Runtime, channel: str) -> Panel | Response:
     return panel
 
 
-def _strict_filter(runtime: Runtime, args: MultiDict[str, str]) -> EventFilter:
+def _strict_filter(runtime: Site, args: MultiDict[str, str]) -> EventFilter:
     """The ``q`` and ``level`` filter; a bad one is a 400 (PayloadError)."""
     q, level = args.get("q", ""), args.get("level", "")
     pattern = compile_user_regex(q) if q else None
@@ -279,11 +278,11 @@ async def form_response(
     return response
 
 
-def _readable_panels(runtime: Runtime) -> list[Panel]:
+def _readable_panels(runtime: Site) -> list[Panel]:
     return [panel for panel in runtime.panels if may_read(runtime, panel.channel)]
 
 
-async def _find_panel(runtime: Runtime, channel: str) -> Panel | None:
+async def _find_panel(runtime: Site, channel: str) -> Panel | None:
     try:
         validate_channel(channel)
     except PayloadError:
@@ -295,7 +294,7 @@ async def _find_panel(runtime: Runtime, channel: str) -> Panel | None:
     return None if kind is None else Panel(channel, kind, channel)
 
 
-async def _recent(runtime: Runtime, panel: Panel) -> list[Event]:
+async def _recent(runtime: Site, panel: Panel) -> list[Event]:
     """The newest events a page starts with; none while the broker is down (the stream fills in)."""
     wanted = runtime.renderer.view(panel.kind).page_history
     try:
@@ -306,7 +305,7 @@ async def _recent(runtime: Runtime, panel: Panel) -> list[Event]:
     return page.events[-wanted:]
 
 
-async def _initial_list(runtime: Runtime, panel: Panel) -> Markup:
+async def _initial_list(runtime: Site, panel: Panel) -> Markup:
     return runtime.renderer.page_list(panel.channel, panel.kind, await _recent(runtime, panel))
 
 
@@ -315,7 +314,7 @@ def _self_url(channel: str, view: LogView, *, paused: bool) -> str:
     return f"/channels/{channel}" + (f"?{urlencode(query)}" if query else "")
 
 
-def _page(runtime: Runtime, template: str, *, status: int = 200, **context: Any) -> Response:
+def _page(runtime: Site, template: str, *, status: int = 200, **context: Any) -> Response:
     heartbeat_s = runtime.settings.server.heartbeat
     html = runtime.renderer.env.get_template(template).render(
         renderer=runtime.renderer,

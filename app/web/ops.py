@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, jsonify
 
-from app.metrics import CONTENT_TYPE
-from app.runtime import Runtime
 from app.web.errors import error_response
-from app.web.runtime import current_runtime
+from app.web.runtime import Site, current_runtime
 from app.web.security import current_grant
 
 blueprint = Blueprint("ops", __name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text 0.0.4
 
 
 @blueprint.get("/healthz")
@@ -22,15 +22,12 @@ async def healthz() -> Response:
 @blueprint.get("/readyz")
 async def readyz() -> Response:
     """Ready when accepting, the broker is reachable and every source runs; else 503."""
-    runtime: Runtime = current_runtime()
-    supervisor = runtime.supervisor
+    runtime: Site = current_runtime()
     body = {
         "ready": runtime.ready,
         "accepting": runtime.accepting,
         "broker": runtime.broker.ready,
-        "sources": {}
-        if supervisor is None
-        else {label: stat.running for label, stat in supervisor.stats.items()},
+        "sources": runtime.source_states(),
         "streams": len(runtime.streams.streams),
     }
     response = jsonify(body)
@@ -45,7 +42,7 @@ async def metrics() -> Response:
     The exposition names every channel, so a token scoped to ``ops.*`` (or
     one that only publishes) must not read it; ``auth.metrics_public`` opens it.
     """
-    runtime: Runtime = current_runtime()
+    runtime: Site = current_runtime()
     if runtime.authority.enabled and not runtime.settings.auth.metrics_public:
         grant = current_grant()
         if grant is None:
@@ -54,4 +51,4 @@ async def metrics() -> Response:
             )
         if not grant.metrics:
             return error_response(403, "this token may not read /metrics (metrics = true)")
-    return Response(runtime.metrics.exposition(), content_type=CONTENT_TYPE)
+    return Response(runtime.exposition(), content_type=CONTENT_TYPE)

@@ -32,14 +32,13 @@ from quart.typing import ResponseReturnValue
 from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
 
 from app.auth import Authority, Grant, bearer_token
-from app.runtime import Runtime
 from app.sessions import SessionStore, create_session_store
 from app.settings import Settings
 from app.throttle import FailureThrottle
 from app.urls import host_allowed, safe_next, same_origin
 from app.web.cors import install_cors
 from app.web.errors import error_response
-from app.web.runtime import current_runtime
+from app.web.runtime import Site, current_runtime
 
 log = logging.getLogger("pulseboard.auth")
 
@@ -241,7 +240,7 @@ def check_publish(channel: str) -> Response | None:
     return None
 
 
-def may_read(runtime: Runtime, channel: str) -> bool:
+def may_read(runtime: Site, channel: str) -> bool:
     """True when the caller may read ``channel`` (listings and dashboards filter with it)."""
     if not runtime.authority.read_required:
         return True

@@ -11,13 +11,12 @@ from werkzeug.datastructures import Headers, MultiDict
 from app.broker.base import Start
 from app.events import KindRegistry, PayloadError, check_cursor_text, validate_pattern
 from app.filters import EventFilter, compile_user_regex, parse_level
-from app.runtime import Runtime
 from app.settings import LimitsSettings
 from app.web.asgi import STREAM_PATH, StreamResponse
 from app.web.cors import stream_cors_headers
 from app.web.errors import error_response
 from app.web.params import check_known, parse_since, whole_number
-from app.web.runtime import current_runtime
+from app.web.runtime import Site, current_runtime
 from app.web.security import check_read
 from app.web.streaming.loop import EventStream, StreamRequest
 
@@ -81,7 +80,7 @@ def _parse_start(
 @blueprint.get(STREAM_PATH)
 async def events() -> Response:
     """Open an SSE stream on the requested channels (DESIGN section 5)."""
-    runtime: Runtime = current_runtime()
+    runtime: Site = current_runtime()
     client = request.remote_addr or "-"
     stream_request = parse_stream_request(
         request.args, request.headers, runtime.kinds, runtime.settings.limits, client

@@ -17,8 +17,8 @@ from hypercorn.asyncio import serve
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import EventWrapper, WorkerContext
 
-from app.factory import create_app, runtime_of
-from app.server import hypercorn_config
+from app.serve.factory import create_app, runtime_of
+from app.serve.server import hypercorn_config
 from app.settings import settings_from_dict
 from app.web import fastpath
 from app.web.asgi import StreamingQuart
@@ -31,7 +31,7 @@ OFF = {"lean_stream": 0, "connection_control": 0, "lean_event": 0}
 
 @asynccontextmanager
 async def served(app: StreamingQuart) -> AsyncIterator[int]:
-    """``app`` under Hypercorn, as app.server runs it, on a free port."""
+    """``app`` under Hypercorn, as app.serve.server runs it, on a free port."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 import pytest
 from hypercorn.asyncio import serve
 
-from app.factory import create_app, runtime_of
-from app.server import hypercorn_config
+from app.serve.factory import create_app, runtime_of
+from app.serve.server import hypercorn_config
 from app.settings import settings_from_dict
 from tests.support.waiting import until
 

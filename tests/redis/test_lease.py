@@ -1,4 +1,4 @@
-"""The sources lease (``app.lease.SourceLease``) against a real Redis.
+"""The sources lease (``app.serve.lease.SourceLease``) against a real Redis.
 
 A Redis wiped under a running deployment (``FLUSHALL``, a restart without
 persistence) must not move the sources to another process: the log tails
@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio
 
 from app.broker.redis import RedisKeys
-from app.lease import SourceLease
+from app.serve.lease import SourceLease
 from tests.broker.conftest import RedisServer, unique_prefix
 from tests.broker.conftest import private_redis as private_redis  # a Redis of the test's own
 

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from app.events import Event
-from app.sources.logtail import LOGTAIL, LogTailConfig, LogTailSource, LogTailStats
+from app.sources.logtail.source import LOGTAIL, LogTailConfig, LogTailSource, LogTailStats
 
 
 class Collector:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.sources.lines import (
+from app.sources.logtail.lines import (
     CUT_MARKER,
     LineSplitter,
     RawLine,

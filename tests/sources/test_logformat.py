@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from app.sources.logformat import detect_level, line_facts, line_time
+from app.sources.logtail.logformat import detect_level, line_facts, line_time
 
 READ_AT = datetime(2026, 12, 1, 14, 8, 4, tzinfo=UTC).timestamp()  # 10 minutes after the lines
 

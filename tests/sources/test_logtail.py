@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from app.sources.base import SourceConfigError, configure_sources
-from app.sources.lines import CUT_MARKER
-from app.sources.logtail import LOGTAIL, channel_for
+from app.sources.logtail.lines import CUT_MARKER
+from app.sources.logtail.source import LOGTAIL, channel_for
 from tests.support.waiting import until
 
 MIB = 1024 * 1024
@@ -381,7 +381,7 @@ async def test_line_numbers_are_the_files_own_after_a_backfill(log_dir, tail, ma
 async def test_line_numbers_are_unknown_past_the_counting_bound(
     log_dir, tail, make_writer, monkeypatch
 ):
-    monkeypatch.setattr("app.sources.logtail.LINE_COUNT_MAX_BYTES", 100)
+    monkeypatch.setattr("app.sources.logtail.source.LINE_COUNT_MAX_BYTES", 100)
     writer = make_writer(log_dir / "app.log")
     writer.lines(50)
     async with tail(log_dir / "app.log", lines=2) as got:

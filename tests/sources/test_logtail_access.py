@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.sources.access import NOT_REGULAR, OUTSIDE, SYSTEM, refusal
+from app.sources.logtail.access import NOT_REGULAR, OUTSIDE, SYSTEM, refusal
 from tests.support.waiting import until
 
 SECRET = "root:SECRET-HASH:19000:0:99999:7:::"

@@ -15,9 +15,9 @@ import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.events import Event
-from app.runtime import Runtime, build_runtime
+from app.serve.runtime import Runtime, build_runtime
 from app.settings import settings_from_dict
-from app.sources.logtail import READ_CHUNK_BYTES, LogTailConfig, LogTailSource
+from app.sources.logtail.source import READ_CHUNK_BYTES, LogTailConfig, LogTailSource
 from tests.support.waiting import until
 
 
@@ -131,8 +131,7 @@ async def test_metrics_show_each_logtail_source(tmp_path: Path) -> None:
 
 
 def watching(runtime: Runtime) -> bool:
-    assert runtime.supervisor is not None
-    source = runtime.supervisor.stats["logtail#0"].source
+    source = runtime.runner.stats["logtail#0"].source
     return isinstance(source, LogTailSource) and source.ready.is_set()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.sources.rotation import (
+from app.sources.logtail.rotation import (
     MATCH_BYTES,
     FileId,
     PathState,

@@ -12,7 +12,7 @@ import pytest
 from quart import Quart
 
 from app.broker.base import BrokerUnavailable
-from app.factory import create_app
+from app.serve.factory import create_app
 from app.settings import settings_from_dict
 from app.web import dashboard
 from app.web.runtime import EXTENSION

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from app.factory import create_app
+from app.serve.factory import create_app
 from app.settings import settings_from_dict
 
 

@@ -19,7 +19,7 @@ import pytest
 from quart import Quart
 
 from app.events import BUILTIN_KINDS, Kind, KindRegistry
-from app.factory import create_app
+from app.serve.factory import create_app
 from app.settings import LimitsSettings, settings_from_dict
 from app.web.openapi import openapi_document
 

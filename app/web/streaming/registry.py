@@ -47,7 +47,7 @@ class Cut:
 
 @dataclass
 class StreamStats:
-    """Plain counters the hot path adds to; ``app.metrics`` reads them at scrape time."""
+    """Plain counters the hot path adds to; ``app.serve.metrics`` reads them at scrape time."""
 
     delivered: Counter[str] = field(default_factory=Counter)
     bytes_sent: int = 0

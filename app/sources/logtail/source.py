@@ -2,10 +2,10 @@
 
 Payload: ``{"line": str, "file": <file name>, "level": "error"|"warn"|"info"|"debug"|None,
 "ts": <the line's own time>|None, "lineno": <its number in the file>|None}`` (time and
-level as :mod:`app.sources.logformat` reads them).
+level as :mod:`app.sources.logtail.logformat` reads them).
 ``line`` is plain text: ANSI escape codes are stripped (no colour field is
 carried), invalid UTF-8 is replaced, an over-long line is cut with a visible
-marker (see :mod:`app.sources.lines`).
+marker (see :mod:`app.sources.logtail.lines`).
 
 How it follows, and deliberate oddities (do not "fix"):
 - The parent directory is watched (a watch on the file itself dies with the
@@ -23,7 +23,7 @@ How it follows, and deliberate oddities (do not "fix"):
   a moment after the rename loses nothing. Each time new bytes are read from the
   new file, the old one is read again *before* they are published, so a
   writer's lines keep their order across the switch.
-- copytruncate and truncation: see :mod:`app.sources.rotation`; the lines not
+- copytruncate and truncation: see :mod:`app.sources.logtail.rotation`; the lines not
   yet read when the file was truncated are read from the rotated copy.
 - A partial line is held until its newline arrives or no byte has arrived for
   ``flush_timeout`` seconds; a rotated or truncated file's last partial line is
@@ -31,7 +31,7 @@ How it follows, and deliberate oddities (do not "fix"):
 - With a glob, rotated copies must not match it (``*.log``, not ``*.log*``),
   or they are followed as files of their own.
 - A restart (after a crash) backfills again, so lines can repeat across a crash.
-- Which files may be read is :mod:`app.sources.access`'s rule, checked at
+- Which files may be read is :mod:`app.sources.logtail.access`'s rule, checked at
   every open (a file that appears, or the new file after a rotation): a name
   swapped for a symlink out of the allowed directories is refused on re-open.
   A refusal is logged once per file and reason, and counted in ``stats.refused``.
@@ -64,11 +64,11 @@ import msgspec
 from watchfiles import awatch
 
 from app.events import Event, PayloadError, validate_channel
-from app.sources.access import REASONS, SYSTEM_DIRS, is_within, real_dirs, refusal
 from app.sources.base import Publish, SourceType, pause_unless_stopped
-from app.sources.lines import LineSplitter, RawLine, backfill_offset, line_text
-from app.sources.logformat import line_facts
-from app.sources.rotation import (
+from app.sources.logtail.access import REASONS, SYSTEM_DIRS, is_within, real_dirs, refusal
+from app.sources.logtail.lines import LineSplitter, RawLine, backfill_offset, line_text
+from app.sources.logtail.logformat import line_facts
+from app.sources.logtail.rotation import (
     MATCH_BYTES,
     FileId,
     PathState,
@@ -169,7 +169,7 @@ class LogTailStats:
             another file or to none), ``copytruncate`` (truncated, its copy found)
             or ``truncate`` (truncated, no copy found).
         refused: files refused by the access rule, by reason (one of
-            :data:`app.sources.access.REASONS`), once per file and reason.
+            :data:`app.sources.logtail.access.REASONS`), once per file and reason.
         lag_bytes: bytes written to the followed files (rotated ones still
             drained included) that have not been read yet, as of the last read.
         bytes_read: bytes read from the followed files since the start.

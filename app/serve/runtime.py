@@ -10,27 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.alerts import AlertEngine, check_notify_channels
+from app.alerts import AlertEngine, AlertRule, check_notify_channels
 from app.auth import Authority, build_authority, check_exposure
 from app.broker import create_broker
 from app.broker.base import Broker
 from app.events import Event, KindRegistry
-from app.metrics import OTHER_CHANNEL, Metrics
 from app.ratelimit import RateLimiter
 from app.render import Renderer, create_environment
+from app.serve.metrics import OTHER_CHANNEL, Metrics
+from app.serve.runner import SourceRunner
 from app.settings import Settings
-from app.sources.base import (
-    ConfiguredSource,
-    Supervisor,
-    configure_sources,
-    load_source_types,
-    register_kinds,
-)
+from app.sources.base import ConfiguredSource, configure_sources, load_source_types, register_kinds
 from app.urls import public_base_url
+from app.web.runtime import Panel
 from app.web.streaming.registry import StreamRegistry, StreamTimings
 
 log = logging.getLogger("pulseboard")
@@ -38,15 +35,6 @@ log = logging.getLogger("pulseboard")
 TASK_STOP_S = 2.0
 SWEEP_MIN_S = 1.0
 SWEEP_MAX_S = 60.0
-
-
-@dataclass(frozen=True)
-class Panel:
-    """A channel the dashboard shows: configured in ``[[channels]]`` or declared by a source."""
-
-    channel: str
-    kind: str
-    title: str
 
 
 @dataclass
@@ -58,7 +46,7 @@ class Runtime:
     broker: Broker
     renderer: Renderer
     streams: StreamRegistry
-    sources: list[ConfiguredSource]
+    runner: SourceRunner
     panels: list[Panel]
     authority: Authority
     metrics: Metrics
@@ -67,8 +55,6 @@ class Runtime:
     declared: set[str] = field(default_factory=set)
     run_sources: bool = True
     accepting: bool = True
-    supervisor: Supervisor | None = None
-    alerts: AlertEngine | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stop: asyncio.Event | None = None
 
@@ -106,15 +92,12 @@ class Runtime:
         self._stop = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._sweep(self._stop), name="channel-sweep"))
         if self.run_sources:
-            self.supervisor = Supervisor(self.sources, self.publish)
-            self.supervisor.start()
-        if self.run_sources and self.alerts is not None:
-            self._tasks.append(asyncio.create_task(self.alerts.run(self._stop), name="alerts"))
+            self.runner.start(self.publish)
         log.info(
             "started broker=%s channels=%d sources=%d",
             self.settings.broker.url,
             len(self.panels),
-            len(self.sources) if self.run_sources else 0,
+            len(self.runner.sources) if self.run_sources else 0,
         )
 
     async def stop(self) -> None:
@@ -123,8 +106,7 @@ class Runtime:
         await self.streams.close_all(self.settings.server.shutdown_grace)
         if self._stop is not None:
             self._stop.set()
-        if self.supervisor is not None:
-            await self.supervisor.stop()
+        await self.runner.stop()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=TASK_STOP_S)
             for task in pending:
@@ -150,11 +132,18 @@ class Runtime:
             if dropped:
                 log.info("dropped %d idle channels", len(dropped))
 
+    def source_states(self) -> dict[str, bool]:
+        """Whether each source run by this process is running, by label (none: not here)."""
+        return {label: stat.running for label, stat in self.runner.stats.items()}
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of /metrics."""
+        return self.metrics.exposition()
+
     @property
     def ready(self) -> bool:
         """Accepting traffic, broker reachable, every source running."""
-        sources_ok = self.supervisor is None or self.supervisor.healthy
-        return self.accepting and self.broker.ready and sources_ok
+        return self.accepting and self.broker.ready and self.runner.healthy
 
 
 def public_url(settings: Settings) -> str:
@@ -180,6 +169,8 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
     check_exposure(settings.server.bind, authority, allow_anonymous=settings.auth.allow_anonymous)
     panels = _panels(settings, sources, kinds)
     check_notify_channels(settings.alerts, {panel.channel: panel.kind for panel in panels})
+    for index, rule in enumerate(settings.alerts):
+        AlertRule.from_settings(index, rule)  # a bad rule fails here, naming its key
     broker = create_broker(settings, kinds)
     panels = _panels(settings, sources, kinds)
     runtime = Runtime(
@@ -195,20 +186,25 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
             ),
             observe_latency=metrics.write_latency.observe,
         ),
-        sources=sources,
+        runner=SourceRunner(sources, _alert_engines(settings, broker)),
         panels=panels,
         authority=authority,
         metrics=metrics,
         publish_limiter=RateLimiter(limits.publish_rate, limits.publish_burst),
         chat_limiter=RateLimiter(limits.chat_rate, limits.chat_burst),
         run_sources=run_sources,
-        alerts=AlertEngine(settings.alerts, broker, base_url=public_url(settings))
-        if settings.alerts
-        else None,
         declared={panel.channel for panel in panels} | {alert.notify for alert in settings.alerts},
     )
     metrics.attach(runtime)
     return runtime
+
+
+def _alert_engines(settings: Settings, broker: Broker) -> Callable[[], AlertEngine] | None:
+    """A fresh engine each time the sources start (an engine runs once), or None without rules."""
+    if not settings.alerts:
+        return None
+    base_url = public_url(settings)
+    return lambda: AlertEngine(settings.alerts, broker, base_url=base_url)
 
 
 def _panels(

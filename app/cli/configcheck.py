@@ -13,7 +13,7 @@ from glob import has_magic
 
 from app.settings import Settings
 from app.sources.base import ConfiguredSource
-from app.sources.logtail import matches
+from app.sources.logtail.source import matches
 from app.urls import is_loopback_bind, public_base_url
 
 

@@ -26,13 +26,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from app.sources.logtail import LogTailStats
+from app.sources.logtail.source import LogTailStats
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
+    from app.serve.runtime import Runtime
     from app.sources.base import SourceStats
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER_CHANNEL = "_other"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -168,8 +167,7 @@ class _RuntimeCollector(Collector):
         running = GaugeMetricFamily(
             "pulseboard_source_running", "1 while a source runs, by source.", labels=["source"]
         )
-        supervisor = self.runtime.supervisor
-        sources = sorted((supervisor.stats if supervisor else {}).items())
+        sources = sorted(self.runtime.runner.stats.items())
         for label, stat in sources:
             restarts.add_metric([label], stat.crashes)
             running.add_metric([label], 1 if stat.running else 0)

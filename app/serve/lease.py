@@ -41,12 +41,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from app.alerts import AlertEngine
 from app.broker.base import BrokerUnavailable
 from app.broker.redis import RedisKeys
 from app.events import Event
-from app.runtime import Runtime, public_url
-from app.sources.base import Publish, Supervisor, pause_unless_stopped
+from app.serve.runtime import Runtime
+from app.sources.base import Publish, pause_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +124,21 @@ class SourceLease:
 
 
 class LeasedSources:
-    """Runs the runtime's sources and alerts only while this process holds the lease."""
+    """Decides whether this process runs the sources and alerts: while it holds the lease.
+
+    Starting and stopping them is the runtime's ``SourceRunner``'s job; this
+    only says when.
+    """
 
     def __init__(self, runtime: Runtime, lease: SourceLease, renew_s: float = RENEW_S) -> None:
         self.runtime = runtime
         self.lease = lease
         self.renew_s = renew_s
-        self._alerts_stop: asyncio.Event | None = None
-        self._alerts: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
         """True while this process runs the deployment's sources."""
-        return self.runtime.supervisor is not None
+        return self.runtime.runner.running
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim or renew every ``renew_s`` until ``stop``; start and stop the sources to match."""
@@ -148,31 +149,16 @@ class LeasedSources:
                     self._start()
                 elif held is False and self.running:
                     log.warning("sources lease: taken by another process; stopping sources")
-                    await self._stop()
+                    await self.runtime.runner.stop()
                 await pause_unless_stopped(stop, self.renew_s)
         finally:
-            await self._stop()
+            await self.runtime.runner.stop()
             await self.lease.close()
 
     def _start(self) -> None:
-        runtime = self.runtime
-        log.info("sources lease: held; running %d sources", len(runtime.sources))
-        runtime.supervisor = Supervisor(runtime.sources, patient(runtime.publish))
-        runtime.supervisor.start()
-        if runtime.settings.alerts:
-            self._alerts_stop = asyncio.Event()
-            base_url = public_url(runtime.settings)
-            engine = AlertEngine(runtime.settings.alerts, runtime.broker, base_url=base_url)
-            self._alerts = asyncio.create_task(engine.run(self._alerts_stop), name="alerts")
-
-    async def _stop(self) -> None:
-        supervisor, self.runtime.supervisor = self.runtime.supervisor, None
-        if supervisor is not None:
-            await supervisor.stop()
-        if self._alerts is not None and self._alerts_stop is not None:
-            self._alerts_stop.set()
-            await asyncio.wait([self._alerts])
-            self._alerts = None
+        runner = self.runtime.runner
+        log.info("sources lease: held; running %d sources", len(runner.sources))
+        runner.start(patient(self.runtime.publish))
 
 
 def patient(publish: Publish) -> Publish:

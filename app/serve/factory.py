@@ -9,14 +9,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import asdict
 
-from quart import Quart, Response, request
+from quart import Quart, Response, current_app, request
 
-from app.runtime import Runtime, build_runtime
+from app.serve.runtime import Runtime, build_runtime
 from app.settings import Settings, load_settings
 from app.web import acks, api, dashboard, fastpath, openapi, ops, stream
 from app.web.asgi import StreamingQuart
 from app.web.errors import install_error_handlers
-from app.web.runtime import EXTENSION, current_runtime
+from app.web.runtime import EXTENSION, Site
 from app.web.security import install_security
 
 
@@ -29,7 +29,8 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
     runtime.metrics.fast_paths = asdict(app.fast_paths)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.config["BODY_TIMEOUT"] = settings.server.body_timeout
-    app.extensions[EXTENSION] = runtime
+    site: Site = runtime  # mypy checks that the runtime provides what requests read
+    app.extensions[EXTENSION] = site
     secret_key = settings.auth.secret_key or secrets.token_urlsafe(32)
     install_security(app, settings, secret_key)
     for blueprint in (
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
 
 
 async def _count_request(response: Response) -> Response:
-    runtime = current_runtime()
+    runtime = runtime_of(current_app)
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
     runtime.metrics.http_requests.labels(route, str(response.status_code)).inc()
     return response

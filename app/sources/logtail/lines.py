@@ -1,4 +1,4 @@
-"""Turning the bytes of a log file into lines (what a line says: :mod:`app.sources.logformat`).
+"""Turning the bytes of a log file into lines (what a line says: :mod:`.logformat`).
 
 Pure code, no I/O: the tailer feeds chunks as they come off the disk.
 

@@ -24,7 +24,7 @@ import signal
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
-from app.factory import runtime_of
+from app.serve.factory import runtime_of
 from app.web import fastpath
 from app.web.asgi import StreamingQuart
 
