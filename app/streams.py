@@ -327,16 +327,17 @@ class EventStream:
             self.last_status = self._loop.time()
             frames.append(self._status_frame())
         if sub.gap_channels:
-            frames.append(self._gap_frame(sub.gap_channels))
+            frames.append(self._gap_frame(sub.gap_channels, sub.gap_cursor))
         if sub.snapshots:
             frames.append(self._snapshot_frames(sub.snapshots))
         return b"".join(frames)
 
-    def _gap_frame(self, channels: list[str]) -> bytes:
+    def _gap_frame(self, channels: list[str], cursor: str | None) -> bytes:
         self.registry.stats.gaps += 1
         if self.request.format == "html":
-            return sse.encode_event(self.renderer.gap(channels), event="gap")
-        return sse.encode_event(_json_encode({"channels": channels}).decode(), event="gap")
+            return sse.encode_event(self.renderer.gap(channels), event="gap", id=cursor)
+        body = _json_encode({"channels": channels}).decode()
+        return sse.encode_event(body, event="gap", id=cursor)
 
     def _snapshot_frames(self, snapshots: dict[str, list[Event]]) -> bytes:
         """One replacing swap per channel; the last carries the newest id as the cursor."""
