@@ -145,6 +145,15 @@ class Broker(Protocol):
         ChannelLimit when it would create an undeclared channel beyond ``limits.max_channels``.
         """
 
+    async def publish_many(
+        self, channel: str, kind: str, items: Sequence[dict[str, Any]]
+    ) -> list[Event]:
+        """Publish ``items`` (validated) in order, as one batch where the backend can.
+
+        sqlite:// commits them in one transaction (all or none); the others
+        publish one after another (those before a failure stay published).
+        """
+
     def subscribe(
         self, patterns: Sequence[str], start: Start
     ) -> AbstractAsyncContextManager[Subscription]:

@@ -137,6 +137,23 @@ class SqliteBroker:
 
     async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
         """Assign the next id, and return once the event is committed and handed out."""
+        pending = self._enqueue(channel, kind, data)
+        await asyncio.shield(pending.done)
+        return pending.event
+
+    async def publish_many(
+        self, channel: str, kind: str, items: Sequence[dict[str, Any]]
+    ) -> list[Event]:
+        """Publish ``items`` in order in one commit: all of them, or none (an NDJSON batch)."""
+        pendings = [self._enqueue(channel, kind, data) for data in items]
+        done = asyncio.gather(*(pending.done for pending in pendings), return_exceptions=True)
+        for outcome in await asyncio.shield(done):  # a batch fails as a whole: one error
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [pending.event for pending in pendings]
+
+    def _enqueue(self, channel: str, kind: str, data: dict[str, Any]) -> _Pending:
+        """Give the event its id and offset and queue it for the next commit."""
         if self._committer is None or self._closing:
             raise BrokerUnavailable("the sqlite broker is not running")
         local = self.local
@@ -150,8 +167,7 @@ class SqliteBroker:
         pending = _Pending(log, event)
         self._queue.append(pending)
         self._queued.set()
-        await asyncio.shield(pending.done)
-        return event
+        return pending
 
     def subscribe(self, patterns: Sequence[str], start: Start) -> SubscriptionScope:
         """Place cursors per ``start`` and follow; cursors are freed on exit."""

@@ -202,3 +202,22 @@ def test_serve_and_check_config_exit_2_with_one_line(
     assert done.returncode == 2, done
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("pulseboard: broker.url: "), done.stderr
+
+
+async def test_a_batch_is_one_commit_all_or_nothing(tmp_path: Path) -> None:
+    broker = await started(f"sqlite:///{tmp_path}/pb.db")
+    assert isinstance(broker, SqliteBroker) and broker.store is not None
+    commits: list[int] = []
+    commit = broker.store.commit
+
+    def counted(events: list[Any], *args: Any) -> None:
+        commits.append(len(events))
+        commit(events, *args)
+
+    broker.store.commit = counted  # type: ignore[method-assign]
+    try:
+        events = await broker.publish_many("ops.batch", "notify", [note(n) for n in range(50)])
+    finally:
+        await broker.close()
+    assert commits == [50]
+    assert [e.offset for e in events] == list(range(50))
