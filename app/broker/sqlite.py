@@ -99,7 +99,13 @@ class SqliteBroker:
         self._next_seq = store.last_seq
         loaded = await self._call(self._load, store)
         hub = self.local.empty_hub()
-        for name, kind, events in loaded:
+        for name, kind, events in list(loaded):
+            if kind not in self.kinds:  # a plugin's kind, the plugin gone: keep it on disk only
+                logger.warning(
+                    "sqlite broker: channel %r has unknown kind %r: not loaded", name, kind
+                )
+                loaded.remove((name, kind, events))
+                continue
             ring = hub.log(name, kind)
             if events:
                 first = events[0]

@@ -12,7 +12,7 @@ import pytest
 from app.broker.base import Broker, Start
 from app.broker.sqlite import SqliteBroker
 from app.broker.sqlite_store import Retention, SqliteLog, StoreError, check_database
-from app.events import KindRegistry
+from app.events import Event, KindRegistry
 from tests.broker.conftest import build_broker, receive
 from tests.support.cli import pulseboard
 from tests.support.server import to_toml
@@ -147,8 +147,6 @@ def test_max_bytes_drops_the_oldest_events_of_the_file(tmp_path: Path) -> None:
     store = SqliteLog(tmp_path / "pb.db")
     big = {"message": "x" * 2000, "level": "info"}
     try:
-        from app.events import Event
-
         for seq in range(1, 401):
             event = Event(f"{store.epoch}-{seq}", "ops.a", "notify", 0.0, big, seq, seq - 1)
             store.commit([event], keep=1_000_000)
@@ -221,3 +219,16 @@ async def test_a_batch_is_one_commit_all_or_nothing(tmp_path: Path) -> None:
         await broker.close()
     assert commits == [50]
     assert [e.offset for e in events] == list(range(50))
+
+
+async def test_a_channel_of_a_kind_no_longer_installed_is_left_on_disk(tmp_path: Path) -> None:
+    store = SqliteLog(tmp_path / "pb.db")
+    store.commit([Event(f"{store.epoch}-1", "x.gone", "plugin-kind", 0.0, {}, 1, 0)], keep=10)
+    store.close()
+    broker = await started(f"sqlite:///{tmp_path}/pb.db")
+    try:
+        assert await broker.kind_of("x.gone") is None
+        later = await broker.publish("ops.deploys", "notify", note(1))
+    finally:
+        await broker.close()
+    assert later.seq == 2
