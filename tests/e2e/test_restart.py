@@ -75,6 +75,7 @@ async def connect(url: str, channel: str, cursor: str | None, count: int = 0) ->
         return list(stream.parser.events)
 
 
+@pytest.mark.slow
 async def test_ten_reconnects_after_a_memory_restart_get_one_gap(
     servers: list[Restartable], tmp_path: Path
 ) -> None:
