@@ -111,7 +111,7 @@ def serve(
     settings = read_settings(config, overrides)
     if workers > 1 and not settings.broker.shared:
         fail(
-            f"--workers {workers} needs a shared broker: the memory broker lives in one "
+            f"--workers {workers} needs a shared broker: memory:// and sqlite:// live in one "
             "process, so set broker.url to redis://HOST:PORT/DB"
         )
     configure_logging(settings.log.format, settings.log.level)
@@ -330,7 +330,7 @@ def sources_run(config: Path | None) -> None:
     settings = read_settings(config)
     if not settings.broker.shared:
         fail(
-            "sources run publishes to a shared broker: the memory broker lives inside "
+            "sources run publishes to a shared broker: memory:// and sqlite:// live inside "
             "`serve`, so set broker.url to redis://HOST:PORT/DB (or just run `serve`)"
         )
     configure_logging(settings.log.format, settings.log.level)

@@ -1,4 +1,4 @@
-"""The Broker contract: what every backend (memory://, redis://) provides.
+"""The Broker contract: what every backend (memory://, sqlite://, redis://) provides.
 
 The broker is the only place that assigns event ids, keeps history and knows
 subscribers. Every backend is built by composition: how it sequences and
