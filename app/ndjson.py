@@ -22,10 +22,15 @@ def encode_line(json_body: bytes) -> bytes:
     return json_body + b"\n"
 
 
-def encode_gap(channels: list[str]) -> bytes:
+def encode_gap(channels: list[str], cursor: str | None = None) -> bytes:
     """The line telling a client that history after its cursor is lost on ``channels``.
 
-    >>> encode_gap(["log.app"])
-    b'{"channel":"gap","kind":"gap","data":{"channels":["log.app"]}}\\n'
+    ``cursor`` (the id to resume from after the replay that follows) leads the line,
+    as ``id`` leads an event's.
+
+    >>> encode_gap(["log.app"], "3f9a-7")
+    b'{"id":"3f9a-7","channel":"gap","kind":"gap","data":{"channels":["log.app"]}}\\n'
     """
-    return _encode({"channel": "gap", "kind": "gap", "data": {"channels": channels}}) + b"\n"
+    line: dict[str, object] = {"id": cursor} if cursor is not None else {}
+    line |= {"channel": "gap", "kind": "gap", "data": {"channels": channels}}
+    return _encode(line) + b"\n"

@@ -70,17 +70,30 @@ class ServerSettings(_Section):
         return tuple(check_origin(origin) for origin in self.cors_origins)
 
 
+class RetentionSettings(_Section):
+    max_events: Annotated[int, msgspec.Meta(ge=0)] = 100_000
+    max_age: str | float = "7d"
+
+    @property
+    def max_age_s(self) -> float:
+        """``max_age`` in seconds (checked at load)."""
+        return parse_duration(self.max_age)
+
+
 class BrokerSettings(_Section):
     url: str = "memory://"
     history: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
     key_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "pulseboard"
     fanout_max: Annotated[int, msgspec.Meta(ge=100, le=10_000_000)] = 100_000
     timeout: Annotated[float, msgspec.Meta(ge=0.1, le=60)] = 5.0
+    fsync: bool = False
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    max_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
 
     @property
     def shared(self) -> bool:
-        """False for memory:// (one process's broker); True for a Redis shared by processes."""
-        return not self.url.startswith("memory://")
+        """False for memory:// and sqlite:// (one process's broker); True for a Redis."""
+        return not self.url.startswith(("memory://", "sqlite://"))
 
 
 class TokenSettings(_Section):
@@ -293,10 +306,14 @@ def _check(settings: Settings) -> None:
     except ValueError as error:
         raise SettingsError(f"server.cors_origins: {error}") from None
     _check_duration("auth.session_ttl", settings.auth.session_ttl)
-    if not settings.broker.url.startswith(("memory://", "redis://", "rediss://", "unix://")):
+    if not settings.broker.url.startswith(
+        ("memory://", "sqlite:///", "redis://", "rediss://", "unix://")
+    ) or settings.broker.url in ("sqlite:///", "sqlite:////"):
         raise SettingsError(
-            f"broker.url: expected memory:// or redis://HOST:PORT/DB, got {settings.broker.url!r}"
+            "broker.url: expected memory://, sqlite:///PATH.db or redis://HOST:PORT/DB, "
+            f"got {settings.broker.url!r}"
         )
+    _check_duration("broker.retention.max_age", settings.broker.retention.max_age)
     _check_duration("limits.channel_idle_ttl", settings.limits.channel_idle_ttl)
     _check_public_url(settings.server.public_url)
     _check_alert_names(settings.alerts)

@@ -41,14 +41,21 @@ def encode_event(data: str, *, event: str | None = None, id: str | None = None) 
 
 
 def encode_retry(retry_ms: int) -> bytes:
-    """Tell the client how long to wait before reconnecting."""
-    return f"retry: {int(retry_ms)}\n\n".encode()
+    """Tell the client how long to wait before reconnecting.
+
+    No blank line of its own: the field joins the next message, so clients
+    that yield a message per blank line (httpx-sse, its issue #35) get no empty one.
+    """
+    return f"retry: {int(retry_ms)}\n".encode()
 
 
 def encode_comment(text: str = "") -> bytes:
-    """A comment line (``: ping``): keeps proxies and idle timers from closing the stream."""
+    """A comment line (``: ping``): keeps proxies and idle timers from closing the stream.
+
+    Like ``retry:``, no blank line of its own (a comment is no message).
+    """
     lines = _LINE_END.split(text)
-    return "".join(f": {line}\n" for line in lines).encode() + b"\n"
+    return "".join(f": {line}\n" for line in lines).encode()
 
 
 def encode_json_event(json_body: bytes, *, event: str, id: str) -> bytes:

@@ -13,6 +13,9 @@ a ratio that survives a noisy machine. Scenarios (DESIGN section 12, issue 7):
 - S4 publish-heavy: 10 subscribers, 5,000 publishes/s as single POSTs and as
   NDJSON batches.
 - S5 log path: lines appended to a tailed file at 50 lines/s, 100 subscribers.
+- S2-sqlite, S4-post-sqlite, S4-ndjson-sqlite: S2 and S4 with the broker on
+  ``sqlite://`` (a file in the run's temp dir; Pulseboard only: compare with
+  the memory:// rows of the same run); the database's size after the run.
 - S6 stalled neighbours: 20 subscribers beside 200 that never read, 1,500
   ev/s in NDJSON batches, three steps of 8 s (the stalled ones are cut in
   the first); S6-alone, the same 20 without them, is the control.
@@ -40,7 +43,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,7 @@ class Scenario:
     hold_s: float = 0.0
     phased: bool = False
     servers: tuple[str, ...] = ("pulseboard", "baseline")
+    broker: str = "memory"
 
     @property
     def channel(self) -> str:
@@ -137,6 +141,17 @@ FULL = (
         servers=("pulseboard",),
     ),
 )
+FULL += tuple(
+    replace(
+        scenario,
+        key=f"{scenario.key}-sqlite",
+        title=f"{scenario.title}, sqlite://",
+        servers=("pulseboard",),
+        broker="sqlite",
+    )
+    for scenario in FULL
+    if scenario.key in ("S2", "S4-post", "S4-ndjson")
+)
 QUICK = (Scenario("S2-200", "fan-out, 200 subscribers x 50 ev/s", 200, flags=OPEN_LOOP),)
 
 
@@ -147,11 +162,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pulseboard_config(workdir: Path, log_path: Path | None) -> Path:
+def pulseboard_config(workdir: Path, log_path: Path | None, broker: str = "memory") -> Path:
     """A config for the bench channel (and the tailed file), with limits out of the way."""
+    url = f"sqlite:///{workdir}/pb.db" if broker == "sqlite" else "memory://"
     text = (
         "[server]\nmax_lag = 1000\nheartbeat = 15.0\n"
-        "[broker]\nhistory = 1000\n"
+        f'[broker]\nhistory = 1000\nurl = "{url}"\n'
         "[limits]\nstreams_per_client = 20000\npublish_rate = 1000000.0\n"
         "publish_burst = 1000000\n"
         '[[channels]]\nname = "bench"\nkind = "notify"\n'
@@ -240,12 +256,14 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def running(name: str, workdir: Path, log_path: Path | None) -> Iterator[Server]:
+def running(
+    name: str, workdir: Path, log_path: Path | None, broker: str = "memory"
+) -> Iterator[Server]:
     """One server under test, stopped however the block ends."""
     port = free_port()
     bind = f"127.0.0.1:{port}"
     if name == "pulseboard":
-        config = pulseboard_config(workdir, log_path)
+        config = pulseboard_config(workdir, log_path, broker)
         argv = [str(PYTHON), "-m", "app", "serve", "--config", str(config), "--bind", bind]
     else:
         argv = [str(PYTHON), str(ROOT / "bench" / "baseline.py"), "--bind", bind]
@@ -380,6 +398,7 @@ def summarize(scenario: Scenario, run: dict[str, Any]) -> dict[str, Any]:
         "loadgen_cpu": step["loadgen_cpu"],
         "server_cpu": step["server_cpu_s"] / step["wall_s"],
         "cpu_us_per_delivery": _us_per_delivery(steps),
+        "db_mib": run["db_bytes"] / 2**20 if run.get("db_bytes") else None,
     }
 
 
@@ -439,6 +458,7 @@ METRICS: dict[str, list[tuple[str, str, bool]]] = {
         ("p99_ms", "p99 ms", False),
         ("max_ms", "max ms", False),
         ("cpu_us_per_delivery", "server CPU us/delivery", False),
+        ("db_mib", "database MiB after the run (sqlite://)", False),
     ],
     "stalled": [
         ("worst_p99_ms", "worst step p99 ms (healthy)", False),
@@ -578,8 +598,11 @@ def run_once(scenario: Scenario, name: str, profile: Path | None) -> dict[str, A
         log_path = workdir / "bench.log" if scenario.log else None
         if log_path is not None:
             log_path.touch()
-        with running(name, workdir, log_path) as server:
-            return drive(scenario, server, log_path, profile)
+        with running(name, workdir, log_path, scenario.broker) as server:
+            run = drive(scenario, server, log_path, profile)
+            files = [workdir / f"pb.db{suffix}" for suffix in ("", "-wal")]
+            run["db_bytes"] = sum(f.stat().st_size for f in files if f.exists()) or None
+            return run
 
 
 def median_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:

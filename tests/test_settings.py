@@ -17,8 +17,29 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_and_the_shipped_config_load() -> None:
     settings = load_settings(Path("config/default.toml"), environ={})
-    assert settings.broker.url == "memory://"
+    assert settings.broker.url == "sqlite:///.pulseboard/pulseboard.db"
     assert settings.server.bind == "127.0.0.1:8000"
+
+
+def test_without_a_config_the_broker_forgets_on_restart(tmp_path: Path) -> None:
+    """Test configs set no broker: they keep a throwaway store, never the shared state file."""
+    settings = load_settings(write(tmp_path, ""), environ={})
+    assert settings.broker.url == "memory://"
+
+
+@pytest.mark.parametrize(
+    ("broker", "message"),
+    [
+        ('url = "sqlite:///"', "broker.url: expected memory://, sqlite:///PATH.db"),
+        ('url = "sqlite://host/x.db"', "broker.url: expected memory://, sqlite:///PATH.db"),
+        ('retention = { max_age = "soon" }', "broker.retention.max_age: expected a duration"),
+        ("retention = { max_events = -1 }", "broker.retention.max_events"),
+        ("max_bytes = -5", "broker.max_bytes"),
+    ],
+)
+def test_bad_sqlite_broker_keys_are_named(tmp_path: Path, broker: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(write(tmp_path, f"[broker]\n{broker}\n"), environ={})
 
 
 def test_environment_overrides_file(tmp_path: Path) -> None:

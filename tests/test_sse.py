@@ -53,6 +53,21 @@ def test_retry_and_comment() -> None:
     assert parser.events == []
 
 
+def test_retry_and_heartbeat_add_no_message_of_their_own() -> None:
+    """Only blank lines end messages: httpx-sse yields one per blank line, even empty (#35)."""
+    stream = (
+        sse.encode_retry(2500)
+        + sse.encode_comment("ping")
+        + sse.encode_event("hello", event="c", id="e-1")
+        + sse.encode_comment("ping")
+    )
+    assert stream.count(b"\n\n") == 1
+    parser = SSEParser()
+    parser.feed(stream)
+    assert (parser.retry, parser.comments) == (2500, ["ping", "ping"])
+    assert [(e.id, e.data) for e in parser.events] == [("e-1", "hello")]
+
+
 def test_json_fast_path_matches_the_general_encoder() -> None:
     body = b'{"a":"line\\nbreak"}'
     assert sse.encode_json_event(body, event="c", id="e-1") == sse.encode_event(

@@ -1,4 +1,4 @@
-"""Broker backends, chosen by URL: ``memory://`` (embedded) or ``redis://`` (shared)."""
+"""Broker backends, chosen by URL: ``sqlite://`` (embedded, durable), ``memory://`` or ``redis://``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,20 @@ def create_broker(settings: Settings, kinds: KindRegistry) -> Broker:
         from app.broker.memory import MemoryBroker
 
         return MemoryBroker(kinds, settings.broker.history, settings.server.max_lag, limits)
+    if url.startswith("sqlite://"):
+        from app.broker.sqlite import SqliteBroker
+        from app.broker.sqlite_store import Retention
+
+        broker = settings.broker
+        retention = Retention(
+            broker.history,
+            broker.retention.max_events,
+            broker.retention.max_age_s,
+            broker.max_bytes,
+        )
+        return SqliteBroker(
+            url, kinds, retention, settings.server.max_lag, limits, fsync=broker.fsync
+        )
     if url.startswith(("redis://", "rediss://", "unix://")):
         from app.broker.redis import RedisBroker
 

@@ -1,4 +1,4 @@
-"""The Broker contract: what every backend (memory://, redis://) provides.
+"""The Broker contract: what every backend (memory://, sqlite://, redis://) provides.
 
 The broker is the only place that assigns event ids, keeps history and knows
 subscribers. Every backend is built by composition: how it sequences and
@@ -132,6 +132,10 @@ class Feed(Protocol):
         """Channels whose history after the client's cursor is lost."""
 
     @property
+    def gap_cursor(self) -> str | None:
+        """With a gap, the id just before the replay that follows it (a valid cursor)."""
+
+    @property
     def snapshots(self) -> dict[str, list[Event]]:
         """Per channel, recent events to render as a replacing swap (when the start asked)."""
 
@@ -188,6 +192,15 @@ class Broker(Protocol):
         """Append one event (data already validated) and wake its subscribers.
 
         ChannelLimit when it would create an undeclared channel beyond ``limits.max_channels``.
+        """
+
+    async def publish_many(
+        self, channel: str, kind: str, items: Sequence[dict[str, Any]]
+    ) -> list[Event]:
+        """Publish ``items`` (validated) in order, as one batch where the backend can.
+
+        sqlite:// commits them in one transaction (all or none); the others
+        publish one after another (those before a failure stay published).
         """
 
     def subscribe(self, patterns: Sequence[str], start: Start) -> AbstractAsyncContextManager[Feed]:

@@ -236,6 +236,9 @@ class Subscription:
             whenever it wakes the task, the hub clears it. The stream parks
             only while it has nothing pending, so order holds.
         gap_channels: channels whose history after the client's cursor is lost.
+        gap_cursor: with a gap, the id just before the replay that follows it
+            (the gap frame's ``id:``): a client reconnecting with it is told
+            about that gap once, not again.
         snapshots: per channel, recent events to render as a replacing swap
             (only when the start asked for snapshots).
         closed_reason: set when the hub ends the subscription (shutdown).
@@ -248,6 +251,7 @@ class Subscription:
         "deliver",
         "encode",
         "gap_channels",
+        "gap_cursor",
         "max_lag",
         "patterns",
         "snapshots",
@@ -263,6 +267,7 @@ class Subscription:
         self.cursors: dict[ChannelLog, int] = {}
         self._allowance: dict[ChannelLog, int] = {}
         self.gap_channels: list[str] = []
+        self.gap_cursor: str | None = None
         self.snapshots: dict[str, list[Event]] = {}
         self.closed_reason: str | None = None
 

@@ -26,7 +26,7 @@ from itertools import islice
 
 from app.broker.base import ChannelInfo, ChannelLimit, HistoryPage, KindConflict, Start
 from app.broker.hub import ChannelLimits, ChannelLog, Hub, Subscription
-from app.events import Event, KindRegistry, is_pattern, parse_event_id
+from app.events import Event, KindRegistry, format_event_id, is_pattern, parse_event_id
 
 Settle = Callable[[str | None], Awaitable[None]]
 
@@ -218,6 +218,20 @@ class LocalFanout:
                 self._gap(subscription, log, start)
             else:
                 subscription.follow(log, log.offset_after(after_seq))
+        if subscription.gap_channels:
+            subscription.gap_cursor = format_event_id(self.epoch, self._replay_from(subscription))
+
+    def _replay_from(self, subscription: Subscription) -> int:
+        """The seq just before the first event the subscription replays (or the newest)."""
+        first = min(
+            (
+                log.get(offset).seq
+                for log, offset in subscription.cursors.items()
+                if offset < log.next_offset
+            ),
+            default=self.seq + 1,
+        )
+        return first - 1
 
     def _fresh(self, subscription: Subscription, log: ChannelLog, start: Start) -> None:
         if start.snapshot:

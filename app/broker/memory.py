@@ -69,6 +69,12 @@ class MemoryBroker:
         local.append(log, event)
         return event
 
+    async def publish_many(
+        self, channel: str, kind: str, items: Sequence[dict[str, Any]]
+    ) -> list[Event]:
+        """Publish ``items`` in order."""
+        return [await self.publish(channel, kind, data) for data in items]
+
     def subscribe(self, patterns: Sequence[str], start: Start) -> SubscriptionScope:
         """Place cursors per ``start`` and follow; cursors are freed on exit."""
         return self.local.subscribe(patterns, start)

@@ -314,6 +314,12 @@ class RedisBroker:
             log.warning("redis broker: idle channels kept in Redis: %s", error)
         return [channel_log.name for channel_log in dropped]
 
+    async def publish_many(
+        self, channel: str, kind: str, items: Sequence[dict[str, Any]]
+    ) -> list[Event]:
+        """Publish ``items`` in order, one script call each."""
+        return [await self.publish(channel, kind, data) for data in items]
+
     def subscribe(self, patterns: Sequence[str], start: Start) -> SubscriptionScope:
         """Catch up with Redis, then place cursors exactly as memory:// does."""
         return self.local.subscribe(patterns, start, self._settle)

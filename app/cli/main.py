@@ -111,7 +111,7 @@ def serve(
     settings = read_settings(config, overrides)
     if workers > 1 and not settings.broker.shared:
         fail(
-            f"--workers {workers} needs a shared broker: the memory broker lives in one "
+            f"--workers {workers} needs a shared broker: memory:// and sqlite:// live in one "
             "process, so set broker.url to redis://HOST:PORT/DB"
         )
     configure_logging(settings.log.format, settings.log.level)
@@ -135,14 +135,23 @@ def serve(
 
 
 def _check_broker(settings: Settings) -> None:
-    """Refuse to start, naming the key, when broker.url points at an unreachable Redis."""
-    if not settings.broker.shared:
-        return
-    from app.broker.redis import reachable
-
-    problem = reachable(settings.broker.url, settings.broker.timeout)
+    """Refuse to start, naming the key, when broker.url names an unusable database or Redis."""
+    problem = _broker_problem(settings)
     if problem:
         fail(f"broker.url: {problem}")
+
+
+def _broker_problem(settings: Settings) -> str | None:
+    """Why the broker ``broker.url`` names cannot be used (corrupt, locked, unreachable)."""
+    if settings.broker.url.startswith("sqlite://"):
+        from app.broker.sqlite_store import check_database
+
+        return check_database(settings.broker.url)
+    if not settings.broker.shared:
+        return None
+    from app.broker.redis import reachable
+
+    return reachable(settings.broker.url, settings.broker.timeout)
 
 
 def _run(settings: Settings, *, run_sources: bool, listen_fd: int | None = None) -> None:
@@ -329,6 +338,11 @@ def check_config(file: Path | None) -> None:
         runtime = build_runtime(settings)
     except ValueError as error:
         fail(str(error))
+    if settings.broker.url.startswith("sqlite://"):
+        from app.broker.sqlite_store import inspect_database
+
+        if problem := inspect_database(settings.broker.url):
+            fail(f"broker.url: {problem}")
     for warning in [*config_warnings(runtime.runner.sources), *alert_link_warnings(settings)]:
         click.echo(f"pulseboard: warning: {warning}", err=True)
     click.echo(f"ok: {file or 'config/default.toml'}")
@@ -365,7 +379,7 @@ def sources_run(config: Path | None) -> None:
     settings = read_settings(config)
     if not settings.broker.shared:
         fail(
-            "sources run publishes to a shared broker: the memory broker lives inside "
+            "sources run publishes to a shared broker: memory:// and sqlite:// live inside "
             "`serve`, so set broker.url to redis://HOST:PORT/DB (or just run `serve`)"
         )
     configure_logging(settings.log.format, settings.log.level)

@@ -77,6 +77,14 @@ class Runtime:
         self.metrics.published.labels(self.metric_channel(channel)).inc()
         return event
 
+    async def publish_valid_many(
+        self, channel: str, kind: str, items: list[dict[str, Any]]
+    ) -> list[Event]:
+        """Publish an already validated batch (NDJSON), counting it."""
+        events = await self.broker.publish_many(channel, kind, items)
+        self.metrics.published.labels(self.metric_channel(channel)).inc(len(events))
+        return events
+
     def metric_channel(self, channel: str) -> str:
         """The ``channel`` label: declared channels by name, the rest as one ``_other`` series."""
         return channel if channel in self.declared else OTHER_CHANNEL

@@ -53,7 +53,7 @@ async def publish(channel: str) -> Response:
         check_known(request.args.keys(), frozenset())
         payloads = _validate_batch(kind, await _read_ndjson(runtime, kind))
         _take_rate(runtime, kind, len(payloads))
-        ids = [(await runtime.publish_valid(channel, kind.name, p)).id for p in payloads]
+        ids = [e.id for e in await runtime.publish_valid_many(channel, kind.name, payloads)]
         return _created({"ids": ids})
     if kind.view.form is not None and request.headers.get("HX-Request") == "true":
         return await _publish_form(runtime, channel, kind)

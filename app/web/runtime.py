@@ -70,6 +70,12 @@ class Site(Protocol):
         """Publish an already validated payload, counting it."""
         ...
 
+    async def publish_valid_many(
+        self, channel: str, kind: str, items: list[dict[str, Any]]
+    ) -> list[Event]:
+        """Publish an already validated batch (NDJSON) as one where the broker can, counting it."""
+        ...
+
 
 def current_runtime() -> Site:
     """What the app serving this request provides (its ``Runtime``, seen through ``Site``)."""

@@ -1,4 +1,4 @@
-"""The broker contract, run unchanged against every backend (memory:// and redis://).
+"""The broker contract, run unchanged against every backend (memory://, sqlite://, redis://).
 
 Events are awaited through the subscription's ``wake`` (redis:// delivers
 through its fan-out reader, a moment after ``publish`` returns), and
@@ -9,6 +9,7 @@ before it is in the subscriber's rings on both backends.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +20,12 @@ from app.events import Event, parse_event_id
 from tests.broker.conftest import BrokerFactory, build_broker, receive, unique_prefix
 
 
-@pytest.fixture(params=["memory", "redis"])
-def backend_url(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/broker.db"
     server = request.getfixturevalue("redis_server")
     return str(server.url)
 
@@ -34,7 +37,11 @@ async def make_broker(backend_url: str) -> AsyncIterator[BrokerFactory]:
     prefix = unique_prefix()
 
     async def make(**options: Any) -> Broker:
-        broker = build_broker(backend_url, prefix=prefix, **options)
+        url = backend_url
+        if url.startswith("sqlite://"):  # a file each, keeping what the rings keep
+            url = url.replace(".db", f"{len(brokers)}.db")
+            options = {"retention": {"max_events": 0}, **options}
+        broker = build_broker(url, prefix=prefix, **options)
         await broker.start()
         brokers.append(broker)
         return broker

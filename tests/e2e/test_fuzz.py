@@ -111,4 +111,6 @@ def first_frames(chunks: Iterator[bytes]) -> bytes:
         received += chunk
         if b"data:" in received or b": ping" in received:
             break
-    return received[: received.rfind(b"\n\n") + 2] if b"\n\n" in received else b""
+    if b"\n\n" in received:
+        return received[: received.rfind(b"\n\n") + 2]
+    return received[: received.rfind(b"\n") + 1]  # retry: and a heartbeat end in no blank line

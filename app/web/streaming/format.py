@@ -58,8 +58,8 @@ class StreamFormat(Protocol):
     def snapshot(self, parts: list[SnapshotPart], cursor: str | None) -> bytes:
         """Recent events per channel as replacing swaps; ``cursor`` is the newest id."""
 
-    def gap(self, channels: list[str]) -> bytes:
-        """The frame telling the client it missed events on ``channels``."""
+    def gap(self, channels: list[str], cursor: str | None) -> bytes:
+        """The frame telling the client it missed events on ``channels``; ``cursor`` its id."""
 
     def status(self) -> bytes:
         """The connection-status fragment (only asked when ``sends_status``)."""
@@ -83,9 +83,10 @@ class JsonFormat:
         """The events themselves (the latest value per key), in publish order."""
         return b"".join(self.event(event) for event in _in_publish_order(parts))
 
-    def gap(self, channels: list[str]) -> bytes:
+    def gap(self, channels: list[str], cursor: str | None) -> bytes:
         """``event: gap`` with ``{"channels": [...]}``."""
-        return sse.encode_event(_json_encode({"channels": channels}).decode(), event="gap")
+        body = _json_encode({"channels": channels}).decode()
+        return sse.encode_event(body, event="gap", id=cursor)
 
     def status(self) -> bytes:
         """JSON streams carry no status fragment."""
@@ -104,9 +105,9 @@ class NdjsonFormat(JsonFormat):
 
     event = staticmethod(ndjson_frame)
 
-    def gap(self, channels: list[str]) -> bytes:
-        """The line ``{"channel": "gap", "kind": "gap", "data": {"channels": [...]}}``."""
-        return ndjson.encode_gap(channels)
+    def gap(self, channels: list[str], cursor: str | None) -> bytes:
+        """The line ``{"id", "channel": "gap", "kind": "gap", "data": {"channels": [...]}}``."""
+        return ndjson.encode_gap(channels, cursor)
 
 
 def _in_publish_order(parts: list[SnapshotPart]) -> list[Event]:
@@ -145,9 +146,9 @@ class HtmlFormat:
             frames[-1] = b"id: %s\n" % cursor.encode() + frames[-1]
         return b"".join(frames)
 
-    def gap(self, channels: list[str]) -> bytes:
+    def gap(self, channels: list[str], cursor: str | None) -> bytes:
         """Fragments that reset the panels of ``channels``."""
-        return sse.encode_event(self.renderer.gap(channels), event="gap")
+        return sse.encode_event(self.renderer.gap(channels), event="gap", id=cursor)
 
     def status(self) -> bytes:
         """The fragment that keeps the page's live indicator green."""

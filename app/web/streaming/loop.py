@@ -268,7 +268,7 @@ class EventStream:
             self.last_status = asyncio.get_running_loop().time()
         if sub.gap_channels:
             self.registry.stats.gaps += 1
-            frames.append(self.format.gap(sub.gap_channels))
+            frames.append(self.format.gap(sub.gap_channels, sub.gap_cursor))
         if sub.snapshots:
             frames.append(self._snapshot(sub))
         return b"".join(frames)
