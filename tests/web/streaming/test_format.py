@@ -50,8 +50,9 @@ def test_json_frames_are_shared_and_the_gap_names_its_channels() -> None:
         "ops.n",
         "hi",
     )
-    (gap,) = SSEParser().feed(fmt.gap(["ops.n"]))
+    (gap,) = SSEParser().feed(fmt.gap(["ops.n"], "e-0"))
     assert gap.event == "gap" and json.loads(gap.data) == {"channels": ["ops.n"]}
+    assert gap.id == "e-0", "a gap carries the cursor the replay after it starts from"
     assert fmt.heartbeat.startswith(b": ping")
     assert fmt.opening(1500).startswith(b"retry: 1500")
     assert fmt.shared and not fmt.sends_status
