@@ -85,6 +85,22 @@ async def test_history_pages_from_the_database_beyond_the_ring(tmp_path: Path) -
     assert [e.data for e in page.events] == [note(n) for n in range(2, 6)]
 
 
+async def test_scrollback_pages_from_the_database_beyond_the_ring(tmp_path: Path) -> None:
+    """The log viewer's "load older" reaches back as far as the file keeps, not the ring."""
+    broker = await started(f"sqlite:///{tmp_path}/pb.db", history=3)
+    try:
+        published = [await broker.publish("ops.deploys", "notify", note(n)) for n in range(10)]
+        newest = await broker.before("ops.deploys", None, 5)
+        older = await broker.before("ops.deploys", newest.events[0].id, 5)
+        start = await broker.before("ops.deploys", older.events[0].id, 5)
+    finally:
+        await broker.close()
+    ids = [e.id for e in published]
+    assert [e.id for e in newest.events] == ids[5:]
+    assert [e.id for e in older.events] == ids[:5]
+    assert (start.events, start.gap) == ([], False)
+
+
 @pytest.mark.parametrize(("fsync", "synchronous"), [(False, 1), (True, 2)])
 def test_fsync_chooses_how_sqlite_syncs(tmp_path: Path, fsync: bool, synchronous: int) -> None:
     store = SqliteLog(tmp_path / "pb.db", fsync=fsync)
