@@ -177,6 +177,14 @@ class AlertSettings(_Section):
         return 60.0 if self.window is None else self.window
 
 
+class BoardSettings(_Section):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+    title: str | None = None
+    channels: list[str] = msgspec.field(default_factory=list)  # empty: every channel
+    span: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
+    columns: Annotated[int, msgspec.Meta(ge=1, le=12)] = 3
+
+
 class Settings(_Section):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     broker: BrokerSettings = msgspec.field(default_factory=BrokerSettings)
@@ -186,6 +194,7 @@ class Settings(_Section):
     channels: list[ChannelSettings] = msgspec.field(default_factory=list)
     sources: list[dict[str, Any]] = msgspec.field(default_factory=list)
     alerts: list[AlertSettings] = msgspec.field(default_factory=list)
+    boards: list[BoardSettings] = msgspec.field(default_factory=list)
 
 
 def load_settings(
@@ -317,6 +326,7 @@ def _check(settings: Settings) -> None:
     _check_duration("limits.channel_idle_ttl", settings.limits.channel_idle_ttl)
     _check_public_url(settings.server.public_url)
     _check_alert_names(settings.alerts)
+    _check_boards(settings.boards)
     try:
         for index, channel in enumerate(settings.channels):
             validate_channel(channel.name, field=f"channels[{index}].name")
@@ -356,6 +366,29 @@ def _check_alert_names(alerts: list[AlertSettings]) -> None:
             raise SettingsError(
                 f"alerts[{index}].name: {alert.name!r} is already the name of alerts[{first}]"
             )
+
+
+def _check_boards(boards: list[BoardSettings]) -> None:
+    seen: dict[str, int] = {}
+    for index, board in enumerate(boards):
+        first = seen.setdefault(board.name, index)
+        if first != index:
+            raise SettingsError(
+                f"boards[{index}].name: {board.name!r} is already the name of boards[{first}]"
+            )
+        try:
+            for pattern in board.channels:
+                validate_pattern(pattern, field=f"boards[{index}].channels")
+            for key in board.span:
+                validate_pattern(key, field=f"boards[{index}].span")
+        except PayloadError as error:
+            raise SettingsError(str(error)) from None
+        for key, (columns, rows) in board.span.items():
+            if not (1 <= columns <= board.columns and 1 <= rows <= 12):
+                raise SettingsError(
+                    f"boards[{index}].span.{key}: expected [columns 1..{board.columns}, "
+                    f"rows 1..12], got [{columns}, {rows}]"
+                )
 
 
 def _check_duration(key: str, text: str | float) -> None:

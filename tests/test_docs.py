@@ -70,6 +70,7 @@ def test_shipped_config_uses_only_documented_sections() -> None:
         "sources",
         "alerts",
         "auth.tokens",
+        "boards",
     }
 
 

@@ -1,4 +1,12 @@
-"""The dashboard pages: ``/`` (one panel per configured channel) and ``/channels/<channel>``.
+"""The dashboard pages: boards (``/``, ``/boards/<name>``) and ``/channels/<channel>``.
+
+A board (app/boards.py) shows the channels its names and patterns match, the
+viewer may read, configured or created by publishing. Its page polls
+``/boards/<name>/changes`` every ``BOARD_WATCH_S`` seconds with the hash of
+its channel list: "no change" is a bodiless 204; a change answers the whole
+page, whose ``.app`` htmx swaps in (a new ``sse-connect`` with the new
+channel list, whose fresh snapshot refills every panel). No script, one small
+request per interval, and the stream itself stays exactly as it was.
 
 Pages are rendered once with each panel's recent history; from then on one
 ``sse-connect`` per page (``/events?channel=...&format=html``) keeps every
@@ -34,6 +42,7 @@ from markupsafe import Markup
 from quart import Blueprint, Response, request
 from werkzeug.datastructures import MultiDict
 
+from app.boards import Board, Tile, boards_from_settings, place, signature
 from app.broker.base import BrokerError
 from app.events import (
     LEVEL_ORDER,
@@ -62,6 +71,9 @@ DOWNLOADS = {
 }
 ROW_ID_PREFIX = "line-"
 LEVELS = tuple(LEVEL_ORDER)
+BOARD_WATCH_S = 5
+PUBLISHED_MAX = 500  # channels created by publishing that pages list (nav, default board)
+TRUE_WORDS = ("1", "true", "yes")
 _LABELS = {"q": "", "level": "Level: "}  # q's messages name "the filter" themselves
 blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
 
@@ -85,16 +97,73 @@ class LogView:
 
 @blueprint.get("/")
 async def dashboard() -> Response:
-    """One panel per configured channel, all fed by one stream."""
+    """The first board (the default board shows every readable channel)."""
     runtime = current_runtime()
-    panels = _readable_panels(runtime)
-    lists = {panel.channel: await _initial_list(runtime, panel) for panel in panels}
+    return await _board_page(runtime, _boards(runtime)[0])
+
+
+@blueprint.get("/boards/<name>")
+async def board_page(name: str) -> Response:
+    """A board by name; an unknown name is the not-found page."""
+    runtime = current_runtime()
+    board = _find_board(runtime, name)
+    if board is None:
+        return _board_not_found(runtime, name)
+    return await _board_page(runtime, board)
+
+
+@blueprint.get("/boards/<name>/changes")
+async def board_changes(name: str) -> Response:
+    """204 while the board's channels hash to ``have``; else the page, for htmx to swap in."""
+    runtime = current_runtime()
+    board = _find_board(runtime, name)
+    if board is None:
+        return _board_not_found(runtime, name)
+    if signature(_tiles(runtime, board)) == request.args.get("have", ""):
+        return Response("", status=204)
+    return await _board_page(runtime, board)
+
+
+async def _board_page(runtime: Site, board: Board) -> Response:
+    tiles = _tiles(runtime, board)
+    lists = {tile.channel: await _initial_list(runtime, tile) for tile in tiles}
+    kiosk = request.args.get("kiosk", "") in TRUE_WORDS
+    watch = [("have", signature(tiles)), *([("kiosk", "1")] if kiosk else [])]
     return _page(
         runtime,
         "dashboard.html",
-        panels=panels,
+        board=board,
+        tiles=tiles,
+        kiosk=kiosk,
+        watch_url=f"/boards/{board.name}/changes?{urlencode(watch)}",
+        watch_s=BOARD_WATCH_S,
+        panels=_readable_panels(runtime),
         lists=lists,
-        stream_url=stream_url([panel.channel for panel in panels]) if panels else None,
+        stream_url=stream_url([tile.channel for tile in tiles]) if tiles else None,
+    )
+
+
+def _tiles(runtime: Site, board: Board) -> list[Tile]:
+    """The board's tiles, at most as many as one stream may carry."""
+    candidates = [(p.channel, p.kind, p.title) for p in _readable_panels(runtime)]
+    return place(board, candidates)[: runtime.settings.limits.channels_per_stream]
+
+
+def _boards(runtime: Site) -> list[Board]:
+    return boards_from_settings(runtime.settings.boards)
+
+
+def _find_board(runtime: Site, name: str) -> Board | None:
+    return next((board for board in _boards(runtime) if board.name == name), None)
+
+
+def _board_not_found(runtime: Site, name: str) -> Response:
+    return _page(
+        runtime,
+        "not_found.html",
+        status=404,
+        board_name=name,
+        panels=_readable_panels(runtime),
     )
 
 
@@ -279,7 +348,16 @@ async def form_response(
 
 
 def _readable_panels(runtime: Site) -> list[Panel]:
-    return [panel for panel in runtime.panels if may_read(runtime, panel.channel)]
+    """Configured channels, then those created by publishing: the ones the viewer may read."""
+    panels = [panel for panel in runtime.panels if may_read(runtime, panel.channel)]
+    configured = {panel.channel for panel in runtime.panels}
+    published = runtime.broker.channels(
+        limit=PUBLISHED_MAX, visible=lambda name: name not in configured
+    )
+    panels += [
+        Panel(info.name, info.kind, info.name) for info in published if may_read(runtime, info.name)
+    ]
+    return panels
 
 
 async def _find_panel(runtime: Site, channel: str) -> Panel | None:
@@ -294,7 +372,7 @@ async def _find_panel(runtime: Site, channel: str) -> Panel | None:
     return None if kind is None else Panel(channel, kind, channel)
 
 
-async def _recent(runtime: Site, panel: Panel) -> list[Event]:
+async def _recent(runtime: Site, panel: Panel | Tile) -> list[Event]:
     """The newest events a page starts with; none while the broker is down (the stream fills in)."""
     wanted = runtime.renderer.view(panel.kind).page_history
     try:
@@ -305,7 +383,7 @@ async def _recent(runtime: Site, panel: Panel) -> list[Event]:
     return page.events[-wanted:]
 
 
-async def _initial_list(runtime: Site, panel: Panel) -> Markup:
+async def _initial_list(runtime: Site, panel: Panel | Tile) -> Markup:
     return runtime.renderer.page_list(panel.channel, panel.kind, await _recent(runtime, panel))
 
 
@@ -318,6 +396,7 @@ def _page(runtime: Site, template: str, *, status: int = 200, **context: Any) ->
     heartbeat_s = runtime.settings.server.heartbeat
     html = runtime.renderer.env.get_template(template).render(
         renderer=runtime.renderer,
+        boards=_boards(runtime),
         nick=request.cookies.get(NICK_COOKIE, "")[:32],
         retry_after_s=round(heartbeat_s * 2 + 1, 1),
         stale_after_s=round(heartbeat_s * 4 + 5, 1),

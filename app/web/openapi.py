@@ -81,6 +81,8 @@ def openapi_document(kinds: KindRegistry, limits: LimitsSettings) -> dict[str, A
 def _paths(limits: LimitsSettings, payload_refs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "/": {"get": _dashboard()},
+        "/boards/{name}": {"get": _board()},
+        "/boards/{name}/changes": {"get": _board_changes()},
         "/channels/{channel}": {"get": _channel_page()},
         "/channels/{channel}/older": {"get": _older()},
         "/channels/{channel}/download": {"get": _download()},
@@ -182,12 +184,60 @@ def _channel_name() -> dict[str, Any]:
     return {"type": "string", "pattern": CHANNEL_REGEX, "maxLength": CHANNEL_MAX_LENGTH}
 
 
+def _kiosk() -> dict[str, Any]:
+    return _query("kiosk", {"type": "string"}, "`1`, `true` or `yes`: no navigation (wall screens)")
+
+
 def _dashboard() -> dict[str, Any]:
     return {
-        "summary": "The dashboard: one panel per configured channel",
+        "summary": "The dashboard: the first `[[boards]]` entry, or every readable channel",
+        "parameters": [_kiosk()],
         "responses": {
             "200": _html("The page"),
             "302": _redirect("Sign in first (read tokens configured)"),
+            **_errors("401"),
+        },
+    }
+
+
+def _board_name() -> dict[str, Any]:
+    return _path("name", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"})
+
+
+def _board_not_found() -> dict[str, Any]:
+    return {
+        "description": "No such board (an HTML page)",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+
+
+def _board() -> dict[str, Any]:
+    return {
+        "summary": "A board from `[[boards]]`: its channels and patterns, panels sized by `span`",
+        "parameters": [_board_name(), _kiosk()],
+        "responses": {
+            "200": _html("The page"),
+            "302": _redirect("Sign in first (read tokens configured)"),
+            "404": _board_not_found(),
+            **_errors("401"),
+        },
+    }
+
+
+def _board_changes() -> dict[str, Any]:
+    return {
+        "summary": "What a board page polls: 204 while its channel list is unchanged",
+        "description": "A changed list answers the whole page, whose `.app` htmx swaps in",
+        "parameters": [
+            _board_name(),
+            _query("have", {"type": "string"}, "The hash of the channel list the page shows"),
+            _kiosk(),
+        ],
+        "responses": {
+            "200": _html("The board page, its channel list changed"),
+            "204": {"description": "No change"},
+            "302": _redirect("Sign in first (read tokens configured)"),
+            "404": _board_not_found(),
             **_errors("401"),
         },
     }
