@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from app.factory import create_app
 from quart import Quart
 
 from app.boards import Board, boards_from_settings, place, signature, span_of
+from app.serve.factory import create_app
 from app.settings import SettingsError, settings_from_dict
 from app.web.runtime import EXTENSION
 
@@ -144,7 +144,7 @@ async def test_an_unknown_board_is_a_404_page(app: Quart) -> None:
 async def test_kiosk_renders_no_navigation(app: Quart) -> None:
     _, page = await get(app, "/boards/market?kiosk=1")
     assert "<nav" not in page
-    assert "kiosk=1" in re.findall(r'hx-get="([^"]+)"', page)[0]
+    assert "kiosk=1" in re.findall(r'hx-get="(/boards/[^"]+)"', page)[0]
 
 
 async def test_a_channel_created_by_publishing_is_on_the_default_board(default_app: Quart) -> None:
@@ -158,7 +158,7 @@ async def test_a_channel_created_by_publishing_is_on_the_default_board(default_a
 
 async def test_changes_answers_204_until_a_channel_joins(app: Quart) -> None:
     _, page = await get(app, "/")
-    watch = re.findall(r'hx-get="([^"]+)"', page)[0].replace("&amp;", "&")
+    watch = re.findall(r'hx-get="(/boards/[^"]+/changes[^"]*)"', page)[0].replace("&amp;", "&")
     status, body = await get(app, watch)
     assert (status, body) == (204, "")
     runtime = app.extensions[EXTENSION]
