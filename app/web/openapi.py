@@ -201,7 +201,8 @@ def _dashboard() -> dict[str, Any]:
 
 
 def _board_name() -> dict[str, Any]:
-    return _path("name", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"})
+    # Any string: a page signs in first (read tokens), then answers an unknown board with 404.
+    return _path("name", {"type": "string"})
 
 
 def _board_not_found() -> dict[str, Any]:
@@ -284,7 +285,7 @@ def _older() -> dict[str, Any]:
         "description": "HTML rows for htmx, then the next 'load older' row or 'start of "
         "retention'. Without `before`, the cursor is the row named by the `HX-Target` header.",
         "parameters": [
-            _path("channel", _channel_name()),
+            _path("channel", {"type": "string"}),
             _query("before", {"type": "string"}, "An event id: rows older than it"),
             *_view_filter(),
             {"name": "HX-Target", "in": "header", "schema": {"type": "string"}},
@@ -297,18 +298,25 @@ def _download() -> dict[str, Any]:
     return {
         "summary": "The log view's retained lines as a file, oldest first, streamed",
         "parameters": [
-            _path("channel", _channel_name()),
-            _query("format", {"type": "string", "enum": ["text", "ndjson"]}, "Default text"),
+            _path("channel", {"type": "string"}),
+            _query(
+                "format",
+                {"type": "string"},
+                "`text` (default) or `ndjson`; anything else is a 400 (after signing in)",
+            ),
             *_view_filter(),
         ],
         "responses": {
             "200": {
-                "description": "The file (Content-Disposition: attachment)",
+                "description": "The file (Content-Disposition: attachment); the sign-in "
+                "page (HTML) when read tokens are configured and none was given",
                 "content": {
                     "text/plain": {"schema": {"type": "string"}},
                     "application/x-ndjson": {"schema": {"type": "string"}},
+                    "text/html": {"schema": {"type": "string"}},
                 },
             },
+            "302": _redirect("Sign in first (read tokens configured)"),
             **_errors("400", "401", "403", "404", "503"),
         },
     }

@@ -93,15 +93,29 @@ def stream_head(case: Any, base_url: str) -> httpx.Response:
     with httpx.stream(
         sent["method"], sent["url"], params=sent["params"], headers=headers, timeout=TIMEOUT_S
     ) as response:
-        if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+        content_type = response.headers.get("Content-Type", "")
+        if content_type.startswith("application/x-ndjson"):
+            head = first_line(response.iter_raw())  # format=ndjson: endless too
+        elif content_type.startswith("text/event-stream"):
+            head = first_frames(response.iter_raw())
+        else:
             response.read()
             return response
-        head = first_frames(response.iter_raw())
     head = httpx.Response(
         response.status_code, headers=response.headers, content=head, request=response.request
     )
     head.elapsed = response.elapsed
     return head
+
+
+def first_line(chunks: Iterator[bytes]) -> bytes:
+    """The first line of an NDJSON stream: an event, a gap, or an idle stream's empty line."""
+    received = b""
+    for chunk in chunks:
+        received += chunk
+        if b"\n" in received:
+            break
+    return received[: received.index(b"\n") + 1] if b"\n" in received else received
 
 
 def first_frames(chunks: Iterator[bytes]) -> bytes:
