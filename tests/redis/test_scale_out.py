@@ -136,7 +136,7 @@ def test_workers_on_the_memory_broker_are_refused() -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert "--workers 2" in result.stderr and "memory broker" in result.stderr
+    assert "--workers 2" in result.stderr and "needs a shared broker" in result.stderr
 
 
 def test_an_unreachable_redis_is_refused_at_start_naming_the_key() -> None:
