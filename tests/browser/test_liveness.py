@@ -55,6 +55,9 @@ def test_killed_server_turns_the_board_stale_and_a_restart_makes_it_live_again(
         expect(veil).to_be_visible(timeout=SAFETY_MS)
         dimmed_s = time.monotonic() - killed
         screenshot(page, "liveness-stale")
+        page.emulate_media(color_scheme="dark")
+        screenshot(page, "liveness-stale-dark")
+        page.emulate_media(color_scheme="light")
 
         restarted = ServerProcess(tmp_path, server_config(log_file), port=server.port).start()
         back = time.monotonic()
