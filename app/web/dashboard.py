@@ -57,6 +57,7 @@ from app.scrollback import older_page, retained
 from app.web.errors import error_response
 from app.web.runtime import Panel, Site, current_runtime
 from app.web.security import may_read
+from app.web.streaming.registry import OFFLINE_AFTER_S, STALE_AFTER_S
 
 log = logging.getLogger("pulseboard.dashboard")
 
@@ -393,13 +394,12 @@ def _self_url(channel: str, view: LogView, *, paused: bool) -> str:
 
 
 def _page(runtime: Site, template: str, *, status: int = 200, **context: Any) -> Response:
-    heartbeat_s = runtime.settings.server.heartbeat
     html = runtime.renderer.env.get_template(template).render(
         renderer=runtime.renderer,
         boards=_boards(runtime),
         nick=request.cookies.get(NICK_COOKIE, "")[:32],
-        retry_after_s=round(heartbeat_s * 2 + 1, 1),
-        stale_after_s=round(heartbeat_s * 4 + 5, 1),
+        retry_after_s=STALE_AFTER_S,
+        stale_after_s=OFFLINE_AFTER_S,
         **context,
     )
     return Response(html, status=status, content_type="text/html; charset=utf-8")

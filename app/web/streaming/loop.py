@@ -38,7 +38,7 @@ from app.events import Event, is_pattern
 from app.filters import EventFilter
 from app.render import Renderer
 from app.web.streaming.format import SnapshotPart, StreamFormat, stream_format
-from app.web.streaming.registry import Cut, StreamRegistry, StreamTimings
+from app.web.streaming.registry import STATUS_EVERY_S, Cut, StreamRegistry, StreamTimings
 from app.web.streaming.writer import (
     Abort,
     DirectSocket,
@@ -214,7 +214,7 @@ class EventStream:
         if now - writer.last_write >= timings.heartbeat_s:
             self._ping_due = True
             sub.wake.set()
-        if self.format.sends_status and now - self.last_status >= timings.heartbeat_s:
+        if self.format.sends_status and now - self.last_status >= STATUS_EVERY_S:
             self._status_due = True
             sub.wake.set()
         return None

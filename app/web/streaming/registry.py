@@ -27,6 +27,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pulseboard.stream")
 
+STATUS_EVERY_S = 1.0
+"""How often an html stream gets its status fragment, whatever ``server.heartbeat`` is:
+the page's indicator leaves "Live" a few of these after they stop (``STALE_AFTER_S``)."""
+STALE_AFTER_S = 3.0
+"""Seconds without a status fragment after which the page shows "Reconnecting…" and dims."""
+OFFLINE_AFTER_S = 10.0
+"""Seconds without a status fragment after which the page says "Stale" / "Offline"."""
+
 
 @dataclass(frozen=True)
 class StreamTimings:
@@ -75,8 +83,8 @@ class StreamRegistry:
     @property
     def sweep_interval_s(self) -> float:
         """How often the sweeper looks: fine enough for the shortest timer it serves."""
-        shortest = min(self.timings.heartbeat_s, self.timings.write_timeout_s)
-        return max(0.02, min(1.0, shortest / 4))
+        shortest = min(self.timings.heartbeat_s, self.timings.write_timeout_s, STATUS_EVERY_S)
+        return max(0.02, shortest / 4)
 
     def per_client(self, client: str) -> int:
         """Open streams of one client address."""

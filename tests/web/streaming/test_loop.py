@@ -24,7 +24,7 @@ from app.events import Kind, KindRegistry, KindView
 from app.filters import EventFilter, compile_user_regex
 from app.render import Renderer, create_environment
 from app.web.streaming.loop import EventStream, StreamRequest
-from app.web.streaming.registry import StreamRegistry, StreamTimings
+from app.web.streaming.registry import STATUS_EVERY_S, StreamRegistry, StreamTimings
 from tests.support.sse_parser import SSEParser
 
 WAIT_S = 10.0
@@ -300,6 +300,24 @@ async def test_an_idle_stream_gets_a_heartbeat_and_an_html_one_a_status_fragment
     assert parser.comments == ["ping"]
     after = [e.event for e in SSEParser().feed(sock.written) if e.event == "_status"]
     assert len(after) == 2 * statuses
+    await stopped(task)
+
+
+async def test_an_html_stream_gets_a_status_fragment_every_second_whatever_the_heartbeat(
+    kinds: KindRegistry, registry: StreamRegistry
+) -> None:
+    """The page's indicator goes stale a few seconds after these stop: they cannot wait 60 s."""
+    broker = MemoryBroker(kinds, history_size=100, max_lag=100)
+    sock = FakeSocket()
+    _stream, task = await started(kinds, broker, registry, sock, request(kinds, "html"))
+
+    def statuses() -> int:
+        return len([e for e in SSEParser().feed(sock.written) if e.event == "_status"])
+
+    assert statuses() == 1 and registry.timings.heartbeat_s > 10 * STATUS_EVERY_S
+    registry.sweep(later(STATUS_EVERY_S + 0.1))
+    await until(lambda: statuses() == 2, sock.changed, "a second status fragment")
+    assert b": ping" not in sock.written
     await stopped(task)
 
 
