@@ -6,6 +6,7 @@ could not reach and ticker flashes below 4.5:1.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,3 +88,24 @@ def test_no_serious_violations_on_any_page(
         assert not report, "\n".join(report)
     finally:
         context.close()
+
+
+def test_ticker_says_which_columns_are_since_the_open(page: Page, server: ServerProcess) -> None:
+    """The arrow follows the last tick, change and % the open: the head and each row say which."""
+    page.goto(f"{server.url}/login?next=/channels/ticker")
+    page.fill("input[name=token]", READ_TOKEN)
+    page.click("button[type=submit]")
+    expect(page.locator(".quote-head .chg")).to_have_text("Since open")
+    expect(page.locator(".quote-head .pct")).to_have_text("% open")
+    moved = page.locator(".quote.tick-up, .quote.tick-down").first
+    label = re.compile(r"(up|down) on the last tick; since open")
+    expect(moved).to_have_attribute("aria-label", label)
+
+
+def test_a_panel_without_a_title_names_its_channel_once(page: Page, server: ServerProcess) -> None:
+    """log.app has no title: the heading is the channel, the kind line does not repeat it."""
+    page.goto(f"{server.url}/login?next=/boards/ops")
+    page.fill("input[name=token]", READ_TOKEN)
+    page.click("button[type=submit]")
+    head = page.locator(".panel-log .panel-head")
+    expect(head).to_have_text(re.compile(r"^\s*log\.app\s*log\s*Wrap\s*$"))
