@@ -1,0 +1,111 @@
+"""axe-core on every page, light and dark, wall and phone, the ticker caught mid-flash.
+
+Zero critical or serious violations: the audit of issue 17 found a log panel the keyboard
+could not reach and ticker flashes below 4.5:1.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import LogFile, dashboard_config, screenshot
+from tests.support.server import ServerProcess
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+READ_TOKEN = "read-token-for-the-audit"
+SIZES = {"wall": (1600, 1000), "phone": (390, 844)}
+PAGES = ["/", "/boards/ops", "/channels/log.app", "/channels/chat.lobby", "/channels/ticker"]
+BLOCKING = {"critical", "serious"}
+AXE = Axe()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Iterator[ServerProcess]:
+    """The dashboard's config behind a read token (so /login is a page), with one board."""
+    config = {
+        **dashboard_config(log_file.path),
+        "auth": {"read_tokens": [READ_TOKEN], "secret_key": "a secret key of the audit"},
+        "boards": [
+            {"name": "main", "title": "Main", "channels": ["*"]},
+            {"name": "ops", "title": "Ops", "columns": 2, "channels": ["log.*", "ticker"]},
+        ],
+    }
+    log_file.append(*(f"INFO line {n} of the audit, long enough to matter" for n in range(60)))
+    process = ServerProcess(tmp_path_factory.mktemp("server"), config).start()
+    yield process
+    process.stop()
+    assert "Traceback" not in process.log(), process.log()
+
+
+def blocking_violations(page: Page) -> list[str]:
+    """Each critical or serious axe violation as "rule: target" lines a failure can print."""
+    results: dict[str, Any] = AXE.run(page).response
+    return [
+        f"{v['id']} ({v['impact']}): {node['target']} {node.get('failureSummary', '')[:300]}"
+        for v in results["violations"]
+        if v["impact"] in BLOCKING
+        for node in v["nodes"]
+    ]
+
+
+def freeze_flash(page: Page) -> None:
+    """Wait for a quote's flash, then hold every animation at its first frame (strongest colour)."""
+    expect(page.locator(".quote.tick-up, .quote.tick-down").first).to_be_attached(timeout=15_000)
+    page.evaluate("document.getAnimations().forEach(a => { a.pause(); a.currentTime = 0; })")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("size", list(SIZES))
+def test_no_serious_violations_on_any_page(
+    browser: Browser, server: ServerProcess, scheme: str, size: str
+) -> None:
+    width, height = SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)  # type: ignore[arg-type]
+    page = context.new_page()
+    try:
+        found: dict[str, list[str]] = {}
+        page.goto(f"{server.url}/login")
+        found["/login"] = blocking_violations(page)
+        page.fill("input[name=token]", READ_TOKEN)
+        page.click("button[type=submit]")
+        expect(page.locator("#main")).to_be_visible()
+        for path in PAGES:
+            page.goto(f"{server.url}{path}")
+            expect(page.locator("#main")).to_be_visible()
+            if path in ("/", "/boards/ops", "/channels/ticker"):
+                freeze_flash(page)
+            name = f"a11y-{size}-{scheme}-{path.strip('/').replace('/', '-') or 'home'}"
+            screenshot(page, name)
+            found[path] = blocking_violations(page)
+        report = [f"{path}: {line}" for path, lines in found.items() for line in lines]
+        assert not report, "\n".join(report)
+    finally:
+        context.close()
+
+
+def test_ticker_says_which_columns_are_since_the_open(page: Page, server: ServerProcess) -> None:
+    """The arrow follows the last tick, change and % the open: the head and each row say which."""
+    page.goto(f"{server.url}/login?next=/channels/ticker")
+    page.fill("input[name=token]", READ_TOKEN)
+    page.click("button[type=submit]")
+    expect(page.locator(".quote-head .chg")).to_have_text("Since open")
+    expect(page.locator(".quote-head .pct")).to_have_text("% open")
+    moved = page.locator(".quote.tick-up, .quote.tick-down").first
+    label = re.compile(r"(up|down) on the last tick; since open")
+    expect(moved).to_have_attribute("aria-label", label)
+
+
+def test_a_panel_without_a_title_names_its_channel_once(page: Page, server: ServerProcess) -> None:
+    """log.app has no title: the heading is the channel, the kind line does not repeat it."""
+    page.goto(f"{server.url}/login?next=/boards/ops")
+    page.fill("input[name=token]", READ_TOKEN)
+    page.click("button[type=submit]")
+    head = page.locator(".panel-log .panel-head")
+    expect(head).to_have_text(re.compile(r"^\s*log\.app\s*log\s*Wrap\s*$"))
