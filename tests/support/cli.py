@@ -37,6 +37,7 @@ class RunningCommand:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            preexec_fn=_interruptible,
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []
@@ -75,6 +76,12 @@ class RunningCommand:
             for pipe in (self.process.stdout, self.process.stderr):
                 if pipe is not None:
                     pipe.close()
+
+
+def _interruptible() -> None:
+    """Ctrl-C as at a terminal: a suite started in the background (``make test &``, a CI
+    runner) passes SIGINT on ignored, and Python then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _collect(stream: IO[str], lines: list[str]) -> None:
