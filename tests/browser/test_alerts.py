@@ -48,7 +48,7 @@ def test_an_alert_acknowledged_on_one_page_collapses_on_another_and_after_a_relo
     for page in (first, second):
         row = page.locator("#ops-alerts-list > li.alert-open", has_text="order 77")
         expect(row).to_have_count(1, timeout=10000)
-        expect(row.locator(".title")).to_have_text("Payment failures")
+        expect(row.locator(".title")).to_contain_text("Payment failures")  # "(+N more)" too
     first.locator("#ops-alerts-list > li.alert-open", has_text="order 77").get_by_role(
         "button", name="Acknowledge"
     ).click()
@@ -57,11 +57,13 @@ def test_an_alert_acknowledged_on_one_page_collapses_on_another_and_after_a_relo
         expect(acked).to_have_count(1, timeout=10000)
         expect(acked.locator("details")).not_to_have_attribute("open", "")
         expect(acked.locator(".text")).not_to_be_visible()  # collapsed
-        expect(page.locator("#ops-alerts-list > li.alert-open")).to_have_count(0)
+        still_open = page.locator("#ops-alerts-list > li.alert-open", has_text="order 77")
+        expect(still_open).to_have_count(0)
     second.reload()
-    expect(second.locator("#ops-alerts-list > li.alert-acknowledged")).to_have_count(1)
-    second.locator("#ops-alerts-list > li.alert-acknowledged summary").click()
-    expect(second.locator("#ops-alerts-list > li.alert-acknowledged .text")).to_be_visible()
+    acked = second.locator("#ops-alerts-list > li.alert-acknowledged", has_text="order 77")
+    expect(acked).to_have_count(1)
+    acked.locator("summary").click()
+    expect(acked.locator(".text")).to_be_visible()
     for page in (first, second):
         page.context.close()
 

@@ -74,7 +74,8 @@ def test_an_alert_is_titled_by_its_rule_and_links_its_line_absolutely(
 ) -> None:
     alert = raise_alert(server, log_path, "order 1")
     data = alert["data"]
-    assert (data["title"], data["level"]) == ("Payment failures", "critical")
+    assert data["title"].startswith("Payment failures")  # "(+N more)" after an earlier storm
+    assert data["level"] == "critical"
     [line] = [e for e in events(server, "log.app") if "order 1" in e["data"]["line"]]
     assert data["link"] == f"{PUBLIC}/channels/log.app#line-{line['id']}"
     page = httpx.get(f"{server.url}/channels/log.app").text
