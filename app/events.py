@@ -11,14 +11,19 @@ Deliberate oddities:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 import msgspec
 
 CHANNEL_MAX_LENGTH = 100
+State: TypeAlias = Mapping[str, str | None]
+"""Durable state committed with events (a source's checkpoint, a consumer's cursor).
+
+Keys are namespaced by their owner (``logtail:...``, ``alerts:...``); ``None`` deletes a key.
+"""
 RESERVED_CHANNELS = frozenset({"gap", "message", "error", "open", "close"})
 _SEGMENT = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
 _EVENT_ID = re.compile(r"([A-Za-z0-9]{1,24})-([0-9]{1,19})\Z")

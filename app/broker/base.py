@@ -18,7 +18,22 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.broker.hub import Deliver, Encode, Wake
-from app.events import Event
+from app.events import Event, State
+
+
+def apply_state(stored: dict[str, str], state: State) -> None:
+    """Set each key of ``state`` in ``stored``, deleting those set to ``None``.
+
+    >>> stored = {"a": "1", "b": "2"}
+    >>> apply_state(stored, {"a": None, "c": "3"})
+    >>> stored
+    {'b': '2', 'c': '3'}
+    """
+    for key, value in state.items():
+        if value is None:
+            stored.pop(key, None)
+        else:
+            stored[key] = value
 
 
 class BrokerError(Exception):
@@ -188,19 +203,38 @@ class Broker(Protocol):
     async def kind_of(self, channel: str) -> str | None:
         """The channel's kind, or None when it has never been declared or published to."""
 
-    async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+    async def publish(
+        self, channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
         """Append one event (data already validated) and wake its subscribers.
 
+        ``state`` is stored with the event, atomically: both or neither (a
+        source's checkpoint: a crash can then neither lose nor repeat a line).
         ChannelLimit when it would create an undeclared channel beyond ``limits.max_channels``.
         """
 
     async def publish_many(
-        self, channel: str, kind: str, items: Sequence[dict[str, Any]]
+        self,
+        channel: str,
+        kind: str,
+        items: Sequence[dict[str, Any]],
+        state: State | None = None,
     ) -> list[Event]:
         """Publish ``items`` (validated) in order, as one batch where the backend can.
 
         sqlite:// commits them in one transaction (all or none); the others
         publish one after another (those before a failure stay published).
+        ``state`` is stored with the last item.
+        """
+
+    async def load_state(self, prefix: str) -> dict[str, str]:
+        """The stored state whose keys start with ``prefix`` (memory:// forgets it on restart)."""
+
+    async def save_state(self, state: State) -> None:
+        """Store ``state`` on its own (a consumer's cursor, an outbox entry); durable on return.
+
+        Raises:
+            BrokerUnavailable: the backend cannot store it now.
         """
 
     def subscribe(self, patterns: Sequence[str], start: Start) -> AbstractAsyncContextManager[Feed]:

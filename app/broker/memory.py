@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from app.broker.base import BrokerStats, ChannelInfo, HistoryPage, Start
+from app.broker.base import BrokerStats, ChannelInfo, HistoryPage, Start, apply_state
 from app.broker.hub import ChannelLimits
 from app.broker.local import LocalFanout, SubscriptionScope, new_epoch
-from app.events import Event, KindRegistry, format_event_id
+from app.events import Event, KindRegistry, State, format_event_id
 
 
 class MemoryBroker:
@@ -32,6 +32,7 @@ class MemoryBroker:
         self.local = LocalFanout(kinds, history_size, max_lag, limits or ChannelLimits())
         self.local.epoch = new_epoch()
         self.stats = BrokerStats()  # nothing here can fail or reconnect: stays 0
+        self._state: dict[str, str] = {}
 
     @property
     def epoch(self) -> str:
@@ -58,7 +59,9 @@ class MemoryBroker:
         """The channel's kind, None when unknown."""
         return self.local.kind_of(channel)
 
-    async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+    async def publish(
+        self, channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
         """Assign the next id and append; subscribers are woken before this returns."""
         local = self.local
         local.admit(channel)
@@ -67,13 +70,30 @@ class MemoryBroker:
         event_id = format_event_id(local.epoch, seq)
         event = Event(event_id, channel, kind, time.time(), data, seq, log.next_offset)
         local.append(log, event)
+        if state:
+            await self.save_state(state)
         return event
 
     async def publish_many(
-        self, channel: str, kind: str, items: Sequence[dict[str, Any]]
+        self,
+        channel: str,
+        kind: str,
+        items: Sequence[dict[str, Any]],
+        state: State | None = None,
     ) -> list[Event]:
-        """Publish ``items`` in order."""
-        return [await self.publish(channel, kind, data) for data in items]
+        """Publish ``items`` in order, ``state`` with the last."""
+        events = [await self.publish(channel, kind, data) for data in items]
+        if state and events:
+            await self.save_state(state)
+        return events
+
+    async def load_state(self, prefix: str) -> dict[str, str]:
+        """This process's state under ``prefix`` (memory:// keeps it until the process ends)."""
+        return {key: value for key, value in self._state.items() if key.startswith(prefix)}
+
+    async def save_state(self, state: State) -> None:
+        """Store or (``None``) delete each key."""
+        apply_state(self._state, state)
 
     def subscribe(self, patterns: Sequence[str], start: Start) -> SubscriptionScope:
         """Place cursors per ``start`` and follow; cursors are freed on exit."""

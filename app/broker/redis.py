@@ -88,7 +88,7 @@ from app.broker.base import (
 )
 from app.broker.hub import ChannelLimits, ChannelLog, Hub
 from app.broker.local import LocalFanout, SubscriptionScope, new_epoch
-from app.events import Event, KindRegistry, format_event_id, parse_event_id
+from app.events import Event, KindRegistry, State, format_event_id, parse_event_id
 from app.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,9 @@ LOAD_CHUNK = 100
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
 
-# KEYS: epoch, seq, kinds, offsets, fanout, stream
-# ARGV: epoch, channel, kind, time, data, history, fanout_max, max_kinds
+# KEYS: epoch, seq, kinds, offsets, fanout, stream, state
+# ARGV: epoch, channel, kind, time, data, history, fanout_max, max_kinds, then state as
+# key, value pairs (an empty value deletes the key)
 PUBLISH_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {'epoch'}
@@ -122,6 +123,13 @@ local id = string.format('%d-0', seq)
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], id, 'o', offset, 't', ARGV[4], 'd', ARGV[5])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], id,
   'c', ARGV[2], 'k', ARGV[3], 'o', offset, 't', ARGV[4], 'd', ARGV[5])
+for i = 9, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', KEYS[7], ARGV[i])
+  else
+    redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1])
+  end
+end
 return {'ok', seq, tonumber(offset)}
 """
 
@@ -156,6 +164,7 @@ class RedisKeys:
         self.kinds = f"{prefix}:kinds"
         self.offsets = f"{prefix}:offsets"
         self.fanout = f"{prefix}:fanout"
+        self.state = f"{prefix}:state"
         self._stream = f"{prefix}:stream:"
 
     def stream(self, channel: str) -> str:
@@ -168,7 +177,8 @@ class RedisKeys:
 
     def publish(self, channel: str) -> list[str]:
         """KEYS of the publish script."""
-        return [self.epoch, self.seq, self.kinds, self.offsets, self.fanout, self.stream(channel)]
+        stream = self.stream(channel)
+        return [self.epoch, self.seq, self.kinds, self.offsets, self.fanout, stream, self.state]
 
 
 class RedisBroker:
@@ -271,8 +281,12 @@ class RedisBroker:
             raise self._failure(f"Redis is unavailable: {error}") from None
         return _text(kind) if kind is not None else None
 
-    async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+    async def publish(
+        self, channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
         """Append one event in Redis; every process's reader delivers it to its subscribers.
+
+        ``state`` is written by the same script call as the event (atomic in Redis).
 
         Raises:
             BrokerUnavailable: Redis is unreachable, refused the write, or lost its data.
@@ -283,6 +297,8 @@ class RedisBroker:
         hub, limits = self.local.hub, self.local.limits
         max_kinds = limits.max_channels + len(hub.logs) - hub.undeclared
         args += [hub.history_size, self._fanout_max, max_kinds]
+        for key, value in (state or {}).items():
+            args += [key, value or ""]
         try:
             reply = await _checked(self._publish(keys=self.keys.publish(channel), args=args))
         except RedisError as error:
@@ -315,10 +331,40 @@ class RedisBroker:
         return [channel_log.name for channel_log in dropped]
 
     async def publish_many(
-        self, channel: str, kind: str, items: Sequence[dict[str, Any]]
+        self,
+        channel: str,
+        kind: str,
+        items: Sequence[dict[str, Any]],
+        state: State | None = None,
     ) -> list[Event]:
-        """Publish ``items`` in order, one script call each."""
-        return [await self.publish(channel, kind, data) for data in items]
+        """Publish ``items`` in order, one script call each, ``state`` with the last."""
+        last = len(items) - 1
+        return [
+            await self.publish(channel, kind, data, state if index == last else None)
+            for index, data in enumerate(items)
+        ]
+
+    async def load_state(self, prefix: str) -> dict[str, str]:
+        """The deployment's state under ``prefix`` (one hash beside the streams)."""
+        try:
+            stored = await _checked(self._client.hgetall(self.keys.state))
+        except RedisError as error:
+            raise self._failure(f"Redis is unavailable: {error}") from None
+        pairs = ((_text(key), _text(value)) for key, value in stored.items())
+        return {key: value for key, value in pairs if key.startswith(prefix)}
+
+    async def save_state(self, state: State) -> None:
+        """Store or (``None``) delete each key, in one MULTI."""
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                for key, value in state.items():
+                    if value is None:
+                        pipe.hdel(self.keys.state, key)
+                    else:
+                        pipe.hset(self.keys.state, key, value)
+                await _checked(pipe.execute())
+        except RedisError as error:
+            raise self._failure(f"Redis is unavailable: {error}") from None
 
     def subscribe(self, patterns: Sequence[str], start: Start) -> SubscriptionScope:
         """Catch up with Redis, then place cursors exactly as memory:// does."""

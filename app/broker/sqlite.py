@@ -27,11 +27,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from app.broker.base import BrokerStats, BrokerUnavailable, ChannelInfo, HistoryPage, Start
+from app.broker.base import (
+    BrokerStats,
+    BrokerUnavailable,
+    ChannelInfo,
+    HistoryPage,
+    Start,
+)
 from app.broker.hub import ChannelLimits, ChannelLog
 from app.broker.local import LocalFanout, SubscriptionScope
 from app.broker.sqlite_store import Retention, SqliteLog, database_path
-from app.events import Event, KindRegistry, format_event_id, parse_event_id
+from app.events import Event, KindRegistry, State, format_event_id, parse_event_id
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +52,7 @@ class _Pending:
 
     log: ChannelLog
     event: Event
+    state: State | None = None
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -141,17 +148,26 @@ class SqliteBroker:
         """The channel's kind, None when unknown."""
         return self.local.kind_of(channel)
 
-    async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
-        """Assign the next id, and return once the event is committed and handed out."""
+    async def publish(
+        self, channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
+        """Assign the next id, and return once the event (and ``state``) is committed."""
         pending = self._enqueue(channel, kind, data)
+        pending.state = state
         await asyncio.shield(pending.done)
         return pending.event
 
     async def publish_many(
-        self, channel: str, kind: str, items: Sequence[dict[str, Any]]
+        self,
+        channel: str,
+        kind: str,
+        items: Sequence[dict[str, Any]],
+        state: State | None = None,
     ) -> list[Event]:
         """Publish ``items`` in order in one commit: all of them, or none (an NDJSON batch)."""
         pendings = [self._enqueue(channel, kind, data) for data in items]
+        if pendings:
+            pendings[-1].state = state
         done = asyncio.gather(*(pending.done for pending in pendings), return_exceptions=True)
         for outcome in await asyncio.shield(done):  # a batch fails as a whole: one error
             if isinstance(outcome, BaseException):
@@ -174,6 +190,22 @@ class SqliteBroker:
         self._queue.append(pending)
         self._queued.set()
         return pending
+
+    async def load_state(self, prefix: str) -> dict[str, str]:
+        """The committed state under ``prefix``."""
+        if self.store is None:
+            raise BrokerUnavailable("the sqlite broker is not running")
+        return await self._call(self.store.load_state, prefix)
+
+    async def save_state(self, state: State) -> None:
+        """Commit ``state`` in a transaction of its own (on the database thread, in turn)."""
+        if self.store is None:
+            raise BrokerUnavailable("the sqlite broker is not running")
+        try:
+            await self._call(self.store.commit, [], self.retention.keep, state)
+        except sqlite3.Error as error:
+            self.stats.errors += 1
+            raise BrokerUnavailable(f"the database refused: {error}") from None
 
     def subscribe(self, patterns: Sequence[str], start: Start) -> SubscriptionScope:
         """Place cursors per ``start`` and follow; cursors are freed on exit."""
@@ -267,7 +299,8 @@ class SqliteBroker:
         store = self.store
         assert store is not None
         try:
-            await self._call(store.commit, [p.event for p in batch], self.retention.keep)
+            state = {key: value for p in batch if p.state for key, value in p.state.items()}
+            await self._call(store.commit, [p.event for p in batch], self.retention.keep, state)
         except Exception as error:  # disk full, I/O error: refused, never a dead commit task
             self._fail(batch, error)
             return

@@ -3,8 +3,8 @@
 The broker (:mod:`app.broker.sqlite`) calls these from one thread at a time
 (``asyncio.to_thread``, serialised by its commit task), never on the loop.
 One :meth:`SqliteLog.commit` is one transaction for a whole batch of events
-(group commit); its ``state`` argument is the seam for what must be committed
-with the events later (source checkpoints, consumer cursors).
+(group commit); its ``state`` (source checkpoints, consumer cursors, rows of
+``meta`` under ``state:``) is committed in the same transaction as the events.
 
 Deliberate oddities:
 - the last seq is kept in ``meta`` too, so trimming every event away never
@@ -19,13 +19,15 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from app.broker.local import new_epoch
-from app.events import Event, format_event_id
+from app.events import Event, State, format_event_id
+
+STATE_PREFIX = "state:"  # meta rows holding state (checkpoints, cursors), not the store's own
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,10 +104,8 @@ class SqliteLog:
             self._lock.close()
             self._lock = None
 
-    def commit(
-        self, events: Iterable[Event], keep: int, state: Mapping[str, str] | None = None
-    ) -> None:
-        """Store ``events`` (and ``state``, a later seam) in one transaction, or nothing.
+    def commit(self, events: Iterable[Event], keep: int, state: State | None = None) -> None:
+        """Store ``events`` and ``state`` (``None`` deletes a key) in one transaction, or nothing.
 
         The same transaction trims each channel it writes to to its newest ``keep`` events.
         """
@@ -113,24 +113,39 @@ class SqliteLog:
             (e.seq, e.channel, e.kind, e.offset, e.time, json.dumps(e.data, ensure_ascii=False))
             for e in events
         ]
-        if not rows:
+        if not rows and not state:
             return
         db = self.db
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
-            for channel in {row[1] for row in rows}:
-                self._trim_count(channel, keep)
-            last = max(row[0] for row in rows)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(last),))
+            last = self.last_seq
+            if rows:
+                db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+                for channel in {row[1] for row in rows}:
+                    self._trim_count(channel, keep)
+                last = max(last, *(row[0] for row in rows))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(last),))
             for key, value in (state or {}).items():
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"state:{key}", value))
+                if value is None:
+                    db.execute("DELETE FROM meta WHERE key = ?", (STATE_PREFIX + key,))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES (?, ?)", (STATE_PREFIX + key, value)
+                    )
             db.execute("COMMIT")
         except sqlite3.Error:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        self.last_seq = max(self.last_seq, last)
+        self.last_seq = last
+
+    def load_state(self, prefix: str) -> dict[str, str]:
+        """The committed state whose keys start with ``prefix``."""
+        start = STATE_PREFIX + prefix
+        rows = self.db.execute(
+            "SELECT key, value FROM meta WHERE key >= ? AND key < ?", (start, start + "\U0010ffff")
+        )
+        return {str(key).removeprefix(STATE_PREFIX): str(value) for key, value in rows}
 
     def channels(self) -> list[tuple[str, str]]:
         """Every channel with events kept, with its kind."""

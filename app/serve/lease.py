@@ -43,7 +43,7 @@ from redis.exceptions import RedisError
 
 from app.broker.base import BrokerUnavailable
 from app.broker.redis import RedisKeys
-from app.events import Event
+from app.events import Event, State
 from app.serve.runtime import Runtime
 from app.sources.base import Publish, pause_unless_stopped
 
@@ -158,17 +158,19 @@ class LeasedSources:
     def _start(self) -> None:
         runner = self.runtime.runner
         log.info("sources lease: held; running %d sources", len(runner.sources))
-        runner.start(patient(self.runtime.publish))
+        runner.start(patient(self.runtime.publish), self.runtime.broker.load_state)
 
 
 def patient(publish: Publish) -> Publish:
     """``publish`` that waits out a broker outage (retrying with backoff) instead of failing."""
 
-    async def publish_when_possible(channel: str, kind: str, data: dict[str, Any]) -> Event:
+    async def publish_when_possible(
+        channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
         delay = RETRY_MIN_S
         while True:
             try:
-                return await publish(channel, kind, data)
+                return await publish(channel, kind, data, state)
             except BrokerUnavailable as error:
                 if delay == RETRY_MIN_S:
                     log.warning("source publish to %s waits for the broker: %s", channel, error)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 from app.alerts import AlertEngine
-from app.sources.base import ConfiguredSource, Publish, SourceStats, Supervisor
+from app.sources.base import ConfiguredSource, LoadState, Publish, SourceStats, Supervisor
 
 log = logging.getLogger("pulseboard")
 
@@ -49,11 +49,14 @@ class SourceRunner:
         """Each running source's figures by label; empty while stopped."""
         return self._supervisor.stats if self._supervisor is not None else {}
 
-    def start(self, publish: Publish) -> None:
-        """Start the sources publishing through ``publish``, and the alert rules; once."""
+    def start(self, publish: Publish, load_state: LoadState | None = None) -> None:
+        """Start the sources publishing through ``publish``, and the alert rules; once.
+
+        ``load_state`` gives sources that keep checkpoints what they stored.
+        """
         if self._supervisor is not None:
             return
-        self._supervisor = Supervisor(self.sources, publish)
+        self._supervisor = Supervisor(self.sources, publish, load_state)
         self._supervisor.start()
         if self.make_alerts is not None:
             self._alerts_stop = asyncio.Event()

@@ -19,7 +19,7 @@ from app.alerts import AlertEngine, AlertRule, check_notify_channels
 from app.auth import Authority, build_authority, check_exposure
 from app.broker import create_broker
 from app.broker.base import Broker
-from app.events import Event, KindRegistry
+from app.events import Event, KindRegistry, State
 from app.ratelimit import RateLimiter
 from app.render import Renderer, create_environment
 from app.serve.metrics import OTHER_CHANNEL, Metrics
@@ -58,8 +58,12 @@ class Runtime:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stop: asyncio.Event | None = None
 
-    async def publish(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+    async def publish(
+        self, channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
         """Validate ``data`` against the kind's schema and publish it (what sources call).
+
+        ``state`` (a source's checkpoint) is committed with the event.
 
         A channel a source publishes to is declared on its first event (a file
         that appears in a tailed glob): it never meets ``limits.max_channels``,
@@ -69,11 +73,13 @@ class Runtime:
         if channel not in self.declared:
             await self.broker.declare(channel, kind)
             self.declared.add(channel)
-        return await self.publish_valid(channel, kind, payload)
+        return await self.publish_valid(channel, kind, payload, state)
 
-    async def publish_valid(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+    async def publish_valid(
+        self, channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
         """Publish an already validated payload, counting it."""
-        event = await self.broker.publish(channel, kind, data)
+        event = await self.broker.publish(channel, kind, data, state)
         self.metrics.published.labels(self.metric_channel(channel)).inc()
         return event
 
@@ -100,7 +106,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._sweep(self._stop), name="channel-sweep"))
         if self.run_sources:
-            self.runner.start(self.publish)
+            self.runner.start(self.publish, self.broker.load_state)
         log.info(
             "started broker=%s channels=%d sources=%d",
             self.settings.broker.url,

@@ -5,6 +5,12 @@ the built-ins are registered there exactly like a third-party plugin, so the
 plugin path runs every day. A source never touches HTTP, Quart or
 subscribers: it gets its typed config, a ``publish`` callable and a ``stop``
 event.
+
+A source that must resume exactly where it stopped (logtail: file identity
+and offset) keeps a checkpoint: it passes ``state`` with what it publishes
+(committed atomically with the event) and, when its type sets
+``checkpoints = True``, gets what was stored under ``"<type>:"`` through
+``restore`` before ``run``.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
 
-from app.events import Event, Kind, KindRegistry, PayloadError
+from app.events import Event, Kind, KindRegistry, PayloadError, State
 
 log = logging.getLogger("pulseboard.sources")
 
@@ -31,9 +37,18 @@ _KEY_PREFIX = re.compile(r"([a-z_][a-z0-9_]*): (.+)\Z", re.DOTALL)
 
 
 class Publish(Protocol):
-    """What a source calls to publish: ``await publish(channel, kind, data)``."""
+    """What a source calls to publish: ``await publish(channel, kind, data)``.
 
-    def __call__(self, channel: str, kind: str, data: dict[str, Any]) -> Awaitable[Event]: ...
+    ``state``: keys (prefixed ``"<type>:"``) stored with the event, both or neither.
+    """
+
+    def __call__(
+        self, channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Awaitable[Event]: ...
+
+
+LoadState = Callable[[str], Awaitable[dict[str, str]]]
+"""``await load_state(prefix)``: the stored state whose keys start with ``prefix``."""
 
 
 Pause = Callable[[asyncio.Event, float], Awaitable[None]]
@@ -52,6 +67,12 @@ class Source(Protocol):
     async def run(self, publish: Publish, stop: asyncio.Event) -> None: ...
 
 
+class Restorable(Source, Protocol):
+    """A source whose type sets ``checkpoints``: handed its stored state before ``run``."""
+
+    def restore(self, state: dict[str, str]) -> None: ...
+
+
 @dataclass(frozen=True)
 class SourceType:
     """A kind of source, as a plugin registers it.
@@ -64,6 +85,8 @@ class SourceType:
         channels: the ``(channel, kind)`` pairs a config declares up front (panels
             on the dashboard); sources may publish to more channels later.
         kinds: kinds this type adds to the registry (plugins with a new kind).
+        checkpoints: its sources keep state (``restore`` is called before ``run``
+            with what was stored under ``"<name>:"``).
     """
 
     name: str
@@ -72,6 +95,7 @@ class SourceType:
     channels: Callable[[Any], list[tuple[str, str]]] = lambda config: []
     kinds: tuple[Kind, ...] = ()
     description: str = ""
+    checkpoints: bool = False
 
 
 class SourceConfigError(ValueError):
@@ -204,6 +228,7 @@ class Supervisor:
 
     sources: list[ConfiguredSource]
     publish: Publish
+    load_state: LoadState | None = None
     min_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     on_crash: Callable[[ConfiguredSource, BaseException], None] | None = None
@@ -255,6 +280,9 @@ class Supervisor:
         stat.running = True
         try:
             stat.source = source.type.create(source.config)
+            if source.type.checkpoints and self.load_state is not None:
+                restorable = cast(Restorable, stat.source)
+                restorable.restore(await self.load_state(f"{source.type.name}:"))
             await stat.source.run(self.publish, self._stop)
             if not self._stop.is_set():
                 log.warning("source %s returned before stop; restarting", source.label)

@@ -462,3 +462,14 @@ async def test_a_fresh_connect_hands_over_the_latest_value_per_key(broker: Broke
         latest = [(e.data["symbol"], e.data["price"]) for e in sub.snapshots["ticker"]]
         assert sub.take() == []
     assert latest == [("INIT", 4), ("ACME", 5)]
+
+
+async def test_state_is_stored_with_an_event_and_loaded_by_prefix(broker: Broker) -> None:
+    channel = f"{unique_prefix()}.checkpointed"
+    await broker.publish(channel, "notify", note(1), {"demo:a": "1", "other:x": "9"})
+    await broker.publish_many(channel, "notify", [note(2), note(3)], {"demo:a": "3"})
+    await broker.save_state({"demo:b": "b", "other:x": None})
+    assert await broker.load_state("demo:") == {"demo:a": "3", "demo:b": "b"}
+    assert await broker.load_state("other:") == {}
+    await broker.save_state({"demo:a": None})
+    assert await broker.load_state("demo:") == {"demo:b": "b"}

@@ -248,3 +248,28 @@ async def test_a_channel_of_a_kind_no_longer_installed_is_left_on_disk(tmp_path:
     finally:
         await broker.close()
     assert later.seq == 2
+
+
+async def test_state_survives_a_restart_and_commits_with_its_event(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/pb.db"
+    broker = await started(url, history=100)
+    await broker.publish("ops.state", "notify", note(1), {"logtail:f": "offset 10"})
+    await broker.close()
+    broker = await started(url, history=100)
+    try:
+        assert await broker.load_state("logtail:") == {"logtail:f": "offset 10"}
+    finally:
+        await broker.close()
+
+
+def test_a_failed_commit_stores_neither_the_events_nor_the_state(tmp_path: Path) -> None:
+    store = SqliteLog(tmp_path / "pb.db")
+    try:
+        event = Event("e-1", "ops.state", "notify", 1.0, note(1), 1, 0)
+        store.commit([event], 100, {"logtail:f": "1"})
+        with pytest.raises(sqlite3.IntegrityError):  # the same seq again: the batch fails
+            store.commit([event], 100, {"logtail:f": "2"})
+        assert store.load_state("logtail:") == {"logtail:f": "1"}
+        assert store.last_seq == 1
+    finally:
+        store.close()

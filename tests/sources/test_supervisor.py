@@ -198,3 +198,47 @@ async def test_stop_cancels_a_source_that_ignores_it_and_its_cleanup_runs(
     await asyncio.wait_for(supervisor.stop(timeout_s=0.1), timeout=10)
     assert Stubborn.cleaned_up
     assert "ignored stop" in caplog.text
+
+
+class Resuming:
+    """Counts on from its checkpoint: publishes the next number with the number as state."""
+
+    def __init__(self, config: Plain) -> None:
+        self.next = 1
+
+    def restore(self, state: dict[str, str]) -> None:
+        self.next = int(state.get("resuming:next", "1"))
+
+    async def run(self, publish: Publish, stop: asyncio.Event) -> None:
+        while not stop.is_set() and self.next <= 5:
+            number = self.next
+            await publish(
+                "notes.resuming",
+                "notify",
+                {"message": str(number)},
+                {"resuming:next": str(number + 1)},
+            )
+            self.next = number + 1
+        await stop.wait()
+
+
+async def test_a_source_with_checkpoints_resumes_from_what_it_stored(
+    broker: MemoryBroker,
+) -> None:
+    types = {"resuming": SourceType("resuming", Plain, Resuming, checkpoints=True)}
+    await broker.save_state({"resuming:next": "4", "other:next": "1"})
+    sources = configure_sources([{"type": "resuming"}], types)
+    supervisor = Supervisor(sources, broker.publish, broker.load_state)
+    supervisor.start()
+    try:
+        history = await asyncio.wait_for(_published(broker, "notes.resuming", 2), timeout=10)
+    finally:
+        await supervisor.stop()
+    assert [event.data["message"] for event in history] == ["4", "5"]
+    assert await broker.load_state("resuming:") == {"resuming:next": "6"}
+
+
+async def _published(broker: MemoryBroker, channel: str, count: int) -> list[Event]:
+    while retained(broker, channel) < count:
+        await asyncio.sleep(0.01)
+    return (await broker.history(channel, None, count)).events

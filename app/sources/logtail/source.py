@@ -63,7 +63,7 @@ from typing import Annotated, Any
 import msgspec
 from watchfiles import awatch
 
-from app.events import Event, PayloadError, validate_channel
+from app.events import Event, PayloadError, State, validate_channel
 from app.sources.base import Publish, SourceType, pause_unless_stopped
 from app.sources.logtail.access import REASONS, SYSTEM_DIRS, is_within, real_dirs, refusal
 from app.sources.logtail.lines import LineSplitter, RawLine, backfill_offset, line_text
@@ -458,7 +458,9 @@ class LogTailSource:
         self.stats.lag_bytes = 0
 
 
-async def _not_running(channel: str, kind: str, data: dict[str, Any]) -> Event:
+async def _not_running(
+    channel: str, kind: str, data: dict[str, Any], state: State | None = None
+) -> Event:
     raise RuntimeError("LogTailSource.run() has not started")
 
 
