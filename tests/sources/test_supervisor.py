@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from app.broker.memory import MemoryBroker
-from app.events import Event, KindRegistry
+from app.events import Event, KindRegistry, State
 from app.sources.base import (
     ConfiguredSource,
     Publish,
@@ -227,18 +227,23 @@ async def test_a_source_with_checkpoints_resumes_from_what_it_stored(
 ) -> None:
     types = {"resuming": SourceType("resuming", Plain, Resuming, checkpoints=True)}
     await broker.save_state({"resuming:next": "4", "other:next": "1"})
+    published: list[Event] = []
+    second = asyncio.Event()
+
+    async def publish(
+        channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
+        published.append(await broker.publish(channel, kind, data, state))
+        if len(published) == 2:
+            second.set()
+        return published[-1]
+
     sources = configure_sources([{"type": "resuming"}], types)
-    supervisor = Supervisor(sources, broker.publish, broker.load_state)
+    supervisor = Supervisor(sources, publish, broker.load_state)
     supervisor.start()
     try:
-        history = await asyncio.wait_for(_published(broker, "notes.resuming", 2), timeout=10)
+        await asyncio.wait_for(second.wait(), timeout=10)
     finally:
         await supervisor.stop()
-    assert [event.data["message"] for event in history] == ["4", "5"]
+    assert [event.data["message"] for event in published] == ["4", "5"]
     assert await broker.load_state("resuming:") == {"resuming:next": "6"}
-
-
-async def _published(broker: MemoryBroker, channel: str, count: int) -> list[Event]:
-    while retained(broker, channel) < count:
-        await asyncio.sleep(0.01)
-    return (await broker.history(channel, None, count)).events
