@@ -21,9 +21,17 @@ a ratio that survives a noisy machine. Scenarios (DESIGN section 12, issue 7):
   the first); S6-alone, the same 20 without them, is the control.
   Pulseboard only (the baseline queues without bound for a client that
   never reads).
+- Boards and filtered viewers (issue 18, points 1 and 2; Pulseboard only: the
+  baseline has neither html, several channels per stream nor filters):
+  S2-html (S2 as ``format=html``); board (1,000 html streams of a log, a
+  ticker, a chat and a notify channel, 50 ev/s over the four); log-html
+  (1,000 unfiltered html viewers of the tailed log, 50 lines/s: the control);
+  filtered (the same with 500 distinct ``q=`` filters, all matching);
+  filtered-200 (200 lines/s, each filter matching one line in ten). The
+  table's end gives each html scenario's CPU per delivery over S2's.
 
-``--quick`` runs S2 at 200 subscribers only (under a minute): run it before
-and after a change to the hot path.
+``--quick`` runs S2 at 200 subscribers and a 5 s filtered step (under a
+minute): run it before and after a change to the hot path.
 """
 
 from __future__ import annotations
@@ -723,7 +731,9 @@ def median_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="S2 at 200 subscribers only")
+    parser.add_argument(
+        "--quick", action="store_true", help="S2 at 200 subscribers, a short filtered step"
+    )
     parser.add_argument("--only", help="comma-separated scenario keys, e.g. S2,S3")
     parser.add_argument("--servers", default=",".join(SERVERS), help="pulseboard,baseline")
     parser.add_argument("--repeat", type=int, default=1, help="runs per server; medians reported")
