@@ -181,9 +181,10 @@ class SharedFilter:
     :meth:`frame` is the event's frame when the filter keeps it, ``b""`` when not;
     the answers for the newest ``KEPT`` events are kept, so streams that read
     the same events (the hub's fan-out, or a batch each) ask the filter once.
+    Few: 500 distinct all-matching filters keep 500 x KEPT highlighted frames.
     """
 
-    KEPT = 64
+    KEPT = 16
     __slots__ = ("__weakref__", "_encode", "_kept", "_patterns", "filter")
 
     def __init__(
