@@ -37,7 +37,7 @@ bench/bin/loadgen: $(wildcard bench/loadgen/*.go) bench/loadgen/go.mod
 bench: $(STAMP) bench/bin/loadgen  # a few minutes: S1-S5 against the naive baseline
 	$(BIN)/python bench/run.py
 
-bench-quick: $(STAMP) bench/bin/loadgen  # under a minute: S2 at 200 subscribers
+bench-quick: $(STAMP) bench/bin/loadgen  # under a minute: S2 at 200 subscribers, a short filtered step
 	$(BIN)/python bench/run.py --quick
 
 vendor:  # re-vendor htmx and its SSE extension from npm: make vendor HTMX=2.0.x SSE=2.2.x

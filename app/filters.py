@@ -4,10 +4,17 @@ User-supplied patterns run on RE2 (linear time), so ``(a+)+$`` cannot stall
 the process; the pattern length is capped too. A pattern RE2 refuses is
 explained in words (:func:`regex_problem`), and RE2 is told not to log it: a
 user's typo is not a server error.
+
+Streams with the same filter share one :class:`SharedFilter`: a line is
+matched (and its frame encoded) once per distinct filter, not once per
+viewer; and every distinct pattern is in one RE2 set (:class:`PatternSet`),
+so a line is scanned once for all of them (issue 18): one search through
+the RE2 binding costs about 9 µs, the set's scan for 500 patterns about 1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,11 +98,114 @@ class EventFilter:
         """False when nothing is filtered (the hot path skips the filter then)."""
         return self.pattern is not None or self.level is not None
 
-    def accepts(self, event: Event) -> bool:
-        """True when ``event`` passes both filters."""
+    def accepts(self, event: Event, patterns: PatternSet | None = None) -> bool:
+        """True when ``event`` passes both filters (``patterns``: the set holding this pattern)."""
         kind = self.kinds.get(event.kind)
         if self.level is not None and kind.level is not None:
             level = kind.level(event.data)
             if level is None or LEVEL_ORDER[level] < LEVEL_ORDER[self.level]:
                 return False
-        return self.pattern is None or self.pattern.search(kind.text(event.data)) is not None
+        if self.pattern is None:
+            return True
+        text = kind.text(event.data)
+        if patterns is not None:
+            matched = patterns.matches(self.pattern.pattern, event, text)
+            if matched is not None:
+                return matched
+        return self.pattern.search(text) is not None
+
+
+FilterKey = tuple[str, str | None, str | None]
+"""What makes two streams' filtered frames the same: format, pattern text, level."""
+
+
+def filter_key(format_name: str, event_filter: EventFilter) -> FilterKey:
+    """The key streams sharing ``event_filter``'s frames in ``format_name`` have in common."""
+    pattern = event_filter.pattern
+    return (format_name, None if pattern is None else pattern.pattern, event_filter.level)
+
+
+class PatternSet:
+    """Every pattern of the open filters in one RE2 set, scanned once per event.
+
+    Compiled again, lazily (at the next event), when a pattern joins; patterns
+    whose filters have all gone are dropped then too.
+    """
+
+    __slots__ = ("_compiled", "_dirty", "_kept", "_known", "_live", "_patterns")
+
+    def __init__(self, live: Callable[[], Iterable[str]]) -> None:
+        self._live = live  # the pattern texts in use now
+        self._patterns: list[str] = []
+        self._known: frozenset[str] = frozenset()
+        self._compiled: Any = None
+        self._dirty = False
+        self._kept: tuple[Event | None, str, frozenset[str]] = (None, "", frozenset())
+
+    def stale(self) -> None:
+        """A pattern joined: compile the set again at the next event."""
+        self._dirty = True
+
+    def matches(self, pattern: str, event: Event, text: str) -> bool | None:
+        """Whether ``pattern`` matches ``text`` (``event``'s); None when the set cannot tell."""
+        kept_event, kept_text, matched = self._kept
+        if kept_event is not event or kept_text != text:
+            if self._dirty:
+                self._compile()
+            if self._compiled is None:
+                return None
+            found = self._compiled.Match(text) or ()
+            matched = frozenset(self._patterns[index] for index in found)
+            self._kept = (event, text, matched)
+        if pattern in matched:
+            return True
+        return False if pattern in self._known else None
+
+    def _compile(self) -> None:
+        self._dirty = False
+        patterns = sorted(set(self._live()))
+        compiled = re2.Set.SearchSet(_RE2_OPTIONS)
+        try:
+            for pattern in patterns:
+                compiled.Add(pattern)
+            compiled.Compile()
+        except re2.error:  # too large together (RE2 max_mem): each searches alone
+            self._compiled, self._patterns, self._known = None, [], frozenset()
+            return
+        self._compiled, self._patterns, self._known = compiled, patterns, frozenset(patterns)
+
+
+class SharedFilter:
+    """One filter and its format's encoder, evaluated once per event for every stream using it.
+
+    :meth:`frame` is the event's frame when the filter keeps it, ``b""`` when not;
+    the answers for the newest ``KEPT`` events are kept, so streams that read
+    the same events (the hub's fan-out, or a batch each) ask the filter once.
+    Few: 500 distinct all-matching filters keep 500 x KEPT highlighted frames.
+    """
+
+    KEPT = 16
+    __slots__ = ("__weakref__", "_encode", "_kept", "_patterns", "filter")
+
+    def __init__(
+        self,
+        event_filter: EventFilter,
+        encode: Callable[[Event], bytes],
+        patterns: PatternSet | None = None,
+    ) -> None:
+        self.filter = event_filter
+        self._encode = encode
+        self._patterns = patterns
+        self._kept: dict[str, tuple[Event, bytes]] = {}
+
+    def frame(self, event: Event) -> bytes:
+        """``event``'s frame if the filter keeps it, else ``b""``."""
+        kept = self._kept.get(event.id)
+        if kept is not None and kept[0] is event:
+            return kept[1]
+        frame = self._encode(event) if self.filter.accepts(event, self._patterns) else b""
+        kept_events = self._kept
+        kept_events[event.id] = (event, frame)
+        if len(kept_events) > self.KEPT:
+            del kept_events[next(iter(kept_events))]
+        return frame

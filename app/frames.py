@@ -9,7 +9,9 @@ logged once per kind; every subscriber still gets the event.
 Deliberate oddities:
 - Frames are cached on the event per format (``Event.frames``), so N
   subscribers of one format share one bytes object; a highlighted (filtered)
-  html frame is the stream's own and is not cached.
+  html frame is not cached here: the row it marks is the renderer's, drawn
+  once per event (``Renderer.event_parts``), and streams with the same filter
+  share the frame through their ``SharedFilter``.
 """
 
 from __future__ import annotations

@@ -34,6 +34,13 @@ Deliberate oddities:
   ``latest_value_key`` (ticker prices), for sparklines and the tick direction,
   and each ``replace_key``'s place (notification keys): it is fed by every
   event it renders, so after a restart a key starts a new place.
+- A live event is rendered once whatever the number of ``q=`` patterns
+  (issue 18): its partial runs with ``mark`` leaving a numbered slot
+  (:class:`EventParts`), and each pattern's row, the unmarked one included,
+  is the slots filled with that pattern's marks. The parts of the newest
+  ``PARTS_KEPT`` events are kept, so every stream that asks reuses them.
+  Should the row hold the slot characters itself (an unmarked field), the
+  event is rendered per pattern as before (the slot count tells).
 - No ANSI path: payloads are plain text. The logtail strips escape sequences
   before it publishes (:mod:`app.sources.logtail.lines`), because every consumer of a
   line needs the text a person reads: the JSON stream, ``q=`` and alert
@@ -55,7 +62,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from app.acks import alert_state
 from app.events import Event, KindRegistry, KindView
@@ -65,6 +72,8 @@ SCROLLBACK_CAP = 50_000  # log rows a viewer holds while scrolled back (partials
 SPARK_POINTS = 60
 SPARK_KEYS = 1000
 NOTE_KEYS = 10_000
+PARTS_KEPT = 256  # events whose rendered parts are kept (a fan-out's batch, many times over)
+_SLOT = re.compile("\ufdd0([0-9]+)\ufdd1")  # a noncharacter pair no partial writes
 DEFAULT_VIEW = KindView()
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _CHANNEL_JUNK = re.compile(r"[^a-z0-9_-]+")
@@ -166,13 +175,43 @@ class Renderer:
         self._statuses: dict[str, str] = {}
         self._prices: OrderedDict[tuple[str, str], deque[tuple[int, float]]] = OrderedDict()
         self._slots: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._parts: OrderedDict[str, tuple[Event, EventParts | None]] = OrderedDict()
 
     def event(self, event: Event, highlight: Any = None) -> str:
         """One event as its panel's row (``highlight``: a compiled pattern to mark)."""
+        parts = self.event_parts(event)
+        if parts is None:  # the row held a slot of its own: render with the marks
+            return self._partial(event.kind).render(
+                mode="event",
+                channel=event.channel,
+                event=event,
+                **self._helpers(event.kind, highlight),
+            )
+        return parts.html(highlight)
+
+    def event_parts(self, event: Event) -> EventParts | None:
+        """The row of ``event`` rendered once, its marked texts left as slots (kept a while)."""
+        kept = self._parts.get(event.id)
+        if kept is not None and kept[0] is event:
+            return kept[1]
         self.remember([event])
-        return self._partial(event.kind).render(
-            mode="event", channel=event.channel, event=event, **self._helpers(event.kind, highlight)
+        texts: list[str] = []
+
+        def slot(text: str) -> Markup:
+            texts.append(text)
+            return Markup(f"\ufdd0{len(texts) - 1}\ufdd1")
+
+        helpers = self._helpers(event.kind, None) | {"mark": slot}
+        html = self._partial(event.kind).render(
+            mode="event", channel=event.channel, event=event, **helpers
         )
+        pieces = _SLOT.split(html)
+        whole = len(pieces) // 2 == len(texts) == html.count("\ufdd0")  # no stray slot
+        parts = EventParts(pieces, texts) if whole else None
+        self._parts[event.id] = (event, parts)
+        if len(self._parts) > PARTS_KEPT:
+            self._parts.popitem(last=False)
+        return parts
 
     def snapshot(self, channel: str, kind: str, events: list[Event], highlight: Any = None) -> str:
         """A channel's recent events as one swap that replaces the panel's content."""
@@ -338,6 +377,26 @@ class Renderer:
         return template
 
 
+class EventParts:
+    """A rendered row with a slot per marked text: one pattern's row is a join away."""
+
+    __slots__ = ("pieces", "texts")
+
+    def __init__(self, pieces: list[str], texts: list[str]) -> None:
+        self.pieces = pieces  # html, slot number, html, slot number, ..., html
+        self.texts = texts
+
+    def html(self, highlight: Any = None) -> str:
+        """The row with ``highlight``'s matches marked (None: every text only escaped)."""
+        pieces, texts = self.pieces, self.texts
+        if len(pieces) == 1:
+            return pieces[0]
+        out = list(pieces)
+        for at in range(1, len(pieces), 2):
+            out[at] = mark(texts[int(pieces[at])], highlight)
+        return "".join(out)
+
+
 def _compare(price: float, previous: float) -> str:
     if price > previous:
         return "up"
@@ -355,19 +414,24 @@ def match_spans(text: str, pattern: Any) -> list[tuple[int, int]]:
 
 
 def mark(text: str, pattern: Any, offset: int = 0, spans: Sequence[tuple[int, int]] = ()) -> Markup:
-    """Escape ``text`` and wrap the matches of ``pattern`` (or the given ``spans``) in <mark>."""
+    """Escape ``text`` and wrap the matches of ``pattern`` (or the given ``spans``) in <mark>.
+
+    Joins plain strings and escapes each piece once: every ``q=`` pattern of a
+    line runs this (issue 18), so it is kept to a few C calls per match.
+    """
     spans = spans or match_spans(text, pattern)
-    pieces: list[Markup] = []
+    if not spans:
+        return escape(text)
+    pieces: list[str] = []
     position = 0
     for start, end in spans:
         start, end = max(start - offset, position), min(end - offset, len(text))
         if start >= end:
             continue
-        pieces.append(Markup.escape(text[position:start]))
-        pieces.append(Markup("<mark>%s</mark>") % text[start:end])
+        pieces += (escape(text[position:start]), "<mark>", escape(text[start:end]), "</mark>")
         position = end
-    pieces.append(Markup.escape(text[position:]))
-    return Markup("").join(pieces)
+    pieces.append(escape(text[position:]))
+    return Markup("".join(pieces))
 
 
 def clock(timestamp: float) -> str:

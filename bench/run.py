@@ -21,9 +21,17 @@ a ratio that survives a noisy machine. Scenarios (DESIGN section 12, issue 7):
   the first); S6-alone, the same 20 without them, is the control.
   Pulseboard only (the baseline queues without bound for a client that
   never reads).
+- Boards and filtered viewers (issue 18, points 1 and 2; Pulseboard only: the
+  baseline has neither html, several channels per stream nor filters):
+  S2-html (S2 as ``format=html``); board (1,000 html streams of a log, a
+  ticker, a chat and a notify channel, 50 ev/s over the four); log-html
+  (1,000 unfiltered html viewers of the tailed log, 50 lines/s: the control);
+  filtered (the same with 500 distinct ``q=`` filters, all matching);
+  filtered-200 (200 lines/s, each filter matching one line in ten). The
+  table's end gives each html scenario's CPU per delivery over S2's.
 
-``--quick`` runs S2 at 200 subscribers only (under a minute): run it before
-and after a change to the hot path.
+``--quick`` runs S2 at 200 subscribers and a 5 s filtered step (under a
+minute): run it before and after a change to the hot path.
 """
 
 from __future__ import annotations
@@ -83,6 +91,7 @@ class Scenario:
     phased: bool = False
     servers: tuple[str, ...] = ("pulseboard", "baseline")
     broker: str = "memory"
+    extra_config: str = ""  # TOML appended to Pulseboard's config (channels, sources)
 
     @property
     def channel(self) -> str:
@@ -95,7 +104,7 @@ class Scenario:
         return 90 + self.hold_s + len(self.rates) * (self.step_s + 4)
 
 
-FULL = (
+FULL: tuple[Scenario, ...] = (
     Scenario("S1-1k", "idle capacity, 1,000 subscribers", 1_000, mode="none", hold_s=3),
     Scenario("S1-10k", "idle capacity, 10,000 subscribers", 10_000, mode="none", hold_s=3),
     Scenario("S2", "fan-out, 1,000 subscribers x 50 ev/s", 1_000, flags=OPEN_LOOP),
@@ -152,7 +161,83 @@ FULL += tuple(
     for scenario in FULL
     if scenario.key in ("S2", "S4-post", "S4-ndjson")
 )
-QUICK = (Scenario("S2-200", "fan-out, 200 subscribers x 50 ev/s", 200, flags=OPEN_LOOP),)
+
+# -- boards and filtered viewers (issue 18, points 1 and 2) -----------------------------
+# The baseline has one JSON channel per stream and no filter: these run on Pulseboard
+# alone; compare with S2 (JSON, same invocation).
+# The board: log.bench (the tailed file), chat and notify (POSTed by loadgen, 37.5 ev/s
+# in turn) and a ticker whose source publishes 8 symbols every 0.64 s (12.5 quotes/s):
+# 50 ev/s in all. loadgen counts ticker frames apart (no stamp): "unstamped".
+BOARD_RATE = 37.5
+BOARD_CHANNELS = "log.bench,ticker.board,chat.board,notify.board"
+BOARD_CONFIG = (
+    '[[channels]]\nname = "chat.board"\nkind = "chat"\n'
+    '[[channels]]\nname = "notify.board"\nkind = "notify"\n'
+    '[[channels]]\nname = "ticker.board"\nkind = "ticker"\n'
+    '[[sources]]\ntype = "ticker"\nchannel = "ticker.board"\ninterval = 0.64\n'
+    'symbols = ["ACME", "INITECH", "GLOBEX", "UMBRELLA", "HOOLI", "STARK", "WAYNE", "CYBER"]\n'
+)
+VIEWERS = (
+    Scenario(
+        "S2-html",
+        "fan-out, 1,000 format=html subscribers x 50 ev/s",
+        1_000,
+        flags=(*OPEN_LOOP, "-format", "html"),
+        servers=("pulseboard",),
+    ),
+    Scenario(
+        "board",
+        "the board: 1,000 html viewers of ticker+log+chat+notify, 50 ev/s over the four",
+        1_000,
+        rates=(BOARD_RATE,),
+        flags=(*OPEN_LOOP, "-format", "html", "-board", BOARD_CHANNELS),
+        log=True,
+        servers=("pulseboard",),
+        extra_config=BOARD_CONFIG,
+    ),
+    Scenario(
+        "log-html",
+        "log viewers unfiltered (the control), 1,000 html x 50 lines/s",
+        1_000,
+        mode="file",
+        log=True,
+        flags=("-format", "html"),
+        servers=("pulseboard",),
+    ),
+    Scenario(
+        "filtered",
+        "filtered log viewers, 1,000 html x 50 lines/s, 500 distinct q=, all matching",
+        1_000,
+        mode="file",
+        log=True,
+        flags=("-format", "html", "-queries", "500"),
+        servers=("pulseboard",),
+    ),
+    Scenario(
+        "filtered-200",
+        "filtered log viewers, 1,000 html x 200 lines/s, 500 distinct q=, each 1 line in 10",
+        1_000,
+        mode="file",
+        log=True,
+        rates=(200,),
+        flags=("-format", "html", "-queries", "500", "-match-every", "10"),
+        servers=("pulseboard",),
+    ),
+)
+FULL += VIEWERS
+QUICK = (
+    Scenario("S2-200", "fan-out, 200 subscribers x 50 ev/s", 200, flags=OPEN_LOOP),
+    Scenario(
+        "filtered-quick",
+        "filtered log viewers, 200 html x 50 lines/s for 5 s, 100 distinct q=",
+        200,
+        mode="file",
+        log=True,
+        step_s=5,
+        flags=("-format", "html", "-queries", "100"),
+        servers=("pulseboard",),
+    ),
+)
 
 
 def free_port() -> int:
@@ -162,16 +247,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pulseboard_config(workdir: Path, log_path: Path | None, broker: str = "memory") -> Path:
-    """A config for the bench channel (and the tailed file), with limits out of the way."""
+def pulseboard_config(
+    workdir: Path,
+    log_path: Path | None,
+    broker: str = "memory",
+    extra: str = "",
+) -> Path:
+    """A config for the bench channel (the tailed file, ``extra``), with limits out of the way."""
     url = f"sqlite:///{workdir}/pb.db" if broker == "sqlite" else "memory://"
     text = (
         "[server]\nmax_lag = 1000\nheartbeat = 15.0\n"
         f'[broker]\nhistory = 1000\nurl = "{url}"\n'
         "[limits]\nstreams_per_client = 20000\npublish_rate = 1000000.0\n"
-        "publish_burst = 1000000\n"
+        "publish_burst = 1000000\nchat_rate = 1000000.0\nchat_burst = 1000000\n"
         '[[channels]]\nname = "bench"\nkind = "notify"\n'
     )
+    text += extra
     if log_path is not None:
         text += (
             f'[[sources]]\ntype = "logtail"\npath = "{log_path}"\n'
@@ -257,13 +348,17 @@ def _answers(url: str) -> bool:
 
 @contextmanager
 def running(
-    name: str, workdir: Path, log_path: Path | None, broker: str = "memory"
+    name: str,
+    workdir: Path,
+    log_path: Path | None,
+    broker: str = "memory",
+    extra_config: str = "",
 ) -> Iterator[Server]:
     """One server under test, stopped however the block ends."""
     port = free_port()
     bind = f"127.0.0.1:{port}"
     if name == "pulseboard":
-        config = pulseboard_config(workdir, log_path, broker)
+        config = pulseboard_config(workdir, log_path, broker, extra_config)
         argv = [str(PYTHON), "-m", "app", "serve", "--config", str(config), "--bind", bind]
     else:
         argv = [str(PYTHON), str(ROOT / "bench" / "baseline.py"), "--bind", bind]
@@ -404,7 +499,7 @@ def summarize(scenario: Scenario, run: dict[str, Any]) -> dict[str, Any]:
 
 def _us_per_delivery(steps: list[dict[str, Any]]) -> float | None:
     """Server CPU per delivered event over the steps (publishing included)."""
-    received = sum(step["received"] for step in steps)
+    received = sum(step["received"] + step.get("unstamped", 0) for step in steps)
     return 1e6 * sum(step["server_cpu_s"] for step in steps) / received if received else None
 
 
@@ -511,6 +606,22 @@ def _gain(mine: Any, theirs: Any, higher_better: bool) -> str:
     return f"{ratio:.2f}x"
 
 
+def versus_json(done: dict[str, Any]) -> dict[str, float]:
+    """Each html scenario's server CPU per delivery over S2's (JSON) in the same run."""
+
+    def cost(key: str) -> Any:
+        return done.get(key, {}).get("summary", {}).get("pulseboard", {}).get("cpu_us_per_delivery")
+
+    json_cost = cost("S2")
+    if not json_cost:
+        return {}
+    return {
+        key: cost(key) / json_cost
+        for key in ("S2-html", "board", "log-html", "filtered")
+        if isinstance(cost(key), int | float)
+    }
+
+
 def print_table(rows: list[list[str]]) -> None:
     """A plain-text table on stdout."""
     header = ["scenario", "metric", "pulseboard", "baseline", "gain"]
@@ -598,7 +709,7 @@ def run_once(scenario: Scenario, name: str, profile: Path | None) -> dict[str, A
         log_path = workdir / "bench.log" if scenario.log else None
         if log_path is not None:
             log_path.touch()
-        with running(name, workdir, log_path, scenario.broker) as server:
+        with running(name, workdir, log_path, scenario.broker, scenario.extra_config) as server:
             run = drive(scenario, server, log_path, profile)
             files = [workdir / f"pb.db{suffix}" for suffix in ("", "-wal")]
             run["db_bytes"] = sum(f.stat().st_size for f in files if f.exists()) or None
@@ -620,7 +731,9 @@ def median_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="S2 at 200 subscribers only")
+    parser.add_argument(
+        "--quick", action="store_true", help="S2 at 200 subscribers, a short filtered step"
+    )
     parser.add_argument("--only", help="comma-separated scenario keys, e.g. S2,S3")
     parser.add_argument("--servers", default=",".join(SERVERS), help="pulseboard,baseline")
     parser.add_argument("--repeat", type=int, default=1, help="runs per server; medians reported")
@@ -656,6 +769,9 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"]["cpu_pressure_end"] = cpu_pressure()
     report["table"] = rows
     print_table(rows)
+    report["versus_json"] = versus_json(done)
+    for key, ratio in report["versus_json"].items():
+        print(f"{key}: server CPU per delivery {ratio:.2f}x S2's (JSON, this run)")
     pressures = [
         record["cpu_pressure"]
         for scenario in done.values()

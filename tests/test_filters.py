@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.events import Event, KindRegistry, PayloadError
-from app.filters import EventFilter, compile_user_regex, parse_level
+from app.filters import EventFilter, PatternSet, SharedFilter, compile_user_regex, parse_level
 
 kinds = KindRegistry()
 
@@ -65,3 +65,49 @@ def test_a_bad_regex_is_explained_in_words(text: str, words: str) -> None:
         compile_user_regex(text)
     assert refused.value.message.startswith(words)
     assert "b'" not in refused.value.message and 'b"' not in refused.value.message
+
+
+def _event(text: str, offset: int) -> Event:
+    data = {"line": text, "file": "app.log"}
+    return Event(f"e-{offset}", "log.app", "log", 1.7e9, data, offset, offset)
+
+
+def test_a_pattern_set_answers_as_each_pattern_would_alone() -> None:
+    texts = ["disk full", "DISK ok", "cpu 93%", "", "line (a)", "a+b"]
+    patterns = ["disk", "(?i)disk", "^cpu", r"\d+%", "x*", r"\(a\)$", r"a\+b|nope"]
+    live = list(patterns)
+    patterns_set = PatternSet(lambda: live)
+    patterns_set.stale()
+    for offset, text in enumerate(texts):
+        event = _event(text, offset)
+        for pattern in patterns:
+            alone = compile_user_regex(pattern).search(text) is not None
+            assert patterns_set.matches(pattern, event, text) is alone, (pattern, text)
+    assert patterns_set.matches("absent", _event("absent", 99), "absent") is None
+
+    live.append("absent")  # a pattern joins: in the set from the next event on
+    patterns_set.stale()
+    assert patterns_set.matches("absent", _event("absent", 100), "absent") is True
+
+
+def test_a_shared_filter_keeps_what_its_filter_keeps_once_per_event() -> None:
+    kinds = KindRegistry()
+    live = ["disk"]
+    patterns_set = PatternSet(lambda: live)
+    patterns_set.stale()
+    event_filter = EventFilter(kinds, compile_user_regex("disk"), "warn")
+    encoded: list[str] = []
+
+    def encode(event: Event) -> bytes:
+        encoded.append(event.id)
+        return event.id.encode()
+
+    shared = SharedFilter(event_filter, encode, patterns_set)
+    lines = ["ERROR disk full", "INFO disk ok", "ERROR cpu hot"]
+    events = [_event(line, offset) for offset, line in enumerate(lines)]
+    for event in events:
+        event.data["level"] = "error" if event.data["line"].startswith("ERROR") else "info"
+    frames = [shared.frame(event) for event in events for _viewer in range(3)]
+    assert frames == [b"e-0"] * 3 + [b""] * 6
+    assert encoded == ["e-0"], "encoded once, for the one event kept"
+    assert [event_filter.accepts(event) for event in events] == [True, False, False]

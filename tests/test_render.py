@@ -15,6 +15,7 @@ from app.render import (
     Renderer,
     create_environment,
     key_slug,
+    mark,
     names_its_file,
     sparkline_svg,
     symbol_order,
@@ -316,3 +317,47 @@ def test_the_start_of_a_short_log_leaves_the_cap_on(renderer: Renderer) -> None:
     html = renderer.older_rows("log.app", "log", [], None)
     assert html.startswith('<li id="log-app-older" class="older start" hx-swap-oob="outerHTML"')
     assert 'hx-trigger="click"' in html and "Start of retention" in html
+
+
+def _rendered_per_pattern(renderer: Renderer, event: Event, pattern: Any) -> str:
+    """The row as it was rendered before issue 18: the partial run with this pattern's marks."""
+    template = renderer.env.get_template(renderer.view(event.kind).template)
+    return template.render(
+        mode="event",
+        channel=event.channel,
+        event=event,
+        view=renderer.view(event.kind),
+        mark=lambda text: mark(text, pattern),
+        sparkline=renderer.sparkline,
+        direction=renderer.direction,
+        note_order=renderer.note_order,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        ("log", {"line": "GET /a?b=<c>&d 200", "file": "app.log", "level": "info"}),
+        ("chat", {"user": "ann", "text": "a <b>bold</b> & plain"}),
+        ("notify", {"message": "disk <full> & hot", "title": "disk & more", "level": "error"}),
+    ],
+)
+def test_a_row_is_rendered_once_and_marked_per_pattern_as_if_rendered_per_pattern(
+    renderer: Renderer, kind: str, data: dict[str, Any]
+) -> None:
+    event = make_event(kind, data)
+    patterns = [None, re2.compile("<"), re2.compile("a|&"), re2.compile("nothing")]
+    rows = [renderer.event(event, pattern) for pattern in patterns]
+    assert renderer.event_parts(event) is renderer.event_parts(event), "rendered once, kept"
+    assert rows == [_rendered_per_pattern(renderer, event, pattern) for pattern in patterns]
+    assert "<mark>" not in rows[0] and "<mark>&lt;</mark>" in rows[1]
+
+
+def test_a_row_holding_slot_characters_of_its_own_is_rendered_per_pattern(
+    renderer: Renderer,
+) -> None:
+    event = make_event("log", {"line": "x marks", "file": "a\ufdd00\ufdd1.log"})
+    assert renderer.event_parts(event) is None
+    pattern = re2.compile("x")
+    assert renderer.event(event, pattern) == _rendered_per_pattern(renderer, event, pattern)
+    assert "<mark>x</mark> marks" in renderer.event(event, pattern)

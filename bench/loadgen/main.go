@@ -39,13 +39,15 @@ type config struct {
 	maxP99   time.Duration
 	streak   int
 	deadline time.Duration
+	view     viewers
 }
 
 func parseFlags(args []string) (config, error) {
 	var cfg config
 	var rates string
 	flags := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	var subURLs string
+	var subURLs, board string
+	cfg.view.register(flags, &board)
 	flags.StringVar(&cfg.base, "url", "http://127.0.0.1:8000", "server base URL (127.0.0.1 only)")
 	flags.StringVar(&subURLs, "sub-urls", "", "more servers to spread subscribers over, comma-separated")
 	flags.StringVar(&cfg.channel, "channel", "bench", "channel to subscribe and publish to")
@@ -64,6 +66,9 @@ func parseFlags(args []string) (config, error) {
 	flags.IntVar(&cfg.streak, "stop-after", 2, "stop stepping after this many failed steps in a row")
 	flags.DurationVar(&cfg.deadline, "deadline", 5*time.Minute, "exit, whatever happens, after this")
 	if err := flags.Parse(args); err != nil {
+		return cfg, err
+	}
+	if err := cfg.view.check(board); err != nil {
 		return cfg, err
 	}
 	bases := []string{cfg.base}
@@ -124,9 +129,10 @@ func emit(record map[string]any) {
 
 func run(cfg config) error {
 	subs := &pool{
-		hosts:   cfg.subHosts,
-		path:    "/events?channel=" + url.QueryEscape(cfg.channel) + "&format=json",
-		dialers: cfg.dialers,
+		hosts:     cfg.subHosts,
+		path:      func(i int) string { return cfg.view.path(cfg.channel, i) },
+		dialers:   cfg.dialers,
+		unstamped: cfg.view.unstamped(),
 	}
 	started := time.Now()
 	subs.connect(cfg.subs)
@@ -135,7 +141,7 @@ func run(cfg config) error {
 	if connected == 0 {
 		return fmt.Errorf("no subscriber connected: %v", subs.failures)
 	}
-	stalled := openStalled(cfg.subHosts[0], subs.path, cfg.stalled)
+	stalled := openStalled(cfg.subHosts[0], subs.path(0), cfg.stalled)
 	defer closeAll(stalled)
 	if err := waitSubscribed(cfg, connected+len(stalled), 60*time.Second); err != nil {
 		return err
@@ -233,7 +239,7 @@ func runStep(cfg config, subs *pool, pub *publisher, rate float64, connected int
 	cpuBefore := cpuSeconds()
 	subs.current.Store(stats)
 	published := pub.run(rate, cfg.step)
-	expected := published.Accepted * int64(alive)
+	expected := cfg.view.expected(published.Accepted, alive)
 	for deadline := time.Now().Add(cfg.drain); time.Now().Before(deadline); {
 		if stats.received.Load() >= expected {
 			break
@@ -252,6 +258,7 @@ func runStep(cfg config, subs *pool, pub *publisher, rate float64, connected int
 		"publish_rate":    float64(published.Accepted) / maxFloat(published.Elapsed, cfg.step.Seconds()),
 		"expected":        expected,
 		"received":        received,
+		"unstamped":       stats.unstamped.Load(),
 		"loss":            expected - received,
 		"delivered_per_s": float64(received) / maxFloat(deliveryWindow, cfg.step.Seconds()),
 		"p50_ms":          minFloat(stats.latency.quantile(0.50)/1000, float64(stats.maxNs.Load())/1e6),

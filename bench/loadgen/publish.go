@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,8 +18,10 @@ const maxErrorKinds = 10
 // publisher sends stamped events on a schedule: HTTP POSTs (one event or an
 // NDJSON batch each) over keep-alive connections, or lines appended to a file.
 type publisher struct {
+	view     *viewers
 	mode     string
 	endpoint string
+	base     string
 	batch    int
 	workers  int
 	client   *http.Client
@@ -34,7 +37,7 @@ type pubResult struct {
 }
 
 func newPublisher(cfg config) (*publisher, error) {
-	p := &publisher{mode: cfg.mode, batch: 1, workers: cfg.pubConns}
+	p := &publisher{view: &cfg.view, mode: cfg.mode, batch: 1, workers: cfg.pubConns}
 	switch cfg.mode {
 	case "file":
 		file, err := os.OpenFile(cfg.file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
@@ -43,7 +46,18 @@ func newPublisher(cfg config) (*publisher, error) {
 		}
 		p.file, p.workers = file, 1
 	case "post", "ndjson":
+		if cfg.view.tails() && cfg.file == "" {
+			return nil, errors.New("-board with a log channel needs -file (its tailed file)")
+		}
+		if cfg.view.tails() {
+			file, err := os.OpenFile(cfg.file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			if err != nil {
+				return nil, err
+			}
+			p.file = file
+		}
 		p.endpoint = cfg.base + "/api/channels/" + cfg.channel + "/events"
+		p.base = cfg.base
 		p.client = &http.Client{
 			Timeout: 10 * time.Second,
 			Transport: &http.Transport{
@@ -107,14 +121,26 @@ func (p *publisher) send() (int, error) {
 	now := time.Now().UnixNano()
 	if p.mode == "file" {
 		body = strconv.AppendInt(append(body, "INFO pbts"...), now, 10)
-		body = append(body, " bench line\n"...)
+		body = append(append(body, " bench line"...), p.view.tag()...)
+		body = append(body, '\n')
 		_, err := p.file.Write(body)
 		if err != nil {
 			return 0, err
 		}
 		return 1, nil
 	}
-	for i := 0; i < p.batch; i++ {
+	endpoint := p.endpoint
+	if len(p.view.board) > 0 {
+		channel, event, file := p.view.boardEvent(now)
+		if file {
+			if _, err := p.file.Write(event); err != nil {
+				return 0, err
+			}
+			return 1, nil
+		}
+		body, endpoint = event, p.base+"/api/channels/"+channel+"/events"
+	}
+	for i := 0; i < p.batch && len(p.view.board) == 0; i++ {
 		body = strconv.AppendInt(append(body, `{"message":"pbts`...), now, 10)
 		body = append(body, "\"}\n"...)
 	}
@@ -122,7 +148,7 @@ func (p *publisher) send() (int, error) {
 	if p.mode == "ndjson" {
 		contentType = "application/x-ndjson"
 	}
-	response, err := p.client.Post(p.endpoint, contentType, bytes.NewReader(body))
+	response, err := p.client.Post(endpoint, contentType, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}

@@ -39,11 +39,12 @@ func stamp(line []byte) (int64, bool) {
 
 // stepStats accumulates what subscribers receive while one step runs.
 type stepStats struct {
-	startNs  int64
-	received atomic.Int64
-	lastNs   atomic.Int64
-	maxNs    atomic.Int64
-	latency  histogram
+	startNs   int64
+	received  atomic.Int64
+	unstamped atomic.Int64
+	lastNs    atomic.Int64
+	maxNs     atomic.Int64
+	latency   histogram
 }
 
 func (s *stepStats) record(nowNs, sentNs int64) {
@@ -62,7 +63,8 @@ func (s *stepStats) record(nowNs, sentNs int64) {
 // pool holds the subscribers: one goroutine and one connection each.
 type pool struct {
 	hosts       []string
-	path        string
+	path        func(i int) string
+	unstamped   []byte
 	dialers     int
 	conns       []net.Conn
 	connectTook []time.Duration
@@ -88,9 +90,9 @@ func (p *pool) connect(n int) {
 	results := make(chan dialed, n)
 	for i := 0; i < n; i++ {
 		slots <- struct{}{}
-		host := p.hosts[i%len(p.hosts)]
+		host, path := p.hosts[i%len(p.hosts)], p.path(i)
 		go func() {
-			d := p.dial(host)
+			d := p.dial(host, path)
 			<-slots
 			results <- d
 			if d.err == nil {
@@ -111,7 +113,7 @@ func (p *pool) connect(n int) {
 	}
 }
 
-func (p *pool) dial(host string) dialed {
+func (p *pool) dial(host, path string) dialed {
 	started := time.Now()
 	conn, err := net.DialTimeout("tcp", host, 10*time.Second)
 	if err != nil {
@@ -123,7 +125,7 @@ func (p *pool) dial(host string) dialed {
 	_ = conn.SetDeadline(started.Add(30 * time.Second))
 	request := fmt.Sprintf(
 		"GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
-		p.path, host,
+		path, host,
 	)
 	if _, err = io.WriteString(conn, request); err != nil {
 		conn.Close()
@@ -155,6 +157,8 @@ func (p *pool) read(body io.ReadCloser) {
 		}
 		if bytes.HasPrefix(line, dataPrefix) {
 			p.observe(line)
+		} else if p.unstamped != nil {
+			p.observeUnstamped(line)
 		}
 	}
 }

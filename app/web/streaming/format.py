@@ -8,8 +8,9 @@ asks; adding a format is one class here and one entry in :func:`stream_format`.
 Deliberate oddities:
 - ``event`` is also what the hub calls while it fans an event out to parked
   streams (on the publisher's task), so it never raises: frames come from
-  :mod:`app.frames`, cached on the event per format (filtered html renders
-  its own, highlighted, and is never handed frames by the hub).
+  :mod:`app.frames`, cached on the event per format (filtered html marks
+  its pattern in the row the renderer drew once; the hub hands a filtered
+  stream its :class:`~app.filters.SharedFilter`'s frames, not these).
 - ``shared`` says whether an event's frame is the same for every subscriber of
   the format: only then may the hub deliver it straight to the socket.
 """
@@ -156,7 +157,7 @@ class HtmlFormat:
 
 
 class FilteredHtmlFormat(HtmlFormat):
-    """``format=html&q=...``: the pattern marked in each row, so every frame is its own."""
+    """``format=html&q=...``: the pattern marked in each row (a frame per pattern, not format)."""
 
     shared = False
 

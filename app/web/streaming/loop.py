@@ -2,9 +2,11 @@
 
 The loop sleeps on the subscription's wake flag, then writes everything new
 in one write (under load that batches by itself). While it sleeps caught up
-on a direct socket and unfiltered, the hub hands it new events' frames
-(``Feed.park``) and its writer sends them once per loop turn: no wake-up
-per event, one write per batch. What the bytes look like is the format's
+on a direct socket, the hub hands it new events' frames (``Feed.park``) and
+its writer sends them once per loop turn: no wake-up per event, one write
+per batch. A filtered stream is handed its :class:`~app.filters.SharedFilter`'s
+frames (``b""`` for a line it leaves out): streams with the same filter
+share one evaluation and one frame per line. What the bytes look like is the format's
 (:mod:`app.web.streaming.format`); where they go, the writer's
 (:mod:`app.web.streaming.writer`); the timers, the registry's sweeper
 (:mod:`app.web.streaming.registry`), through :meth:`EventStream.sweep`.
@@ -35,7 +37,7 @@ import msgspec
 from app.broker.base import Broker, BrokerUnavailable, Feed, Start
 from app.broker.hub import SubscriberLagging
 from app.events import Event, is_pattern
-from app.filters import EventFilter
+from app.filters import EventFilter, SharedFilter, filter_key
 from app.render import Renderer
 from app.web.streaming.format import SnapshotPart, StreamFormat, stream_format
 from app.web.streaming.registry import STATUS_EVERY_S, Cut, StreamRegistry, StreamTimings
@@ -70,6 +72,7 @@ class EventStream:
     __slots__ = (
         "_only_channel",
         "_ping_due",
+        "_shared",
         "_status_due",
         "aborted",
         "broker",
@@ -106,6 +109,10 @@ class EventStream:
         self.aborted = False
         self._ping_due = False
         self._status_due = False
+        self._shared: SharedFilter | None = None
+        if request.filter.active:
+            key = filter_key(request.format, request.filter)
+            self._shared = registry.shared_filter(key, request.filter, self.format.event)
         only = request.patterns[0] if len(request.patterns) == 1 else "*"
         self._only_channel = None if is_pattern(only) else only
 
@@ -118,8 +125,9 @@ class EventStream:
         cannot be reached is a 503 the client can retry, not a stream that dies.
         With ``socket`` (the server offers a way to the socket after the
         headers), body chunks skip ASGI ``send``, and while this stream is
-        caught up and unfiltered the hub delivers new events straight to the
-        socket without waking this task (``Feed.park``). ``abort`` closes the
+        caught up the hub delivers new events (a filtered stream: those its
+        filter keeps) straight to the socket without waking this task
+        (``Feed.park``). ``abort`` closes the
         client's connection at once (see :meth:`abort`); with ``socket``, its
         own ``abort`` serves.
         """
@@ -153,10 +161,14 @@ class EventStream:
         return SendWriter(send, abort, self.registry.stats)
 
     async def _follow(self, sub: Feed, writer: StreamWriter) -> None:
-        direct = writer.direct and self.format.shared and not self.request.filter.active
+        shared = self._shared
+        direct = writer.direct and (self.format.shared or shared is not None)
         while not self.registry.closing:
             if direct and not sub.wake.is_set():
-                sub.park(self.format.event, self._deliver)
+                if shared is None:
+                    sub.park(self.format.event, self._deliver)
+                else:
+                    sub.park(shared.frame, self._deliver_kept)
             try:
                 events = await sub.next_batch(BATCH_EVENTS)
             except SubscriberLagging as lagging:
@@ -171,10 +183,13 @@ class EventStream:
 
     def _chunk(self, events: list[Event]) -> bytes:
         """The frames of ``events`` (filtered), then a heartbeat and a status fragment if due."""
-        if self.request.filter.active:
-            events = self._filtered(events)
-        encode = self.format.event
-        chunk = b"".join([encode(event) for event in events])
+        if self._shared is not None:
+            frames = [self._shared.frame(event) for event in events]
+            events = [event for event, frame in zip(events, frames, strict=True) if frame]
+        else:
+            encode = self.format.event
+            frames = [encode(event) for event in events]
+        chunk = b"".join(frames)
         if events:
             self.registry.count_delivered(events, self._only_channel)
         if self._ping_due:
@@ -194,6 +209,12 @@ class EventStream:
         assert self.writer is not None
         self.writer.take(frame)
         self.registry.count_one(event)
+        return True
+
+    def _deliver_kept(self, frame: bytes, event: Event) -> bool:
+        """:meth:`_deliver` for a filtered stream: ``b""`` (left out) only moves the cursor on."""
+        if frame:
+            self._deliver(frame, event)
         return True
 
     def sweep(self, now: float, timings: StreamTimings) -> Cut | None:

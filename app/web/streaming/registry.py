@@ -7,7 +7,9 @@ connection-status fragment), ends itself when its client hung up (on the
 lean path of :mod:`app.web.asgi` no task listens for that), and answers the
 cut it deserves when its socket accepted no write for ``write_timeout``
 seconds; the registry records and applies the cut. At shutdown it ends every
-stream.
+stream. It also hands streams with the same filter one
+:class:`~app.filters.SharedFilter` (kept while a stream uses it), all of
+them scanning with one :class:`~app.filters.PatternSet`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from weakref import WeakValueDictionary
 
 from app.events import Event
+from app.filters import EventFilter, FilterKey, PatternSet, SharedFilter
 
 if TYPE_CHECKING:
     from app.web.streaming.loop import EventStream
@@ -79,6 +83,22 @@ class StreamRegistry:
         self._empty = asyncio.Event()
         self._empty.set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._filters: WeakValueDictionary[FilterKey, SharedFilter] = WeakValueDictionary()
+        self._patterns = PatternSet(self._live_patterns)
+
+    def shared_filter(
+        self, key: FilterKey, event_filter: EventFilter, encode: Callable[[Event], bytes]
+    ) -> SharedFilter:
+        """The one filter of every open stream whose key is ``key`` (made from these if new)."""
+        shared = self._filters.get(key)
+        if shared is None:
+            shared = self._filters[key] = SharedFilter(event_filter, encode, self._patterns)
+            if key[1] is not None:
+                self._patterns.stale()
+        return shared
+
+    def _live_patterns(self) -> list[str]:
+        return [pattern for _format, pattern, _level in self._filters if pattern is not None]
 
     @property
     def sweep_interval_s(self) -> float:
