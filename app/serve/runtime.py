@@ -85,6 +85,10 @@ class Runtime:
         self.metrics.published.labels(self.metric_channel(channel)).inc(len(events))
         return events
 
+    def count_request(self, route: str, status: int) -> None:
+        """Count one answered request of ``route`` (its rule) with ``status``."""
+        self.metrics.http_requests.labels(route, str(status)).inc()
+
     def metric_channel(self, channel: str) -> str:
         """The ``channel`` label: declared channels by name, the rest as one ``_other`` series."""
         return channel if channel in self.declared else OTHER_CHANNEL
