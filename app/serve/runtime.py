@@ -74,7 +74,7 @@ class Runtime:
     async def publish_valid(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
         """Publish an already validated payload, counting it."""
         event = await self.broker.publish(channel, kind, data)
-        self.metrics.published.labels(self.metric_channel(channel)).inc()
+        self.metrics.child(self.metrics.published, self.metric_channel(channel)).inc()
         return event
 
     async def publish_valid_many(
@@ -82,12 +82,12 @@ class Runtime:
     ) -> list[Event]:
         """Publish an already validated batch (NDJSON), counting it."""
         events = await self.broker.publish_many(channel, kind, items)
-        self.metrics.published.labels(self.metric_channel(channel)).inc(len(events))
+        self.metrics.child(self.metrics.published, self.metric_channel(channel)).inc(len(events))
         return events
 
     def count_request(self, route: str, status: int) -> None:
         """Count one answered request of ``route`` (its rule) with ``status``."""
-        self.metrics.http_requests.labels(route, str(status)).inc()
+        self.metrics.child(self.metrics.http_requests, route, str(status)).inc()
 
     def metric_channel(self, channel: str) -> str:
         """The ``channel`` label: declared channels by name, the rest as one ``_other`` series."""
