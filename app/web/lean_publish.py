@@ -38,6 +38,7 @@ from werkzeug.sansio.utils import get_host
 from app.auth import bearer_token
 from app.events import Kind, PayloadError, validate_channel
 from app.urls import host_allowed
+from app.web import fastpath
 from app.web.body import NTFY_HEADERS, NTFY_REFUSED
 from app.web.errors import RateLimited
 from app.web.params import decode_json
@@ -177,17 +178,17 @@ class LeanPublish:
         limit = self.site.settings.limits.body_bytes.get(kind.name, self.max_body_bytes)
         if post.length > min(limit, self.max_body_bytes):
             return None
-        try:
-            async with asyncio.timeout(self.body_timeout_s):
-                while True:
-                    message = await receive()
-                    seen.append(message)
-                    if message["type"] != "http.request":
-                        return None
-                    if not message.get("more_body", False):
-                        break
-        except TimeoutError:
-            return None
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
+        while True:
+            try:
+                message = await _receive_by(receive, deadline)
+            except TimeoutError:
+                return None
+            seen.append(message)
+            if message["type"] != "http.request":
+                return None
+            if not message.get("more_body", False):
+                break
         body = b"".join(cast(bytes, m.get("body", b"")) for m in seen)
         return body if len(body) == post.length else None
 
@@ -218,6 +219,14 @@ def _payload(kind: Kind, body: bytes) -> dict[str, Any] | None:
         return kind.validate(decoded) if isinstance(decoded, dict) else None
     except (PayloadError, UnicodeDecodeError):
         return None
+
+
+async def _receive_by(receive: ASGIReceiveCallable, deadline: float) -> ASGIReceiveEvent:
+    """The next message, TimeoutError at ``deadline``; no timer when one is queued already."""
+    if fastpath.queued(receive):
+        return await receive()
+    async with asyncio.timeout_at(deadline):
+        return await receive()
 
 
 def _replay(seen: list[ASGIReceiveEvent], receive: ASGIReceiveCallable) -> ASGIReceiveCallable:

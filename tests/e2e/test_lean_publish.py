@@ -23,6 +23,7 @@ from tests.e2e.test_fast_path import served
 PUBLISHER = "lean-publisher-token"
 SCOPED = "lean-scoped-token"
 OPEN = {
+    "server": {"body_timeout": 0.5},
     "limits": {"body_bytes": {"notify": 64}},
     "channels": [
         {"name": "lean", "kind": "notify"},
@@ -237,3 +238,25 @@ async def requests_counted(port: int) -> float:
     label = f'route="{ROUTE}",status="201"'
     lines = [line for line in text.splitlines() if line.startswith("pulseboard_http_requests")]
     return sum(float(line.split(" ")[-1]) for line in lines if label in line and "_total" in line)
+
+
+async def test_a_body_that_comes_later_is_still_lean(open_app: Counted) -> None:
+    raw = post(EVENTS)
+    reader, writer = await asyncio.open_connection("127.0.0.1", open_app.port)
+    try:
+        writer.write(raw[:-4])
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the request is in: its body is not (a timer is needed)
+        writer.write(raw[-4:])
+        assert (await answer(reader)).startswith(b"HTTP/1.1 201 ")
+    finally:
+        writer.close()
+    assert not open_app.handed
+
+
+async def test_a_body_that_never_comes_is_quarts_408(open_app: Counted) -> None:
+    raw = post(EVENTS)[:-4]
+    with_lean, without, handed = await open_app.both(raw)
+    assert with_lean == without
+    assert with_lean.startswith(b"HTTP/1.1 408 ")
+    assert handed
