@@ -49,7 +49,8 @@ The paths (docs/performance.md has the figures):
   POST's CPU), and the body of a small POST has nearly always arrived with its
   headers. :func:`queued` looks into Hypercorn's per-request queue behind
   ``receive`` (an ``asyncio.Queue``'s ``get``) so the timer is set only when
-  ``receive`` would wait. Fallback: the timer every time (any other
+  ``receive`` would wait. Not probed: the check is an ``isinstance`` per
+  call, and not reported. Fallback: the timer every time (any other
   ``receive``).
 
 Deliberate oddities: :func:`hypercorn_connection` walks ``send.__self__``
