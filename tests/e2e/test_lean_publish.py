@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from app.serve.factory import create_app
+from app.broker.base import BrokerUnavailable
+from app.serve.factory import create_app, runtime_of
 from app.settings import settings_from_dict
 from app.web.asgi import StreamingQuart
 from app.web.lean_publish import ROUTE, LeanPublish
@@ -260,3 +261,20 @@ async def test_a_body_that_never_comes_is_quarts_408(open_app: Counted) -> None:
     assert with_lean == without
     assert with_lean.startswith(b"HTTP/1.1 408 ")
     assert handed
+
+
+async def test_a_publish_that_fails_is_quarts_503_and_tried_once(
+    open_app: Counted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tries: list[str] = []
+
+    async def unreachable(channel: str, kind: str, data: dict[str, Any]) -> None:
+        tries.append(channel)
+        raise BrokerUnavailable("the broker is away")
+
+    monkeypatch.setattr(runtime_of(open_app.app), "publish_valid", unreachable)
+    with_lean, without, handed = await open_app.both(post(EVENTS))
+    assert with_lean == without
+    assert with_lean.startswith(b"HTTP/1.1 503 ")
+    assert handed
+    assert tries == ["lean", "lean"]  # once per path: Quart answered the lean path's error
