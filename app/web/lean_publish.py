@@ -33,6 +33,7 @@ from hypercorn.typing import (
     ASGISendCallable,
     HTTPScope,
 )
+from werkzeug.http import parse_options_header
 from werkzeug.sansio.utils import get_host
 
 from app.auth import bearer_token
@@ -49,6 +50,7 @@ ROUTE = "/api/channels/<channel>/events"
 PREFIX, SUFFIX = ROUTE.split("<channel>")
 FAILED = "pulseboard.publish_error"
 JSON = "application/json"
+JSON_BYTES = JSON.encode()
 NTFY_NAMES = (*NTFY_HEADERS, *NTFY_REFUSED)
 UNUSUAL = frozenset(
     name.encode()
@@ -58,7 +60,7 @@ UNUSUAL = frozenset(
     )
 )  # fmt: skip
 ANSWER_HEADERS = (  # what Quart's 201 carries: its own two, then the security headers
-    (b"content-type", JSON.encode()),
+    (b"content-type", JSON_BYTES),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 )
@@ -95,9 +97,8 @@ def plain_post(scope: HTTPScope) -> PlainPost | None:
         if name in UNUSUAL:
             return None
         found.setdefault(name, value)  # the first of a repeated header, as werkzeug reads it
-    content_type = found.get(b"content-type", b"").partition(b";")[0].strip().lower()
     length = found.get(b"content-length", b"")
-    if content_type != JSON.encode() or not length.isdigit() or b"host" not in found:
+    if not (_is_json(found.get(b"content-type")) and length.isdigit() and b"host" in found):
         return None
     authorization = found.get(b"authorization")
     client = scope.get("client")
@@ -107,6 +108,15 @@ def plain_post(scope: HTTPScope) -> PlainPost | None:
         authorization=authorization.decode("latin-1") if authorization is not None else None,
         length=int(length),
         client=client[0] if client else "-",
+    )
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    """True when werkzeug's ``mimetype`` of this ``Content-Type`` is JSON's."""
+    if content_type == JSON_BYTES:
+        return True
+    return content_type is not None and (
+        parse_options_header(content_type.decode("latin-1"))[0].lower() == JSON
     )
 
 
@@ -164,9 +174,9 @@ class LeanPublish:
         try:
             validate_channel(channel)
             name = await self.site.broker.kind_of(channel)
+            kind = self.site.kinds.get(name) if name is not None else None
         except Exception:  # an invalid name, an unreachable broker: Quart says which
             return None
-        kind = self.site.kinds.get(name) if name is not None else None
         if kind is None or not kind.external_publish or kind.view.form is not None:
             return None
         return kind

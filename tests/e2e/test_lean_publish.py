@@ -139,6 +139,8 @@ FORM = "application/x-www-form-urlencoded"
 OPEN_MATRIX = {  # name: (request, status, answered by the lean path)
     "good JSON": (post(EVENTS), 201, True),
     "JSON, charset": (post(EVENTS, content_type="application/json; charset=utf-8"), 201, True),
+    "JSON, capitals": (post(EVENTS, content_type="Application/JSON"), 201, True),
+    "JSON, then text": (post(EVENTS, content_type="application/json, text/plain"), 201, False),
     "bad JSON": (post(EVENTS, b'{"message":'), 400, False),
     "not an object": (post(EVENTS, b"[1, 2]"), 400, False),
     "a field the kind lacks": (post(EVENTS, b'{"message":"x","nope":1}'), 400, False),
