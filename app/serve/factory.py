@@ -16,8 +16,9 @@ from app.settings import Settings, load_settings
 from app.web import acks, api, dashboard, fastpath, openapi, ops, stream
 from app.web.asgi import StreamingQuart
 from app.web.errors import install_error_handlers
+from app.web.lean_publish import LeanPublish
 from app.web.runtime import EXTENSION, Site
-from app.web.security import install_security
+from app.web.security import GUARD, install_security
 
 
 def create_app(settings: Settings | None = None, *, run_sources: bool = True) -> StreamingQuart:
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
         app.register_blueprint(blueprint)
     install_error_handlers(app)
     app.after_request(_count_request)
+    app.lean_publish = LeanPublish(site, app.extensions[GUARD], app.asgi_app)
     app.before_serving(runtime.start)
     app.after_serving(runtime.stop)
     return app
@@ -52,7 +54,7 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
 async def _count_request(response: Response) -> Response:
     runtime = runtime_of(current_app)
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    runtime.metrics.http_requests.labels(route, str(response.status_code)).inc()
+    runtime.count_request(route, response.status_code)
     return response
 
 

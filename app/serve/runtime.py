@@ -80,7 +80,7 @@ class Runtime:
     ) -> Event:
         """Publish an already validated payload, counting it."""
         event = await self.broker.publish(channel, kind, data, state)
-        self.metrics.published.labels(self.metric_channel(channel)).inc()
+        self.metrics.child(self.metrics.published, self.metric_channel(channel)).inc()
         return event
 
     async def publish_valid_many(
@@ -88,8 +88,12 @@ class Runtime:
     ) -> list[Event]:
         """Publish an already validated batch (NDJSON), counting it."""
         events = await self.broker.publish_many(channel, kind, items)
-        self.metrics.published.labels(self.metric_channel(channel)).inc(len(events))
+        self.metrics.child(self.metrics.published, self.metric_channel(channel)).inc(len(events))
         return events
+
+    def count_request(self, route: str, status: int) -> None:
+        """Count one answered request of ``route`` (its rule) with ``status``."""
+        self.metrics.child(self.metrics.http_requests, route, str(status)).inc()
 
     def metric_channel(self, channel: str) -> str:
         """The ``channel`` label: declared channels by name, the rest as one ``_other`` series."""

@@ -21,6 +21,7 @@ from app.events import Kind, PayloadError, validate_channel
 from app.web.body import FORM, body_payload, header_fields, merge_fields
 from app.web.dashboard import form_response
 from app.web.errors import RateLimited, error_response
+from app.web.lean_publish import FAILED
 from app.web.params import check_known, decode_json, parse_since, whole_number
 from app.web.runtime import Site, current_runtime
 from app.web.security import check_publish, check_read, current_grant, may_read
@@ -39,6 +40,9 @@ MAX_PARSED_FIELDS = 1000  # the chat form has two; parse no further to show them
 @blueprint.post("/channels/<channel>/events")
 async def publish(channel: str) -> Response:
     """Publish one event (or an NDJSON batch); ``201 {"id": ...}``."""
+    failed = cast(Exception | None, request.scope.get(FAILED))
+    if failed is not None:
+        raise failed  # the lean path's refusal or publish error, for Quart to answer
     runtime: Site = current_runtime()
     validate_channel(channel)
     refusal = check_publish(channel)

@@ -6,6 +6,10 @@ with the ASGI ``send`` in hand, so the stream owns its writes, its timing and
 its end, and Quart's request machinery (routing, validation, errors, hooks)
 still runs before it.
 
+Every ``POST`` goes to :attr:`StreamingQuart.lean_publish` when the factory
+set one (:mod:`app.web.lean_publish`: a plain JSON publish answered without
+Quart; everything else it hands back to Quart).
+
 Which way a ``GET /events`` goes is :mod:`app.web.fastpath`'s call, probed
 once at start (:attr:`StreamingQuart.fast_paths`): its lean path when it is
 live and the request fits (Hypercorn, HTTP/1.1), else the standard path here.
@@ -20,6 +24,7 @@ too. The stream sends its own (a 503 when the broker is unreachable).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import cast
 
@@ -39,6 +44,8 @@ from app.web.streaming.writer import Send
 
 STREAM_PATH = "/events"
 STREAM_MARK = (b"x-pulseboard-stream", b"1")
+
+PostHandler = Callable[[HTTPScope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
 
 
 class StreamGate:
@@ -96,12 +103,17 @@ class StreamingQuart(Quart):
     """The Quart app, with ``GET /events`` handed to its stream (see the module docstring)."""
 
     fast_paths: FastPaths = STANDARD
+    lean_publish: PostHandler | None = None
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         if scope["type"] != "http" or scope["path"] != STREAM_PATH:
-            await self.asgi_app(scope, receive, send)
+            lean = self.lean_publish
+            if lean is not None and scope["type"] == "http" and scope["method"] == "POST":
+                await lean(scope, receive, send)
+            else:
+                await self.asgi_app(scope, receive, send)
             return
         direct = fastpath.lean_socket(scope, send) if self.fast_paths.lean_stream else None
         if direct is None:

@@ -62,6 +62,10 @@ class Site(Protocol):
         """Whether each source run by this process is running, by label."""
         ...
 
+    def count_request(self, route: str, status: int) -> None:
+        """Count one answered request of ``route`` (its rule) with ``status``."""
+        ...
+
     def exposition(self) -> bytes:
         """The Prometheus text of /metrics."""
         ...

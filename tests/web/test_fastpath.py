@@ -112,3 +112,15 @@ async def test_a_cancelled_waiter_is_forgotten_and_others_still_wake() -> None:
     assert event._waiters is not None and len(event._waiters) == 1
     await event.set()
     await asyncio.wait_for(kept, 10)
+
+
+async def test_queued_sees_only_a_hypercorn_queue_holding_a_message() -> None:
+    queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    assert not fastpath.queued(queue.get)
+    queue.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+    assert fastpath.queued(queue.get)
+
+    async def elsewhere() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    assert not fastpath.queued(elsewhere)  # another server's receive: the timer, always
