@@ -10,6 +10,8 @@ bar, the history and any later ``Referer``.
 
 The session is read-only: it reads what the token that asked may read, and
 publishes nothing (a wall screen's cookie is not a publishing credential).
+Only a bearer token makes links: a session (a copied cookie) could otherwise
+mint sessions that outlive its own sign-out.
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ from app.events import PayloadError
 from app.web.errors import error_response
 from app.web.params import check_known, decode_json
 from app.web.runtime import Site, current_runtime
-from app.web.security import check_read, current_grant, failure_throttle, session_store, sign_in
+from app.web.security import (
+    check_read,
+    current_grant,
+    failure_throttle,
+    session_store,
+    sign_in,
+    signed_in,
+)
 
 log = logging.getLogger("pulseboard.kiosk")
 
@@ -61,6 +70,8 @@ async def create_link() -> Response:
     grant = current_grant()
     if refusal is not None or grant is None:
         return refusal or error_response(401, "a read token is required")
+    if signed_in():  # a copied cookie must not mint sessions that outlive its own sign-out
+        return error_response(403, "kiosk links are made with a bearer token, not a session")
     if not board_readable(board, grant):
         return error_response(
             403, f"this token may read no channel of board {board.name!r}", {"board": board.name}

@@ -156,6 +156,13 @@ async def test_kiosk_link_refusals_say_why(
     assert answer == status and says in str(error["error"]), error
 
 
+async def test_a_browser_session_cannot_make_kiosk_links(app: Quart) -> None:
+    client = await signed_in(app, OPS)
+    answer = await client.post("/api/kiosk-links", json={"board": "ops"})
+    assert answer.status_code == 403
+    assert "bearer token" in (await answer.get_json())["error"]
+
+
 async def test_kiosk_page_refusals_are_pages(app: Quart) -> None:
     status, text = await page(app.test_client(), "/kiosk")
     assert (status, "has no kiosk code" in text) == (400, True)
