@@ -620,7 +620,14 @@ def _kiosk_redeem() -> dict[str, Any]:
         ],
         "responses": {
             "303": _redirect("Signed in: to the board with `?kiosk=1`, the code gone"),
-            "400": _html("No code in the address"),
+            "400": {
+                "description": "No code in the address (an HTML page), or an unknown query "
+                "parameter (JSON)",
+                "content": {
+                    "text/html": {"schema": {"type": "string"}},
+                    "application/json": {"schema": _ref("Error")},
+                },
+            },
             "410": _html("The code was used already, expired, or its token was removed"),
             "429": _html("Too many wrong codes from this address"),
         },
