@@ -22,7 +22,7 @@ import base64
 import hashlib
 import hmac
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from app.settings import AuthSettings, SettingsError, TokenSettings
 from app.urls import is_loopback_bind
 
 Scope = tuple[str, ...] | None
+READ_ONLY = "/read"  # a session value's suffix: the grant's read scope only (kiosk sessions)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class Grant:
         """True when every channel ``pattern`` can match lies inside the read scope."""
         return self.read is None or any(pattern_covers(scope, pattern) for scope in self.read)
 
+    def can_read_some(self, pattern: str) -> bool:
+        """True when some channel ``pattern`` can match lies inside the read scope (boards)."""
+        return self.read is None or any(patterns_overlap(scope, pattern) for scope in self.read)
+
 
 def pattern_covers(scope: str, pattern: str) -> bool:
     """True when every channel matching ``pattern`` also matches ``scope``.
@@ -60,6 +65,23 @@ def pattern_covers(scope: str, pattern: str) -> bool:
     (True, False)
     """
     return pattern_matches(scope, pattern)  # the pattern's own ``*`` is matched as a name
+
+
+def patterns_overlap(a: str, b: str) -> bool:
+    """True when some channel name matches both patterns (``*`` is one segment).
+
+    >>> patterns_overlap("ops.*", "*.deploys"), patterns_overlap("ops.*", "log.*")
+    (True, False)
+    """
+    left, right = a.split("."), b.split(".")
+    return len(left) == len(right) and all(
+        x == y or "*" in (x, y) for x, y in zip(left, right, strict=True)
+    )
+
+
+def session_value(grant: Grant, *, read_only: bool) -> str:
+    """What the session store keeps for a session of ``grant``: its id, read-only or not."""
+    return grant.id + (READ_ONLY if read_only else "")
 
 
 def token_id(token: str) -> str:
@@ -90,9 +112,16 @@ class Authority:
                 found = grant
         return found
 
-    def by_id(self, grant_id: str) -> Grant | None:
-        """The grant a session cookie names, if its token is still configured."""
-        return self._by_id.get(grant_id)
+    def for_session(self, value: str) -> Grant | None:
+        """The grant a stored session value gives, if its token is still configured.
+
+        A read-only value (a kiosk session) publishes nothing and reads no metrics.
+        """
+        grant_id, read_only, _ = value.partition(READ_ONLY)
+        grant = self._by_id.get(grant_id)
+        if grant is None or not read_only:
+            return grant
+        return replace(grant, publish=(), metrics=False)
 
 
 def build_authority(settings: AuthSettings) -> Authority:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from app.auth import Grant
 from app.events import pattern_matches
 from app.settings import BoardSettings
 
@@ -55,6 +56,13 @@ def boards_from_settings(boards: list[BoardSettings]) -> list[Board]:
     return [
         Board(b.name, b.title or b.name, tuple(b.channels), dict(b.span), b.columns) for b in boards
     ]
+
+
+def board_readable(board: Board, grant: Grant) -> bool:
+    """True when ``grant`` may read some channel the board can show (now or once created)."""
+    if grant.read == ():
+        return False
+    return not board.channels or any(grant.can_read_some(entry) for entry in board.channels)
 
 
 def place(board: Board, channels: list[tuple[str, str, str]]) -> list[Tile]:

@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from app.broker.base import BrokerUnavailable
-from app.sessions import new_session_id
+from app.sessions import new_code, new_session_id
 
 
 class RedisSessions:
@@ -16,6 +16,7 @@ class RedisSessions:
 
     def __init__(self, url: str, key_prefix: str, ttl_s: float, timeout_s: float) -> None:
         self.prefix = f"{key_prefix}:session:"
+        self.code_prefix = f"{key_prefix}:kiosk-code:"
         self.ttl_ms = max(1, round(ttl_s * 1000))
         self._client = Redis.from_url(
             url,
@@ -49,6 +50,25 @@ class RedisSessions:
             await self._client.delete(self.prefix + session_id)
         except RedisError as error:
             raise BrokerUnavailable(f"cannot end the session: {error}") from None
+
+    async def create_code(self, value: str, ttl_s: float) -> str:
+        """A one-time code, stored with its own TTL."""
+        code = new_code()
+        try:
+            await self._client.set(self.code_prefix + code, value, px=max(1, round(ttl_s * 1000)))
+        except RedisError as error:
+            raise BrokerUnavailable(f"cannot store the kiosk code: {error}") from None
+        return code
+
+    async def take_code(self, code: str) -> str | None:
+        """The code's value; ``GETDEL`` makes the read and the delete one step for every gateway."""
+        try:
+            value = await self._client.getdel(self.code_prefix + code)
+        except RedisError as error:
+            raise BrokerUnavailable(f"cannot read the kiosk code: {error}") from None
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     async def close(self) -> None:
         """Disconnect."""

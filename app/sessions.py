@@ -8,6 +8,12 @@ use restarts the clock). A cookie copied before logout is worth nothing after.
 On ``memory://`` the store lives in the process; on a shared broker it lives
 in Redis (``<key_prefix>:session:<id>``, ``GETEX`` renews it in the same round
 trip), so a logout on one gateway ends the session on all of them.
+
+The same store keeps kiosk codes (``pulseboard kiosk-link``): a one-time
+code names what its session will be; taking it deletes it (``GETDEL`` on
+Redis), so two gateways can never both redeem one code. Codes live where
+sessions live because the gateway that created one (the CLI asks the running
+server) is not always the one that redeems it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Protocol
 from app.settings import Settings
 
 MAX_MEMORY_SESSIONS = 100_000
+MAX_MEMORY_CODES = 10_000
 
 
 class SessionStore(Protocol):
@@ -37,6 +44,14 @@ class SessionStore(Protocol):
         """End the session now."""
         ...
 
+    async def create_code(self, value: str, ttl_s: float) -> str:
+        """A one-time code that ``take_code`` answers with ``value`` until ``ttl_s`` passes."""
+        ...
+
+    async def take_code(self, code: str) -> str | None:
+        """The code's value, deleting it; None when unknown, used or expired."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
@@ -45,6 +60,11 @@ class SessionStore(Protocol):
 def new_session_id() -> str:
     """An unguessable id (256 bits)."""
     return secrets.token_urlsafe(32)
+
+
+def new_code() -> str:
+    """An unguessable one-time code (192 bits), short enough for a URL someone copies."""
+    return secrets.token_urlsafe(24)
 
 
 class MemorySessions:
@@ -56,11 +76,14 @@ class MemorySessions:
         *,
         clock: Callable[[], float] = time.monotonic,
         max_sessions: int = MAX_MEMORY_SESSIONS,
+        max_codes: int = MAX_MEMORY_CODES,
     ) -> None:
         self.ttl_s = ttl_s
         self.clock = clock
         self.max_sessions = max_sessions
+        self.max_codes = max_codes
         self._sessions: dict[str, tuple[str, float]] = {}
+        self._codes: dict[str, tuple[str, float]] = {}
 
     async def create(self, grant_id: str) -> str:
         """A new session; the oldest ones are dropped past ``max_sessions``."""
@@ -88,6 +111,24 @@ class MemorySessions:
     async def revoke(self, session_id: str) -> None:
         """Forget the session."""
         self._sessions.pop(session_id, None)
+
+    async def create_code(self, value: str, ttl_s: float) -> str:
+        """A one-time code; past ``max_codes`` expired ones go, then the oldest."""
+        now = self.clock()
+        if len(self._codes) >= self.max_codes:
+            self._codes = {k: v for k, v in self._codes.items() if v[1] > now}
+        while len(self._codes) >= self.max_codes:
+            del self._codes[next(iter(self._codes))]
+        code = new_code()
+        self._codes[code] = (value, now + ttl_s)
+        return code
+
+    async def take_code(self, code: str) -> str | None:
+        """The value of a live code, which is gone afterwards."""
+        entry = self._codes.pop(code, None)
+        if entry is None or entry[1] <= self.clock():
+            return None
+        return entry[0]
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -51,3 +51,21 @@ def test_the_store_follows_the_broker() -> None:
     assert memory.ttl_s == 1800
     shared = create_session_store(settings_from_dict({"broker": {"url": "redis://127.0.0.1:1/0"}}))
     assert type(shared).__name__ == "RedisSessions"
+
+
+async def test_a_kiosk_code_is_taken_once_and_expires() -> None:
+    clock = Clock()
+    store = MemorySessions(ttl_s=100, clock=clock)
+    once = await store.create_code("value-a", ttl_s=60)
+    late = await store.create_code("value-b", ttl_s=60)
+    assert await store.take_code(once) == "value-a"
+    assert await store.take_code(once) is None
+    clock.now += 60
+    assert await store.take_code(late) is None
+    assert await store.take_code("never-issued") is None
+
+
+async def test_kiosk_codes_are_bounded() -> None:
+    store = MemorySessions(ttl_s=100, max_codes=3)
+    codes = [await store.create_code(f"v{n}", ttl_s=60) for n in range(5)]
+    assert [await store.take_code(code) for code in codes] == [None, None, "v2", "v3", "v4"]

@@ -255,6 +255,28 @@ def publish(
     click.echo(response.json()["id"])
 
 
+@main.command("kiosk-link")
+@url_option
+@token_option("the token whose read scope the wall screen gets")
+@click.option("--board", help="The board to open (default: the first board).")
+@click.option("--ttl", help="How long the link can be used: 30s, 10m, 1h (default 10m).")
+def kiosk_link(url: str, token: str | None, board: str | None, ttl: str | None) -> None:
+    """Print a one-time URL that signs a wall screen in (read-only) and opens a board.
+
+    The running server makes the code (so every gateway can redeem it); the
+    URL works once, until the TTL passes.
+    """
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = {name: value for name, value in (("board", board), ("ttl", ttl)) if value is not None}
+    try:
+        response = httpx.post(f"{url.rstrip('/')}/api/kiosk-links", json=body, headers=headers)
+    except httpx.HTTPError as error:
+        fail(f"cannot reach {url}: {error}")
+    if response.status_code != 201:
+        fail(f"{response.status_code}: {error_text(response)}")
+    click.echo(response.json()["url"])
+
+
 def notify_payload(
     message: str,
     *,

@@ -13,7 +13,7 @@ from quart import Quart, Response, current_app, request
 
 from app.serve.runtime import Runtime, build_runtime
 from app.settings import Settings, load_settings
-from app.web import acks, api, dashboard, fastpath, openapi, ops, stream
+from app.web import acks, api, dashboard, fastpath, kiosk, openapi, ops, stream
 from app.web.asgi import StreamingQuart
 from app.web.errors import install_error_handlers
 from app.web.lean_publish import LeanPublish
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
         acks.blueprint,
         ops.blueprint,
         openapi.blueprint,
+        kiosk.blueprint,
         dashboard.blueprint,
     ):
         app.register_blueprint(blueprint)

@@ -42,7 +42,7 @@ from markupsafe import Markup
 from quart import Blueprint, Response, request
 from werkzeug.datastructures import MultiDict
 
-from app.boards import Board, Tile, boards_from_settings, place, signature
+from app.boards import Board, Tile, board_readable, boards_from_settings, place, signature
 from app.broker.base import BrokerError
 from app.events import (
     LEVEL_ORDER,
@@ -56,7 +56,7 @@ from app.filters import EventFilter, compile_user_regex, parse_level
 from app.scrollback import older_page, retained
 from app.web.errors import error_response
 from app.web.runtime import Panel, Site, current_runtime
-from app.web.security import may_read
+from app.web.security import current_grant, may_read, signed_in
 from app.web.streaming.registry import OFFLINE_AFTER_S, STALE_AFTER_S
 
 log = logging.getLogger("pulseboard.dashboard")
@@ -98,18 +98,21 @@ class LogView:
 
 @blueprint.get("/")
 async def dashboard() -> Response:
-    """The first board (the default board shows every readable channel)."""
+    """The first board the viewer may read (the default board shows every readable channel)."""
     runtime = current_runtime()
-    return await _board_page(runtime, _boards(runtime)[0])
+    boards = _boards(runtime)
+    if not boards:
+        return _no_access(runtime)
+    return await _board_page(runtime, boards[0])
 
 
 @blueprint.get("/boards/<name>")
 async def board_page(name: str) -> Response:
-    """A board by name; an unknown name is the not-found page."""
+    """A board by name; an unknown name is the not-found page, an unreadable one "no access"."""
     runtime = current_runtime()
     board = _find_board(runtime, name)
-    if board is None:
-        return _board_not_found(runtime, name)
+    if isinstance(board, Response):
+        return board
     return await _board_page(runtime, board)
 
 
@@ -118,8 +121,8 @@ async def board_changes(name: str) -> Response:
     """204 while the board's channels hash to ``have``; else the page, for htmx to swap in."""
     runtime = current_runtime()
     board = _find_board(runtime, name)
-    if board is None:
-        return _board_not_found(runtime, name)
+    if isinstance(board, Response):
+        return board
     if signature(_tiles(runtime, board)) == request.args.get("have", ""):
         return Response("", status=204)
     return await _board_page(runtime, board)
@@ -150,30 +153,45 @@ def _tiles(runtime: Site, board: Board) -> list[Tile]:
     return place(board, candidates)[: runtime.settings.limits.channels_per_stream]
 
 
-def _boards(runtime: Site) -> list[Board]:
+def _all_boards(runtime: Site) -> list[Board]:
     return boards_from_settings(runtime.settings.boards)
 
 
-def _find_board(runtime: Site, name: str) -> Board | None:
-    return next((board for board in _boards(runtime) if board.name == name), None)
+def _boards(runtime: Site) -> list[Board]:
+    """The boards the viewer may read some channel of (the navigation lists these)."""
+    return [board for board in _all_boards(runtime) if _board_readable(runtime, board)]
 
 
-def _board_not_found(runtime: Site, name: str) -> Response:
-    return _page(
-        runtime,
-        "not_found.html",
-        status=404,
-        board_name=name,
-        panels=_readable_panels(runtime),
-    )
+def _board_readable(runtime: Site, board: Board) -> bool:
+    if not runtime.authority.read_required:
+        return True
+    grant = current_grant()
+    return grant is not None and board_readable(board, grant)
+
+
+def _find_board(runtime: Site, name: str) -> Board | Response:
+    """The board called ``name``, else the not-found page (or "no access" when unreadable)."""
+    board = next((board for board in _all_boards(runtime) if board.name == name), None)
+    if board is None:
+        return _page(
+            runtime, "not_found.html", status=404, board_name=name, panels=_readable_panels(runtime)
+        )
+    return board if _board_readable(runtime, board) else _no_access(runtime, board_name=name)
+
+
+def _no_access(runtime: Site, **what: str) -> Response:
+    """The 403 page: the board or channel exists (or may), but this viewer may not read it."""
+    return _page(runtime, "no_access.html", status=403, panels=_readable_panels(runtime), **what)
 
 
 @blueprint.get("/channels/<channel>")
 async def channel_page(channel: str) -> Response:
     """One channel full-screen: the log viewer for log channels, else the kind's board."""
     runtime = current_runtime()
+    if not may_read(runtime, channel):  # whether it exists or not: an unreadable name tells nothing
+        return _no_access(runtime, channel=channel)
     panel = await _find_panel(runtime, channel)
-    if panel is None or not may_read(runtime, channel):
+    if panel is None:
         return _page(
             runtime, "not_found.html", status=404, channel=channel, panels=_readable_panels(runtime)
         )
@@ -397,6 +415,7 @@ def _page(runtime: Site, template: str, *, status: int = 200, **context: Any) ->
     html = runtime.renderer.env.get_template(template).render(
         renderer=runtime.renderer,
         boards=_boards(runtime),
+        signed_in=signed_in(),
         nick=request.cookies.get(NICK_COOKIE, "")[:32],
         retry_after_s=STALE_AFTER_S,
         stale_after_s=OFFLINE_AFTER_S,

@@ -100,6 +100,8 @@ def _paths(limits: LimitsSettings, payload_refs: list[dict[str, Any]]) -> dict[s
         "/metrics": {"get": _metrics()},
         "/login": {"get": _login_form(), "post": _login()},
         "/logout": {"post": _logout()},
+        "/api/kiosk-links": {"post": _kiosk_link()},
+        "/kiosk": {"get": _kiosk_redeem()},
         OPENAPI_PATH: {"get": _openapi()},
     }
 
@@ -195,6 +197,7 @@ def _dashboard() -> dict[str, Any]:
         "responses": {
             "200": _html("The page"),
             "302": _redirect("Sign in first (read tokens configured)"),
+            "403": _html("No access: the viewer's token may read no board"),
             **_errors("401"),
         },
     }
@@ -219,6 +222,7 @@ def _board() -> dict[str, Any]:
         "responses": {
             "200": _html("The page"),
             "302": _redirect("Sign in first (read tokens configured)"),
+            "403": _html("No access: the viewer's token may read no channel of this board"),
             "404": _board_not_found(),
             **_errors("401"),
         },
@@ -238,6 +242,7 @@ def _board_changes() -> dict[str, Any]:
             "200": _html("The board page, its channel list changed"),
             "204": {"description": "No change"},
             "302": _redirect("Sign in first (read tokens configured)"),
+            "403": _html("No access: the viewer's token may read no channel of this board"),
             "404": _board_not_found(),
             **_errors("401"),
         },
@@ -249,7 +254,8 @@ def _channel_page() -> dict[str, Any]:
     return {
         "summary": "One channel full-screen; the log viewer for log channels",
         "description": "A page, not an API: a bad `q` or `level` is shown on it (200), an "
-        "unknown or malformed channel is the not-found page (404), and signing in comes first",
+        "unknown or malformed channel is the not-found page (404), one the viewer may not read "
+        "the no-access page (403, whether it exists or not), and signing in comes first",
         "parameters": [
             _path("channel", {"type": "string"}),
             _query("q", text, "Log viewer: RE2 filter"),
@@ -259,6 +265,7 @@ def _channel_page() -> dict[str, Any]:
         "responses": {
             "200": _html("The page"),
             "302": _redirect("Sign in first (read tokens configured)"),
+            "403": _html("No access: the viewer's token may not read this channel"),
             "404": {
                 "description": "No such channel (an HTML page), or no such route (JSON)",
                 "content": {
@@ -573,6 +580,57 @@ def _logout() -> dict[str, Any]:
     return {
         "summary": "Sign out",
         "responses": {"302": _redirect("To /login"), **_errors("401", "403")},
+    }
+
+
+def _kiosk_link() -> dict[str, Any]:
+    body = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "board": {"type": "string", "description": "Default: the first board"},
+            "ttl": {
+                "type": ["string", "number"],
+                "description": "How long the code lives: `30s`, `10m` (default), up to `24h`",
+            },
+        },
+    }
+    created = _object(
+        url={"type": "string", "description": "Open once in the wall screen's browser"},
+        board={"type": "string"},
+        expires_in={"type": ["number", "null"], "description": "Seconds; null: no code needed"},
+    )
+    return {
+        "summary": "A one-time sign-in URL for a wall screen (`pulseboard kiosk-link`)",
+        "description": "The code opens a read-only session with the caller's read scope. "
+        "With no read tokens configured every page is open: the URL is the board's, no code",
+        "requestBody": {"required": False, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "201": _json(created, "The URL"),
+            **_errors("400", "401", "403", "413", "503"),
+        },
+    }
+
+
+def _kiosk_redeem() -> dict[str, Any]:
+    return {
+        "summary": "Open a kiosk link: the code becomes a session cookie",
+        "parameters": [
+            _query("code", {"type": "string"}, "The one-time code", required=True),
+        ],
+        "responses": {
+            "303": _redirect("Signed in: to the board with `?kiosk=1`, the code gone"),
+            "400": {
+                "description": "No code in the address (an HTML page), or an unknown query "
+                "parameter (JSON)",
+                "content": {
+                    "text/html": {"schema": {"type": "string"}},
+                    "application/json": {"schema": _ref("Error")},
+                },
+            },
+            "410": _html("The code was used already, expired, or its token was removed"),
+            "429": _html("Too many wrong codes from this address"),
+        },
     }
 
 

@@ -31,7 +31,7 @@ from quart.sessions import SessionInterface
 from quart.typing import ResponseReturnValue
 from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
 
-from app.auth import Authority, Grant, bearer_token
+from app.auth import Authority, Grant, bearer_token, session_value
 from app.sessions import SessionStore, create_session_store
 from app.settings import Settings
 from app.throttle import FailureThrottle
@@ -153,8 +153,9 @@ async def _identify() -> ResponseReturnValue | None:
         return _check_bearer(authority, token)
     session_id = await _session_id()
     if session_id is not None:
-        grant_id = await _guard().sessions.grant_of(session_id)
-        g.grant = authority.by_id(grant_id) if grant_id is not None else None
+        value = await _guard().sessions.grant_of(session_id)
+        g.grant = authority.for_session(value) if value is not None else None
+        g.signed_in = g.grant is not None
     if (
         authority.read_required
         and g.grant is None
@@ -203,6 +204,11 @@ async def _session_id() -> str | None:
     if await current_user.is_authenticated:
         return current_user.auth_id
     return None
+
+
+def signed_in() -> bool:
+    """True when a session cookie (not a bearer header) named the caller: pages offer sign-out."""
+    return bool(g.get("signed_in"))
 
 
 def current_grant() -> Grant | None:
@@ -281,9 +287,25 @@ async def login() -> ResponseReturnValue:
         guard.throttle.failed(client)
         log.warning("auth failure: login refused client=%s", client)
         return _login_answer(target, "Unknown token.", 401)
-    login_user(AuthUser(await guard.sessions.create(grant.id)), remember=True)
+    await sign_in(grant, read_only=False)
     log.info("login grant=%s client=%s", grant.id, client)
     return redirect(target)
+
+
+async def sign_in(grant: Grant, *, read_only: bool) -> None:
+    """Open a server-side session for ``grant`` and set its cookie on this response."""
+    session_id = await _guard().sessions.create(session_value(grant, read_only=read_only))
+    login_user(AuthUser(session_id), remember=True)
+
+
+def session_store() -> SessionStore:
+    """This app's session store (kiosk codes live there too)."""
+    return _guard().sessions
+
+
+def failure_throttle() -> FailureThrottle:
+    """The per-address throttle of wrong tokens (and wrong kiosk codes)."""
+    return _guard().throttle
 
 
 def _login_answer(

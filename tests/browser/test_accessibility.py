@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
@@ -20,6 +21,7 @@ from tests.support.server import ServerProcess
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 READ_TOKEN = "read-token-for-the-audit"
+SCOPED_TOKEN = "log-only-token-for-the-audit"  # reads log.*: the ticker is "no access" to it
 SIZES = {"wall": (1600, 1000), "phone": (390, 844)}
 PAGES = ["/", "/boards/ops", "/channels/log.app", "/channels/chat.lobby", "/channels/ticker"]
 BLOCKING = {"critical", "serious"}
@@ -31,7 +33,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Itera
     """The dashboard's config behind a read token (so /login is a page), with one board."""
     config = {
         **dashboard_config(log_file.path),
-        "auth": {"read_tokens": [READ_TOKEN], "secret_key": "a secret key of the audit"},
+        "auth": {
+            "read_tokens": [READ_TOKEN],
+            "tokens": [{"token": SCOPED_TOKEN, "read": ["log.*"]}],
+            "secret_key": "a secret key of the audit",
+        },
         "boards": [
             {"name": "main", "title": "Main", "channels": ["*"]},
             {"name": "ops", "title": "Ops", "columns": 2, "channels": ["log.*", "ticker"]},
@@ -85,6 +91,47 @@ def test_no_serious_violations_on_any_page(
             screenshot(page, name)
             found[path] = blocking_violations(page)
         report = [f"{path}: {line}" for path, lines in found.items() for line in lines]
+        assert not report, "\n".join(report)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("size", list(SIZES))
+def test_no_serious_violations_on_access_and_kiosk_pages(
+    browser: Browser, server: ServerProcess, scheme: str, size: str
+) -> None:
+    """The no-access page, a kiosk board, a used and an empty kiosk link, all signed in or not."""
+    width, height = SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)  # type: ignore[arg-type]
+    page = context.new_page()
+    try:
+        found: dict[str, list[str]] = {}
+        made = httpx.post(
+            f"{server.url}/api/kiosk-links",
+            json={"board": "ops"},
+            headers={"Authorization": f"Bearer {READ_TOKEN}"},
+        )
+        assert made.status_code == 201, made.text
+        page.goto(made.json()["url"])
+        expect(page).to_have_url(f"{server.url}/boards/ops?kiosk=1")
+        freeze_flash(page)
+        found["kiosk board"] = blocking_violations(page)
+        page.goto(made.json()["url"])
+        expect(page.locator(".form-error")).to_be_visible()
+        found["used kiosk link"] = blocking_violations(page)
+        page.goto(f"{server.url}/kiosk")
+        found["kiosk link without code"] = blocking_violations(page)
+        page.goto(f"{server.url}/login?next=/channels/ticker")
+        page.fill("input[name=token]", SCOPED_TOKEN)
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("No access to “ticker”")
+        screenshot(page, f"a11y-{size}-{scheme}-no-access")
+        found["no access"] = blocking_violations(page)
+        page.goto(f"{server.url}/channels/log.missing")
+        expect(page.locator("h1")).to_have_text("No channel “log.missing”")
+        found["not found"] = blocking_violations(page)
+        report = [f"{where}: {line}" for where, lines in found.items() for line in lines]
         assert not report, "\n".join(report)
     finally:
         context.close()

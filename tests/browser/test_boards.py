@@ -18,15 +18,26 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.sources.demolog import access_line, app_lines
-from tests.browser.conftest import SYMBOLS, LogFile, expect_connection, screenshot
+from tests.browser.conftest import SCREENSHOTS, SYMBOLS, LogFile, expect_connection, screenshot
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
 
 WALLS = [(1600, 1000), (1920, 1080), (2560, 1440)]
 PHONE = (390, 844)
+README_WALL = (1920, 1080)
+CHAT = [
+    ("mei", "web 5.2.0 is out, cache hit rate looks fine"),
+    ("ana", "payments is flapping, looking"),
+    ("raj", "rolled back payments to 1.9.2, watching the error rate"),
+    ("ana", "upstream timeouts again, opening an incident"),
+]
 LONG_LINE = "WRAPME " + " ".join(f"field{n}=value-{n}" for n in range(60))
-DEPLOYS = [
+DEPLOYS = [  # a morning's deploys, oldest first (the panel shows the newest on top)
+    ("search 0.31.2 to production", "success"),
+    ("api 2.13.9 to staging", "info"),
+    ("web 5.2.0 to production", "success"),
+    ("db migration 0142 applied", "success"),
     ("api 2.14.0 to production", "success"),
     ("payments 1.9.3 rolled back: health checks failing", "error"),
     ("worker 3.2.1 to staging", "info"),
@@ -98,7 +109,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process.start()
     for message, level in DEPLOYS:
         post(process, "ops.deploys", {"message": message, "title": "Deploy", "level": level})
-    for user, text in [("ana", "payments is flapping, looking"), ("raj", "rolled back, watching")]:
+    for user, text in CHAT:
         post(process, "chat.lobby", {"user": user, "text": text})
     yield process
     process.stop()
@@ -148,7 +159,7 @@ def test_the_ops_board_fits_a_wall_screen(
     page: Page, ops: ServerProcess, size: tuple[int, int]
 ) -> None:
     open_board(page, ops.url, size)
-    expect(page.locator("#ops-deploys-list > li")).to_have_count(3)
+    expect(page.locator("#ops-deploys-list > li")).to_have_count(len(DEPLOYS))
     expect(page.locator("#ticker-list > li")).to_have_count(4, timeout=10000)
     fits = page.evaluate("document.documentElement.scrollHeight <= innerHeight")
     wide = page.evaluate("document.documentElement.scrollWidth <= innerWidth")
@@ -164,6 +175,8 @@ def test_the_ops_board_fits_a_wall_screen(
         and newest["y"] + newest["height"] <= body["y"] + body["height"] + 1
     )
     screenshot(page, f"board-ops-{size[0]}x{size[1]}")
+    if size == README_WALL:  # README's docs/img/wall-board.jpg: this file, copied once looked at
+        page.screenshot(path=str(SCREENSHOTS / "wall-board.jpg"), type="jpeg", quality=70)
     open_board(page, f"{ops.url}/boards/market", size)
     assert page.evaluate("document.documentElement.scrollHeight <= innerHeight")
     screenshot(page, f"board-market-{size[0]}x{size[1]}")
