@@ -130,11 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     """Measure memory:// (1 process) and redis:// (2 gateways), or ``--workers``; print, save."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", action="store_true", help="what --workers 2 costs (18.5)")
+    parser.add_argument("--loads", help="with --workers: some of S2,S3,publish-post,publish-ndjson")
     args = parser.parse_args(argv)
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is not installed")
     if args.workers:
-        workers_main()
+        workers_main(tuple(args.loads.split(",")) if args.loads else None)
         return
     results: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -272,8 +273,9 @@ def cost_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def workers_main() -> None:
+def workers_main(only: tuple[str, ...] | None = None) -> None:
     """``--workers``: the cost of --workers 2 against --workers 1, and publishes through Redis."""
+    loads = [(name, flags) for name, flags in COST_LOADS if only is None or name in only]
     report: dict[str, Any] = {"machine": machine(), "file_limit": raise_file_limit()}
     results: dict[str, dict[str, Any]] = {}
     for workers in WORKER_COUNTS:
@@ -283,7 +285,7 @@ def workers_main() -> None:
                 redis_server(workdir) as (url, redis),
                 serve_workers(workdir, url, workers) as server,
             ):
-                for name, flags in COST_LOADS:
+                for name, flags in loads:
                     results[f"{name} workers={workers}"] = cost_summary(
                         cost_steps(server, redis, flags)
                     )
@@ -300,8 +302,8 @@ def workers_main() -> None:
                   f"serve {step['serve_cpu']:.2f} redis {step['redis_cpu']:.2f} "
                   f"{step['failed'] or 'ok'}")  # fmt: skip
     for load in ("S2", "S3"):
-        one, two = results[f"{load} workers=1"], results[f"{load} workers=2"]
-        if one["us_per_delivery"] and two["us_per_delivery"]:
+        one, two = results.get(f"{load} workers=1"), results.get(f"{load} workers=2")
+        if one and two and one["us_per_delivery"] and two["us_per_delivery"]:
             ratio = two["us_per_delivery"] / one["us_per_delivery"]
             print(f"{load}: CPU per delivery, --workers 2 / --workers 1 = {ratio:.2f}x")
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import profiling
 from run import (
     LOAD_CORE,
     LOADGEN,
@@ -87,8 +88,11 @@ def stop(server: Server) -> float:
     return time.monotonic() - began
 
 
-def storm_once(name: str, clients: int, events: int) -> dict[str, Any]:
-    """One server through one storm; loadgen's records plus restart and CPU figures."""
+def storm_once(name: str, clients: int, events: int, profile: Path | None = None) -> dict[str, Any]:
+    """One server through one storm; loadgen's records plus restart and CPU figures.
+
+    With ``profile``, py-spy samples the restarted server from publishing to the storm's end.
+    """
     with tempfile.TemporaryDirectory(prefix=f"bench-storm-{name}-") as tmp:
         server = server_for(name, Path(tmp), history=events + 1000)
         resume = name == "pulseboard"
@@ -123,8 +127,13 @@ def storm_once(name: str, clients: int, events: int) -> dict[str, Any]:
                         load.stdin.flush()
                     elif record["event"] == "published":
                         cpu_before = server.cpu_s()
+                        if profile is not None:
+                            sampler = profiling.start(server.pid, profile, LOAD_CORE)
                     elif record["event"] == "storm":
                         record["server_cpu_s"] = server.cpu_s() - cpu_before
+                        if profile is not None:
+                            profiling.stop(sampler)
+                            run["profile"] = profiling.breakdown(profile)
                 run["loadgen_exit"] = load.wait(timeout=60)
         finally:
             if server.process is not None and server.process.poll() is None:
@@ -179,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--servers", default="pulseboard,baseline")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy on Pulseboard during the storm (skews)"
+    )
     args = parser.parse_args(argv)
     if not LOADGEN.exists():
         print(f"{LOADGEN} is missing: build it with `make bench`", file=sys.stderr)
@@ -193,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     summaries: dict[str, dict[str, Any]] = {}
     for name in args.servers.split(","):
         print(f"storm {name}: {clients} clients, {args.events} events", file=sys.stderr)
-        run = storm_once(name, clients, args.events)
+        profile = RESULTS / "profile-storm.txt" if args.profile and name == "pulseboard" else None
+        run = storm_once(name, clients, args.events, profile)
         report[name] = run
         summaries[name] = summary(run)
         print(json.dumps({name: summaries[name]}), file=sys.stderr, flush=True)
