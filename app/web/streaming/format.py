@@ -2,8 +2,9 @@
 
 A format is one small object: the response start, the opening bytes, and how
 to encode an event, a snapshot, a gap, a heartbeat, the ``retry:`` told at
-shutdown and (html) the connection-status fragment. The loop (:mod:`app.web.streaming.loop`) only
-asks; adding a format is one class here and one entry in :func:`stream_format`.
+shutdown and (html) the connection-status fragment. The loop
+(:mod:`app.web.streaming.loop`) only asks; adding a format is one class here
+and one entry in :func:`stream_format`.
 
 Deliberate oddities:
 - ``event`` is also what the hub calls while it fans an event out to parked
