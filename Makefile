@@ -34,8 +34,10 @@ bench/bin/loadgen: $(wildcard bench/loadgen/*.go) bench/loadgen/go.mod
 	@command -v go >/dev/null || { echo "bench needs Go: apt-get install golang-go" >&2; exit 2; }
 	cd bench/loadgen && GOPROXY=off GOTOOLCHAIN=local go build -buildvcs=false -o ../bin/loadgen .
 
-bench: $(STAMP) bench/bin/loadgen  # a few minutes: S1-S5 against the naive baseline
+bench: $(STAMP) bench/bin/loadgen  # a few minutes: S1-S6 against the naive baseline, storm, workers
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/storm.py
+	$(BIN)/python bench/scaleout.py --workers
 
 bench-quick: $(STAMP) bench/bin/loadgen  # under a minute: S2 at 200 subscribers, a short filtered step
 	$(BIN)/python bench/run.py --quick

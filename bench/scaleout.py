@@ -1,14 +1,26 @@
-"""Scale-out figure: 1,000 subscribers over 2 gateways sharing Redis, next to one memory:// process.
+"""Scale-out figures: gateways sharing Redis next to one memory:// process, and what workers cost.
 
-Both set-ups run in the same invocation, servers (and redis-server) pinned to
-core 0 and the load generator to core 1, with the rate stepped up as in S3:
-one line per step, then the highest sustained deliveries/s (p99 <= 250 ms, no
-loss) per set-up. Usage: ``.venv/bin/python bench/scaleout.py`` (a few minutes).
+Default: 1,000 subscribers over 2 gateways sharing Redis, next to one
+memory:// process, in the same invocation, servers (and redis-server) pinned
+to core 0 and the load generator to core 1, with the rate stepped up as in
+S3: one line per step, then the highest sustained deliveries/s (p99 <= 250
+ms, no loss) per set-up. Usage: ``.venv/bin/python bench/scaleout.py`` (a
+few minutes).
+
+``--workers`` (issue 18, point 5): with two cores shared with the load
+generator, wall-clock scaling cannot be measured honestly here, so this
+measures cost instead: ``serve --workers 2`` against ``--workers 1`` on
+redis:// at S2 (1,000 x 50 ev/s) and S3 (stepped) loads, total server CPU
+per delivery (every process of the serve tree plus redis-server, from
+/proc); then how many publishes/s one Redis takes through the Lua path,
+single POSTs and NDJSON batches, with redis-server's CPU per event.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +30,19 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from run import LOAD_CORE, LOADGEN, OPEN_LOOP, PYTHON, ROOT, SERVER_CORE, Server, free_port
+from run import (
+    LOAD_CORE,
+    LOADGEN,
+    OPEN_LOOP,
+    PYTHON,
+    ROOT,
+    SERVER_CORE,
+    Server,
+    cpu_pressure,
+    free_port,
+    machine,
+    raise_file_limit,
+)
 
 SUBSCRIBERS = 1000
 RATES = (5, 10, 20, 30, 40, 50, 70)
@@ -38,8 +62,8 @@ def config_text(broker_url: str) -> str:
 
 
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """A throwaway redis-server on core 0; yields its URL."""
+def redis_server(workdir: Path) -> Iterator[tuple[str, int]]:
+    """A throwaway redis-server on core 0; yields its URL and its pid."""
     port = free_port()
     process = subprocess.Popen(
         ["taskset", "-c", SERVER_CORE, "redis-server", "--port", str(port), "--bind",
@@ -54,7 +78,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
             if probe.stdout.strip() == b"PONG":
                 break
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -102,16 +126,23 @@ def best(records: list[dict[str, Any]]) -> float:
     return max((r["delivered_per_s"] for r in records if not r["failed"]), default=0.0)
 
 
-def main() -> None:
-    """Measure memory:// (1 process) and redis:// (2 gateways); print and save the figures."""
+def main(argv: list[str] | None = None) -> None:
+    """Measure memory:// (1 process) and redis:// (2 gateways), or ``--workers``; print, save."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", action="store_true", help="what --workers 2 costs (18.5)")
+    parser.add_argument("--loads", help="with --workers: some of S2,S3,publish-post,publish-ndjson")
+    args = parser.parse_args(argv)
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is not installed")
+    if args.workers:
+        workers_main(tuple(args.loads.split(",")) if args.loads else None)
+        return
     results: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         with gateways(workdir, "memory://", 1) as servers:
             results["memory, 1 process"] = steps(servers)
-        with redis_server(workdir) as url, gateways(workdir, url, 2) as servers:
+        with redis_server(workdir) as (url, _pid), gateways(workdir, url, 2) as servers:
             results["redis, 2 gateways"] = steps(servers)
     print(f"{'set-up':20} {'rate':>5} {'delivered/s':>12} {'p50 ms':>8} {'p99 ms':>8}  failed")
     for name, records in results.items():
@@ -123,6 +154,166 @@ def main() -> None:
     out = RESULTS / f"scaleout-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"wrote {out}")
+
+
+# (name, loadgen flags): the S2 and S3 shapes, then publishing through the Lua path.
+COST_LOADS = (
+    ("S2", ("-subs", "1000", "-rates", "50", "-step", "10s", *OPEN_LOOP)),
+    ("S3", ("-subs", "1000", "-rates", "10,20,30,50,70", "-step", "4s", "-stop-after", "5",
+            *OPEN_LOOP)),
+    ("publish-post", ("-subs", "10", "-mode", "post", "-rates", "2000,4000,6000", "-step", "5s",
+                      "-pub-conns", "16")),
+    ("publish-ndjson", ("-subs", "10", "-mode", "ndjson", "-batch", "50", "-rates",
+                        "5000,10000,20000,40000", "-step", "5s", "-pub-conns", "4")),
+)  # fmt: skip
+WORKER_COUNTS = (1, 2)
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and every process below it (the serve parent and its workers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def cpu_of(pid: int) -> float:
+    """User plus system CPU seconds of one process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now(serve_pid: int, redis_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the whole serve tree and of redis-server."""
+    return {
+        "serve": sum(cpu_of(pid) for pid in tree_pids(serve_pid)),
+        "redis": cpu_of(redis_pid),
+    }
+
+
+def cost_steps(server: Server, redis_pid: int, flags: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Run one load against ``server``; its step records, each with the CPU it cost."""
+    argv = [
+        "taskset", "-c", LOAD_CORE, str(LOADGEN), "-url", server.url, "-no-wait",
+        "-deadline", "240s", *flags,
+    ]  # fmt: skip
+    steps: list[dict[str, Any]] = []
+    before = cpu_now(server.pid, redis_pid)
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as load:
+        assert load.stdout is not None
+        for line in load.stdout:
+            record = json.loads(line)
+            now = cpu_now(server.pid, redis_pid)
+            if record["event"] == "step":
+                record["cpu_s"] = {key: now[key] - before[key] for key in now}
+                record["cpu_pressure"] = cpu_pressure()
+                steps.append(record)
+            before = now
+        load.wait(timeout=300)
+    return steps
+
+
+@contextmanager
+def serve_workers(workdir: Path, broker_url: str, workers: int) -> Iterator[Server]:
+    """``pulseboard serve --workers N`` on ``broker_url``, pinned (with its children) to core 0."""
+    config = workdir / f"pulseboard-w{workers}.toml"
+    config.write_text(config_text(broker_url))
+    port = free_port()
+    argv = [str(PYTHON), "-m", "app", "serve", "--config", str(config),
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]  # fmt: skip
+    server = Server(f"workers-{workers}", argv, port, workdir / f"workers-{workers}.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def cost_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU per delivery (serve tree, redis, both) over the steps, and per published event."""
+    received = sum(step["received"] for step in steps)
+    accepted = sum(step["publish"]["accepted"] for step in steps)
+    serve = sum(step["cpu_s"]["serve"] for step in steps)
+    redis = sum(step["cpu_s"]["redis"] for step in steps)
+    return {
+        "received": received,
+        "accepted": accepted,
+        "us_per_delivery": 1e6 * (serve + redis) / received if received else None,
+        "serve_us_per_delivery": 1e6 * serve / received if received else None,
+        "redis_us_per_delivery": 1e6 * redis / received if received else None,
+        "redis_us_per_event": 1e6 * redis / accepted if accepted else None,
+        "serve_us_per_event": 1e6 * serve / accepted if accepted else None,
+        "failed_steps": [step["rate"] for step in steps if step["failed"]],
+        "steps": [
+            {
+                "rate": step["rate"],
+                "accepted_per_s": step["publish_rate"],
+                "delivered_per_s": step["delivered_per_s"],
+                "p99_ms": step["p99_ms"],
+                "failed": step["failed"],
+                "serve_cpu": step["cpu_s"]["serve"] / step["wall_s"],
+                "redis_cpu": step["cpu_s"]["redis"] / step["wall_s"],
+            }
+            for step in steps
+        ],
+    }
+
+
+def workers_main(only: tuple[str, ...] | None = None) -> None:
+    """``--workers``: the cost of --workers 2 against --workers 1, and publishes through Redis."""
+    loads = [(name, flags) for name, flags in COST_LOADS if only is None or name in only]
+    report: dict[str, Any] = {"machine": machine(), "file_limit": raise_file_limit()}
+    results: dict[str, dict[str, Any]] = {}
+    for workers in WORKER_COUNTS:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            with (
+                redis_server(workdir) as (url, redis),
+                serve_workers(workdir, url, workers) as server,
+            ):
+                for name, flags in loads:
+                    results[f"{name} workers={workers}"] = cost_summary(
+                        cost_steps(server, redis, flags)
+                    )
+    report["results"] = results
+    report["machine"]["loadavg_end"] = os.getloadavg()
+    print(f"{'load':28} {'us/delivery':>11} {'serve':>7} {'redis':>7} {'redis us/ev':>11}  failed")
+    for name, figures in results.items():
+        serve, redis = figures["serve_us_per_delivery"], figures["redis_us_per_delivery"]
+        print(f"{name:28} {_f(figures['us_per_delivery']):>11} {_f(serve):>7} {_f(redis):>7} "
+              f"{_f(figures['redis_us_per_event']):>11}  {figures['failed_steps']}")  # fmt: skip
+        for step in figures["steps"]:
+            print(f"  rate {step['rate']:>7g}: accepted {step['accepted_per_s']:>9,.0f}/s "
+                  f"delivered {step['delivered_per_s']:>9,.0f}/s p99 {step['p99_ms']:>7.1f} ms "
+                  f"serve {step['serve_cpu']:.2f} redis {step['redis_cpu']:.2f} "
+                  f"{step['failed'] or 'ok'}")  # fmt: skip
+    for load in ("S2", "S3"):
+        one, two = results.get(f"{load} workers=1"), results.get(f"{load} workers=2")
+        if one and two and one["us_per_delivery"] and two["us_per_delivery"]:
+            ratio = two["us_per_delivery"] / one["us_per_delivery"]
+            print(f"{load}: CPU per delivery, --workers 2 / --workers 1 = {ratio:.2f}x")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"workers-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
 
 
 if __name__ == "__main__":

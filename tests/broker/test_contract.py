@@ -473,3 +473,27 @@ async def test_state_is_stored_with_an_event_and_loaded_by_prefix(broker: Broker
     assert await broker.load_state("other:") == {}
     await broker.save_state({"demo:a": None})
     assert await broker.load_state("demo:") == {"demo:b": "b"}
+
+
+async def test_a_batch_gets_consecutive_ids_in_order_and_its_subscribers_all_of_it(
+    broker: Broker,
+) -> None:
+    async with broker.subscribe(["ops.batch"], Start()) as sub:
+        first = await broker.publish("ops.batch", "notify", note(0))
+        batch = await broker.publish_many("ops.batch", "notify", [note(n) for n in range(1, 51)])
+        received = await receive(sub, 51)
+    assert ids(received) == ids([first, *batch])
+    assert [event.seq for event in batch] == list(range(first.seq + 1, first.seq + 51))
+    assert [event.offset for event in batch] == list(range(1, 51))
+    assert [event.data for event in received] == [note(n) for n in range(51)]
+
+
+async def test_a_batch_on_a_channel_of_another_kind_is_refused_and_assigns_no_id(
+    broker: Broker,
+) -> None:
+    first = await broker.publish("ops.batch2", "notify", note(0))
+    chats = [{"user": "ann", "text": f"hi {n}"} for n in range(3)]
+    with pytest.raises(KindConflict):
+        await broker.publish_many("ops.batch2", "chat", chats)
+    second = await broker.publish("ops.batch2", "notify", note(1))
+    assert (second.seq, second.offset) == (first.seq + 1, first.offset + 1)

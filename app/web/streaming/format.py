@@ -1,9 +1,10 @@
 """How one stream format writes what a stream sends: the format seam.
 
 A format is one small object: the response start, the opening bytes, and how
-to encode an event, a snapshot, a gap, a heartbeat and (html) the
-connection-status fragment. The loop (:mod:`app.web.streaming.loop`) only
-asks; adding a format is one class here and one entry in :func:`stream_format`.
+to encode an event, a snapshot, a gap, a heartbeat, the ``retry:`` told at
+shutdown and (html) the connection-status fragment. The loop
+(:mod:`app.web.streaming.loop`) only asks; adding a format is one class here
+and one entry in :func:`stream_format`.
 
 Deliberate oddities:
 - ``event`` is also what the hub calls while it fans an event out to parked
@@ -53,6 +54,9 @@ class StreamFormat(Protocol):
     def opening(self, retry_ms: int) -> bytes:
         """The first bytes of the body, before any gap, snapshot or event."""
 
+    def retry(self, retry_ms: int) -> bytes:
+        """The reconnect delay told at shutdown, just before the end (SSE's ``retry:``)."""
+
     def event(self, event: Event) -> bytes:
         """One event's frame; never raises."""
 
@@ -78,6 +82,10 @@ class JsonFormat:
         """``retry:`` only."""
         return sse.encode_retry(retry_ms)
 
+    def retry(self, retry_ms: int) -> bytes:
+        """``retry:``."""
+        return sse.encode_retry(retry_ms)
+
     event = staticmethod(json_frame)  # the cached JSON frame, no call in between (hot path)
 
     def snapshot(self, parts: list[SnapshotPart], cursor: str | None) -> bytes:
@@ -101,6 +109,10 @@ class NdjsonFormat(JsonFormat):
     heartbeat = ndjson.HEARTBEAT
 
     def opening(self, retry_ms: int) -> bytes:
+        """Nothing: ``retry:`` is SSE's."""
+        return b""
+
+    def retry(self, retry_ms: int) -> bytes:
         """Nothing: ``retry:`` is SSE's."""
         return b""
 
@@ -131,6 +143,10 @@ class HtmlFormat:
     def opening(self, retry_ms: int) -> bytes:
         """``retry:`` and the first status fragment."""
         return sse.encode_retry(retry_ms) + self.status()
+
+    def retry(self, retry_ms: int) -> bytes:
+        """``retry:``."""
+        return sse.encode_retry(retry_ms)
 
     def event(self, event: Event) -> bytes:
         """The event's cached html frame."""

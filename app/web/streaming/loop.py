@@ -20,8 +20,10 @@ Deliberate oddities:
   offers no way to the connection (not Hypercorn's HTTP/1.x) does the cut
   cancel the stream's task instead. ``CancelledError`` is re-raised, never
   swallowed; cleanup is in ``finally``.
-- At shutdown a stream blocked on a full socket is aborted at once: its
-  client reads nothing, so it could not take the end of the response either.
+- At shutdown a stream ends with a jittered ``retry:`` (``app.web.streaming.retry``)
+  so its client does not come back with everyone else; a stream blocked on a
+  full socket is aborted at once instead: its client reads nothing, so it
+  could not take the end of the response either.
   So is the connection of a client that hung up (or half-closed) on the
   lean path: a polite close would wait for it to read what is queued.
 """
@@ -29,6 +31,7 @@ Deliberate oddities:
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +44,7 @@ from app.filters import EventFilter, SharedFilter, filter_key
 from app.render import Renderer
 from app.web.streaming.format import SnapshotPart, StreamFormat, stream_format
 from app.web.streaming.registry import STATUS_EVERY_S, Cut, StreamRegistry, StreamTimings
+from app.web.streaming.retry import jittered_retry_ms, shutdown_retry_ms
 from app.web.streaming.writer import (
     Abort,
     DirectSocket,
@@ -143,6 +147,10 @@ class EventStream:
                     await self._follow(sub, writer)
                     writer.flush()  # what the hub handed over last, before the end
                     if not (self.client_gone or self.aborted):
+                        if self.registry.closing:
+                            await writer.write(
+                                self.format.retry(shutdown_retry_ms(random.random()))
+                            )
                         await send({"type": "http.response.body", "body": b"", "more_body": False})
                 except ConnectionError:
                     return  # the client went away mid-write: nothing left to tell it
@@ -284,7 +292,8 @@ class EventStream:
 
     def _opening(self, sub: Feed) -> bytes:
         """The opening, then the gap and the snapshots the subscription was placed with."""
-        frames = [self.format.opening(self.registry.timings.retry_ms)]
+        retry_ms = jittered_retry_ms(self.registry.timings.retry_ms, random.random())
+        frames = [self.format.opening(retry_ms)]
         if self.format.sends_status:
             self.last_status = asyncio.get_running_loop().time()
         if sub.gap_channels:

@@ -7,9 +7,11 @@ connection-status fragment), ends itself when its client hung up (on the
 lean path of :mod:`app.web.asgi` no task listens for that), and answers the
 cut it deserves when its socket accepted no write for ``write_timeout``
 seconds; the registry records and applies the cut. At shutdown it ends every
-stream. It also hands streams with the same filter one
-:class:`~app.filters.SharedFilter` (kept while a stream uses it), all of
-them scanning with one :class:`~app.filters.PatternSet`.
+stream. It looks every quarter of its shortest timer: every 0.25 s while an
+html stream is open (the status second), far less often for JSON streams
+alone; the first html stream wakes it from a long wait. It also hands streams
+with the same filter one :class:`~app.filters.SharedFilter` (kept while a
+stream uses it), all of them scanning with one :class:`~app.filters.PatternSet`.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ class StreamRegistry:
         self.closing = False
         self._empty = asyncio.Event()
         self._empty.set()
+        self._status_streams = 0
+        self._nap: asyncio.Future[None] | None = None  # the sweeper's wait (no task of its own)
         self._sweeper: asyncio.Task[None] | None = None
         self._filters: WeakValueDictionary[FilterKey, SharedFilter] = WeakValueDictionary()
         self._patterns = PatternSet(self._live_patterns)
@@ -102,8 +106,15 @@ class StreamRegistry:
 
     @property
     def sweep_interval_s(self) -> float:
-        """How often the sweeper looks: fine enough for the shortest timer it serves."""
-        shortest = min(self.timings.heartbeat_s, self.timings.write_timeout_s, STATUS_EVERY_S)
+        """How often the sweeper looks: fine enough for the shortest timer it serves.
+
+        The status fragment's second counts only while a stream sends one (html):
+        a pass costs about 1.5 µs a stream, and 10,000 JSON streams swept every
+        0.25 s cost 6 % of a core doing nothing (docs/performance.md, issue 18).
+        """
+        shortest = min(self.timings.heartbeat_s, self.timings.write_timeout_s)
+        if self._status_streams:
+            shortest = min(shortest, STATUS_EVERY_S)
         return max(0.02, shortest / 4)
 
     def per_client(self, client: str) -> int:
@@ -115,12 +126,18 @@ class StreamRegistry:
         self.streams.add(stream)
         self.clients[stream.request.client] += 1
         self._empty.clear()
+        if stream.format.sends_status:
+            self._status_streams += 1
+            if self._status_streams == 1 and self._nap is not None:
+                _wake(self._nap)  # its first status is due in a second, not after a long wait
 
     def remove(self, stream: EventStream) -> None:
         """Forget a stream that ended, however it ended."""
         if stream not in self.streams:
             return
         self.streams.remove(stream)
+        if stream.format.sends_status:
+            self._status_streams -= 1
         self.clients[stream.request.client] -= 1
         if not self.clients[stream.request.client]:
             del self.clients[stream.request.client]
@@ -197,5 +214,16 @@ class StreamRegistry:
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.sweep_interval_s)
+            nap = self._nap = loop.create_future()
+            timer = loop.call_later(self.sweep_interval_s, _wake, nap)
+            try:
+                await nap
+            finally:
+                timer.cancel()
+                self._nap = None
             self.sweep(loop.time())
+
+
+def _wake(nap: asyncio.Future[None]) -> None:
+    if not nap.done():
+        nap.set_result(None)
