@@ -11,72 +11,34 @@ copy under that alert's own ``Idempotency-Key``.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
-import threading
+from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 
 from tests.broker.conftest import RedisServer, unique_prefix
 from tests.broker.conftest import redis_server as redis_server  # the session's shared Redis
-from tests.support.server import ServerProcess, free_port
+from tests.support.alert_deliveries import (
+    WebhookListener,
+    alerted_lines,
+    check_deliveries,
+    idempotency_key,
+)
+from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until
 
 RULE_NAME = "Payments errors"
 SETTLE_S = 60.0  # generous: up to 8 developers' suites share 2 cores
 
 
-class Listener:
-    """A webhook receiver on a fixed port, started when the test says: (key, body) per POST."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def start(self) -> None:
-        listener = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # http.server's naming
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with listener._lock:
-                    listener.received.append((self.headers.get("Idempotency-Key", ""), body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def keys(self) -> list[str]:
-        with self._lock:
-            return [key for key, _body in self.received]
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-
 @pytest.fixture
-def listener() -> Iterator[Listener]:
-    hook = Listener(free_port())
+def listener() -> Iterator[WebhookListener]:
+    hook = WebhookListener()
     yield hook
     hook.stop()
 
@@ -174,17 +136,11 @@ def wait_for_line(url: str, channel: str, line: str) -> str:
 
 def alerts_by_line(url: str) -> dict[str, int]:
     """How many notifications each line id raised, from ops.alerts' history."""
-    response = httpx.get(f"{url}/api/channels/ops.alerts/events?limit=1000", timeout=30)
-    assert response.status_code == 200, response.text
-    counts: dict[str, int] = {}
-    for event in response.json()["events"]:
-        line_id = event["data"]["key"].rsplit(".", 1)[1]
-        counts[line_id] = counts.get(line_id, 0) + 1
-    return counts
+    return dict(Counter(alerted_lines(url, "ops.alerts")))
 
 
-def idempotency_key(line_id: str) -> str:
-    return f"{line_id}:{quote(RULE_NAME, safe='')}"
+def key(line_id: str) -> str:
+    return idempotency_key(line_id, RULE_NAME)
 
 
 def metric(url: str, name: str) -> float:
@@ -203,7 +159,7 @@ def broker_config(kind: str, tmp_path: Path, redis_server: RedisServer) -> dict[
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 def test_restarts_and_a_crash_neither_repeat_nor_lose_an_alert_and_webhooks_wait_for_the_listener(
-    kind: str, tmp_path: Path, redis_server: RedisServer, listener: Listener
+    kind: str, tmp_path: Path, redis_server: RedisServer, listener: WebhookListener
 ) -> None:
     node = Deployment(tmp_path, broker_config(kind, tmp_path, redis_server), listener.url)
     try:
@@ -222,25 +178,54 @@ def test_restarts_and_a_crash_neither_repeat_nor_lose_an_alert_and_webhooks_wait
         missed = node.other_server_line("ERROR payments: charge failed while it was down")
         listener.start()
         node.restart()  # after a clean stop: the outbox resumes, the missed line alerts
-        expected = {idempotency_key(line_id) for line_id in [*first, missed]}
-        wait_until(lambda: set(listener.keys()) == expected, "three deliveries", SETTLE_S)
+        expected = {key(line_id) for line_id in [*first, missed]}
+        wait_until(lambda: listener.keys() == expected, "three deliveries", SETTLE_S)
 
         crashed = node.line("ERROR payments: charge failed right before a crash")
         node.write("INFO api: order 3 created")
         node.restart(signal.SIGKILL)  # the alert may or may not have been sent: once either way
-        expected.add(idempotency_key(crashed))
-        wait_until(lambda: set(listener.keys()) == expected, "the crash's delivery", SETTLE_S)
+        expected.add(key(crashed))
+        wait_until(lambda: listener.keys() == expected, "the crash's delivery", SETTLE_S)
 
         node.restart()
         last = node.line("ERROR payments: charge failed after the restarts")
-        expected.add(idempotency_key(last))
-        wait_until(lambda: set(listener.keys()) == expected, "the last delivery", SETTLE_S)
+        expected.add(key(last))
+        wait_until(lambda: listener.keys() == expected, "the last delivery", SETTLE_S)
         assert alerts_by_line(url) == dict.fromkeys([*first, missed, crashed, last], 1)
-        for key, body in listener.received:
-            assert key == idempotency_key(body["id"]), (key, body)  # duplicates: same key only
+        check_deliveries(alerted_lines(url, "ops.alerts"), listener.received, RULE_NAME)
         assert metric(url, "pulseboard_webhook_outbox") == 0
     finally:
         node.stop()
     logs = "".join(node.logs)
     assert "starting at the live end" in logs  # the first start only
     assert "2 webhook deliveries pending" in logs
+
+
+@pytest.mark.slow
+def test_the_process_that_takes_the_lease_over_resumes_the_cursor_and_the_outbox(
+    tmp_path: Path, redis_server: RedisServer, listener: WebhookListener
+) -> None:
+    node = Deployment(tmp_path, broker_config("redis", tmp_path, redis_server), listener.url)
+    standby = ServerProcess(tmp_path, node.config).start()  # same config: it waits for the lease
+    try:
+        first = [node.line("ERROR payments: charge failed 1")]
+        wait_until(lambda: first[0] in alerts_by_line(standby.url), "the first alert", SETTLE_S)
+        first.append(node.line("ERROR payments: charge failed 2"))
+        node.write("INFO api: order 2 created")
+        wait_until(
+            lambda: node.server.log().count("attempt 1 failed") >= 2, "two failed POSTs", SETTLE_S
+        )
+        node.stop(signal.SIGKILL)
+        node.server = standby
+        node.ready()  # the standby holds the lease now: its tail publishes
+        listener.start()
+        expected = {key(line_id) for line_id in first}
+        wait_until(lambda: listener.keys() == expected, "the resumed deliveries", SETTLE_S)
+        last = node.line("ERROR payments: charge failed after the takeover")
+        expected.add(key(last))
+        wait_until(lambda: listener.keys() == expected, "the last delivery", SETTLE_S)
+        assert alerts_by_line(standby.url) == dict.fromkeys([*first, last], 1)
+        check_deliveries(alerted_lines(standby.url, "ops.alerts"), listener.received, RULE_NAME)
+    finally:
+        node.stop()
+    assert "2 webhook deliveries pending" in "".join(node.logs)
