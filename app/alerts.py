@@ -23,10 +23,14 @@ Deliberate oddities:
   ``acknowledged``) replaces exactly that alert on every dashboard.
 - Patterns are RE2 (``google-re2``): user regexes run in linear time, so a
   rule like ``(a+)+$`` cannot stall the server.
-- Webhook POSTs run as tasks beside the subscription, so a slow receiver never
-  delays the next alert; at most one per rule per window is in flight.
+- Webhook POSTs run as the outbox's tasks beside the subscription, so a slow
+  or dead receiver never delays the next alert.
 - A cursor of another epoch (memory:// restarted, Redis flushed) names no
   position: the engine starts at the live end, and says so.
+- Lines its rings no longer hold are checked from history, channel by
+  channel, out of broker order: how far each such channel was checked ahead
+  of the cursor is stored too (``alerts:ahead:<channel>``) until the cursor
+  passes it, so a crash during that catch-up alerts on none of them twice.
 - Cooldowns are stored with wall-clock times: one that ended while the
   server was down sends its summary at start.
 """
@@ -77,6 +81,7 @@ KEY_NAME_MAX = 28
 STATE_PREFIX = "alerts:"
 CURSOR_KEY = "alerts:cursor"
 WINDOW_PREFIX = "alerts:window:"
+AHEAD_PREFIX = "alerts:ahead:"
 _KEY_JUNK = re.compile(r"[^a-z0-9]+")
 
 
@@ -396,6 +401,8 @@ class AlertEngine:
         self._saved: str | None = None
         self._dirty: set[int] = set()  # windows changed since they were stored
         self._seen: dict[str, int] = {}  # per channel, the last seq checked (no double checks)
+        self._ahead: set[str] = set()  # channels stored as checked ahead of the cursor
+        self._caught_up = False  # a catch-up moved channels ahead: store them
         self.watching = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -432,10 +439,12 @@ class AlertEngine:
         stored = await self.broker.load_state(STATE_PREFIX)
         pending = await self.broker.load_state(OUTBOX_PREFIX)
         cursor = stored.pop(CURSOR_KEY, None)
+        ahead = {k: stored.pop(k) for k in [k for k in stored if k.startswith(AHEAD_PREFIX)]}
         if cursor is not None:
             parsed = parse_event_id(cursor)
             if parsed is not None and parsed[0] == self.broker.epoch:
                 self._position = self._saved = cursor
+                self._restore_ahead(ahead)
             else:
                 log.warning(
                     "alerts: the stored cursor %s is of another epoch than the broker's %s "
@@ -453,6 +462,15 @@ class AlertEngine:
             f"resuming after {self._position}" if self._position else "starting at the live end",
             resumed,
         )
+
+    def _restore_ahead(self, stored: dict[str, str]) -> None:
+        """Channels a catch-up had checked ahead of the cursor: not to be checked again."""
+        for key, event_id in stored.items():
+            parsed = parse_event_id(event_id)
+            if parsed is not None and parsed[0] == self.broker.epoch:
+                channel = key.removeprefix(AHEAD_PREFIX)
+                self._seen[channel] = parsed[1]
+                self._ahead.add(channel)
 
     def _restore_windows(self, stored: dict[str, str]) -> list[str]:
         """Reopen stored cooldowns; the keys of those no rule has any more (or unreadable)."""
@@ -520,6 +538,7 @@ class AlertEngine:
                 log.warning("alerts: lines of %s were dropped before they were checked", channel)
             for event in page.events:
                 await self._check(event)
+        self._caught_up = True
 
     def _until_deadline(self) -> float | None:
         """Seconds until the first open window closes, None when none is open."""
@@ -534,14 +553,17 @@ class AlertEngine:
             if window.rule.matches(event):
                 self.stats.matches += 1
                 self._dirty.add(index)
+                if summary := window.close_if_due(self.clock()):  # ended while we were away
+                    await self._send(summary)
                 if alert := window.offer(event, self.clock()):
                     await self._send(alert)
 
     def _progress(self) -> dict[str, str | None]:
-        """The cursor and the changed cooldowns, as stored."""
+        """The cursor, the channels checked ahead of it and the changed cooldowns, as stored."""
         state: dict[str, str | None] = {}
         if self._position is not None:
             state[CURSOR_KEY] = self._position
+            state.update(self._ahead_state(self._position))
         now, wall_now = self.clock(), time.time()
         for index in self._dirty:
             window = self._windows[index]
@@ -550,14 +572,37 @@ class AlertEngine:
             )
         return state
 
+    def _ahead_state(self, position: str) -> dict[str, str | None]:
+        """``alerts:ahead:<channel>`` for each channel checked past ``position`` (None: no more)."""
+        parsed = parse_event_id(position)
+        at = parsed[1] if parsed is not None else 0
+        state: dict[str, str | None] = {
+            AHEAD_PREFIX + channel: None
+            for channel in self._ahead
+            if self._seen.get(channel, 0) <= at
+        }
+        if self._caught_up or self._ahead:
+            for channel, seq in self._seen.items():
+                if seq > at:
+                    state[AHEAD_PREFIX + channel] = format_event_id(self.broker.epoch, seq)
+        return state
+
     def _stored(self, state: Mapping[str, str | None]) -> None:
         """``state`` (from :meth:`_progress`) is stored: nothing changed is unsaved any more."""
         self._saved = state.get(CURSOR_KEY, self._saved)
         self._dirty.clear()
+        for key, value in state.items():
+            if key.startswith(AHEAD_PREFIX):
+                channel = key.removeprefix(AHEAD_PREFIX)
+                if value is None:
+                    self._ahead.discard(channel)
+                else:
+                    self._ahead.add(channel)
+        self._caught_up = False
 
     async def _save_progress(self) -> None:
         """Store the cursor and cooldowns once per batch, when they changed."""
-        if self._position == self._saved and not self._dirty:
+        if self._position == self._saved and not self._dirty and not self._caught_up:
             return
         state = self._progress()
         if await self._save(state):

@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 
 from app.alerts import AlertEngine, AlertRule, AlertWindow, alert_facts, notify_payload
-from app.broker.base import BrokerUnavailable, Start
+from app.broker.base import Broker, BrokerUnavailable, Start
 from app.broker.hub import Subscription
 from app.broker.memory import MemoryBroker
-from app.events import Event, KindRegistry
+from app.events import Event, KindRegistry, State
 from app.settings import AlertSettings, SettingsError
 from app.sources.base import configure_sources
 from app.sources.demolog import append_lines
 from app.sources.logtail.source import LOGTAIL, LogTailSource
+from tests.broker.conftest import build_broker
 from tests.support.waiting import until
 from tests.support.webhook_shapes import SHAPES, escape_slack
 
@@ -242,7 +243,7 @@ async def next_alerts(subscription: Subscription, count: int = 1) -> list[dict[s
 
 
 async def log_line(
-    broker: MemoryBroker, line: str, level: str | None = "error", channel: str = "log.app"
+    broker: Broker, line: str, level: str | None = "error", channel: str = "log.app"
 ) -> None:
     await broker.publish(channel, "log", {"line": line, "file": "app.log", "level": level})
 
@@ -351,8 +352,10 @@ async def test_a_match_inside_a_burst_past_max_lag_still_alerts(
 async def test_an_error_appended_to_a_real_log_file_alerts_through_logtail(
     tmp_path: Path, broker: MemoryBroker, alerts: Subscription, receiver: WebhookReceiver
 ) -> None:
-    async def publish(channel: str, kind: str, data: dict[str, Any]) -> Event:
-        return await broker.publish(channel, kind, broker.kinds.get(kind).validate(data))
+    async def publish(
+        channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
+        return await broker.publish(channel, kind, broker.kinds.get(kind).validate(data), state)
 
     entry = {"type": "logtail", "path": str(tmp_path / "*.log"), "lines": 0}
     [tail_config] = configure_sources([entry], {"logtail": LOGTAIL})
@@ -515,3 +518,34 @@ async def test_a_pending_webhook_is_stored_with_its_alert_and_resumed_by_the_nex
     await finish(stop, task)
     assert await broker.load_state("outbox:") == {}
     assert alerts.take() == []  # resuming the webhook raised no second alert
+
+
+async def test_lines_past_the_rings_are_checked_from_the_database_once_and_the_cursor_passes_them(
+    tmp_path: Path,
+) -> None:
+    broker = build_broker(f"sqlite:///{tmp_path}/pb.db", history=10)
+    await broker.start()
+    try:
+        async with broker.subscribe(["ops.alerts"], Start()) as alerts:
+            assert isinstance(alerts, Subscription)
+            stop, task = await start(AlertEngine([rule(window=0.01)], broker))
+            await log_line(broker, "ERROR before")
+            await next_alerts(alerts)
+            await finish(stop, task)
+            for n in range(30):  # while the engine is down, three rings' worth
+                line = "ERROR deep in the burst" if n == 3 else f"INFO filler {n}"
+                await log_line(broker, line, level="info")
+            await log_line(broker, "ERROR last")
+            stop, task = await start(AlertEngine([rule(window=0.01)], broker))
+            found = await next_alerts(alerts, 2)
+            await finish(stop, task)
+            assert [a["message"].split("\n")[0] for a in found] == [
+                "ERROR deep in the burst",
+                "ERROR last",
+            ]
+            assert alerts.take() == []
+        state = await broker.load_state("alerts:")
+        assert not [key for key in state if key.startswith("alerts:ahead:")]
+        assert state["alerts:cursor"] == broker.channels()[0].last_id
+    finally:
+        await broker.close()
