@@ -444,7 +444,6 @@ class AlertEngine:
             parsed = parse_event_id(cursor)
             if parsed is not None and parsed[0] == self.broker.epoch:
                 self._position = self._saved = cursor
-                self._restore_ahead(ahead)
             else:
                 log.warning(
                     "alerts: the stored cursor %s is of another epoch than the broker's %s "
@@ -452,7 +451,7 @@ class AlertEngine:
                     cursor,
                     self.broker.epoch,
                 )
-        stale = self._restore_windows(stored)
+        stale = self._restore_ahead(ahead) + self._restore_windows(stored)
         if stale:
             await self._save(dict.fromkeys(stale))
         resumed = await self.outbox.resume(pending)
@@ -463,14 +462,18 @@ class AlertEngine:
             resumed,
         )
 
-    def _restore_ahead(self, stored: dict[str, str]) -> None:
-        """Channels a catch-up had checked ahead of the cursor: not to be checked again."""
+    def _restore_ahead(self, stored: dict[str, str]) -> list[str]:
+        """Channels a catch-up had checked ahead of the cursor; the keys of no use any more."""
+        stale = []
         for key, event_id in stored.items():
             parsed = parse_event_id(event_id)
-            if parsed is not None and parsed[0] == self.broker.epoch:
-                channel = key.removeprefix(AHEAD_PREFIX)
-                self._seen[channel] = parsed[1]
-                self._ahead.add(channel)
+            if self._position is None or parsed is None or parsed[0] != self.broker.epoch:
+                stale.append(key)
+                continue
+            channel = key.removeprefix(AHEAD_PREFIX)
+            self._seen[channel] = parsed[1]
+            self._ahead.add(channel)
+        return stale
 
     def _restore_windows(self, stored: dict[str, str]) -> list[str]:
         """Reopen stored cooldowns; the keys of those no rule has any more (or unreadable)."""
