@@ -550,3 +550,32 @@ async def test_lines_past_the_rings_are_checked_from_the_database_once_and_the_c
         assert state["alerts:cursor"] == broker.channels()[0].last_id
     finally:
         await broker.close()
+
+
+async def test_lines_a_catch_up_had_checked_before_a_crash_are_not_checked_again(
+    tmp_path: Path,
+) -> None:
+    broker = build_broker(f"sqlite:///{tmp_path}/pb.db", history=10)
+    await broker.start()
+    try:
+        cursor = await broker.publish("log.app", "log", {"line": "INFO start", "level": "info"})
+        checked = await broker.publish("log.app", "log", {"line": "ERROR checked"})
+        for n in range(20):
+            await log_line(broker, f"INFO filler {n}", level="info")
+        await log_line(broker, "ERROR new")
+        # what a crash leaves behind after a catch-up had checked (and alerted) up to ``checked``
+        await broker.save_state({"alerts:cursor": cursor.id, "alerts:ahead:log.app": checked.id})
+        async with broker.subscribe(["ops.alerts"], Start()) as alerts:
+            assert isinstance(alerts, Subscription)
+            stop, task = await start(AlertEngine([rule(window=0.01)], broker))
+            [alert] = await next_alerts(alerts)
+            assert alert["message"] == "ERROR new"
+            await log_line(broker, "ERROR after")  # its alert: the replay is over
+            [after] = await next_alerts(alerts)
+            assert after["message"].startswith("ERROR after")
+            await finish(stop, task)
+            assert alerts.take() == []
+        state = await broker.load_state("alerts:")
+        assert "alerts:ahead:log.app" not in state
+    finally:
+        await broker.close()
