@@ -67,8 +67,13 @@ class Delivery:
     def from_json(cls, state_key: str, text: str) -> Delivery | None:
         """A stored entry, or None when it is not one (then it is dropped, and said so)."""
         try:
-            fields = json.loads(text)
-            return cls(key=state_key.removeprefix(PREFIX), **fields)
+            delivery = cls(key=state_key.removeprefix(PREFIX), **json.loads(text))
+            times = (delivery.max_age_s, delivery.first_at, delivery.next_at)
+            if not isinstance(delivery.url, str) or not isinstance(delivery.attempts, int):
+                raise TypeError("url or attempts of the wrong type")
+            if not all(isinstance(value, int | float) for value in times):
+                raise TypeError("a time of the wrong type")
+            return delivery
         except (ValueError, TypeError) as error:
             log.warning("webhook outbox: dropping unreadable entry %s: %s", state_key, error)
             return None

@@ -82,7 +82,11 @@ def test_a_delivery_is_stored_as_json_and_read_back() -> None:
     assert entry.state_key == "outbox:ab12-7:Payments%20errors"
 
 
-@pytest.mark.parametrize("text", ["{", "[]", '{"url": "x"}', '{"nope": 1}'])
+BAD_TIME = '{"url": "u", "format": "json", "body": {}, "max_age_s": "1h", "first_at": 0, '
+BAD_TIME += '"next_at": 0, "attempts": 0}'
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"url": "x"}', '{"nope": 1}', BAD_TIME])
 def test_an_unreadable_stored_entry_is_dropped_not_raised(
     text: str, caplog: pytest.LogCaptureFixture
 ) -> None:
