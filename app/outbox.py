@@ -157,14 +157,14 @@ class Outbox:
 
     async def resume(self, stored: dict[str, str]) -> int:
         """Start every stored delivery (``load_state(PREFIX)``); how many there were."""
-        deliveries = [Delivery.from_json(key, text) for key, text in sorted(stored.items())]
-        unreadable = [key for key, d in zip(sorted(stored), deliveries, strict=True) if d is None]
+        read = {key: Delivery.from_json(key, text) for key, text in sorted(stored.items())}
+        unreadable = [key for key, delivery in read.items() if delivery is None]
         if unreadable:
             await self._store(dict.fromkeys(unreadable))
+        deliveries = [delivery for delivery in read.values() if delivery is not None]
         for delivery in deliveries:
-            if delivery is not None:
-                self.start(delivery)
-        return len(deliveries) - len(unreadable)
+            self.start(delivery)
+        return len(deliveries)
 
     async def drain(self, timeout_s: float) -> None:
         """Give POSTs ``timeout_s`` to end, then cancel the rest (they stay stored)."""
