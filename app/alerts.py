@@ -4,7 +4,14 @@ A matching log line becomes a ``notify`` event on the rule's notify channel
 (titled with the rule's ``name``, at the rule's ``level``, carrying the line
 and an absolute link to it on the log page) and, when the rule has a
 ``webhook``, a POST to that URL in the rule's ``format`` (app/webhooks.py),
-retried with exponential backoff.
+through the stored outbox (app/outbox.py).
+
+The engine is a durable consumer: it keeps, in the broker's state, a cursor
+(``alerts:cursor``, the id of the last event it handled) and each open
+cooldown (``alerts:window:<rule>``). The cursor goes with each alert's notify
+event (one atomic publish, with the webhook's outbox entry) and after each
+batch, so a restart neither alerts twice on a line nor misses the lines
+published while it was down.
 
 Deliberate oddities:
 - ``cooldown`` is the minimum time between two alerts of a rule (``window``
@@ -16,13 +23,22 @@ Deliberate oddities:
   ``acknowledged``) replaces exactly that alert on every dashboard.
 - Patterns are RE2 (``google-re2``): user regexes run in linear time, so a
   rule like ``(a+)+$`` cannot stall the server.
-- Webhook POSTs run as tasks beside the subscription, so a slow receiver never
-  delays the next alert; at most one per rule per window is in flight.
+- Webhook POSTs run as the outbox's tasks beside the subscription, so a slow
+  or dead receiver never delays the next alert.
+- A cursor of another epoch (memory:// restarted, Redis flushed) names no
+  position: the engine starts at the live end, and says so.
+- Lines its rings no longer hold are checked from history, channel by
+  channel, out of broker order: how far each such channel was checked ahead
+  of the cursor is stored too (``alerts:ahead:<channel>``) until the cursor
+  passes it, so a crash during that catch-up alerts on none of them twice.
+- Cooldowns are stored with wall-clock times: one that ended while the
+  server was down sends its summary at start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -35,9 +51,20 @@ import httpx
 import re2
 
 from app.acks import ALERT_TAG
-from app.broker.base import Broker, BrokerError, ChannelInfo, Feed, Start
+from app.broker.base import Broker, BrokerError, Feed, Start
 from app.broker.hub import SubscriberLagging
-from app.events import BUILTIN_KINDS, LEVEL_ORDER, Event, PayloadError, pattern_matches
+from app.events import (
+    BUILTIN_KINDS,
+    LEVEL_ORDER,
+    Event,
+    PayloadError,
+    State,
+    format_event_id,
+    parse_event_id,
+    pattern_matches,
+)
+from app.outbox import PREFIX as OUTBOX_PREFIX
+from app.outbox import RETRY_BASE_S, Outbox, OutboxStats
 from app.settings import AlertSettings, SettingsError
 from app.sources.base import pause_unless_stopped
 from app.webhooks import WebhookFormat, ntfy_target, webhook_request
@@ -51,6 +78,10 @@ CATCH_UP_MAX = 100_000
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 NOTIFY_LEVELS = {"info", "success", "warning", "warn", "error", "critical"}
 KEY_NAME_MAX = 28
+STATE_PREFIX = "alerts:"
+CURSOR_KEY = "alerts:cursor"
+WINDOW_PREFIX = "alerts:window:"
+AHEAD_PREFIX = "alerts:ahead:"
 _KEY_JUNK = re.compile(r"[^a-z0-9]+")
 
 
@@ -68,6 +99,7 @@ class AlertRule:
     webhook: str | None
     format: WebhookFormat
     cooldown_s: float
+    webhook_max_age_s: float
     regex: Any = field(repr=False, compare=False)
 
     @classmethod
@@ -94,6 +126,7 @@ class AlertRule:
             webhook=rule.webhook,
             format=rule.format,
             cooldown_s=rule.cooldown_s,
+            webhook_max_age_s=rule.webhook_max_age_s,
             regex=compile_pattern(rule.pattern, f"{where}.pattern"),
         )
 
@@ -200,6 +233,47 @@ class AlertWindow:
         return alert
 
 
+def window_state(window: AlertWindow, now: float, wall_now: float) -> str | None:
+    """A cooldown as stored (JSON, its opening as a UNIX time); None when none is open.
+
+    ``now`` is the engine's clock (monotonic), ``wall_now`` the UNIX time at that moment.
+    """
+    if window.opened_at is None:
+        return None
+    latest = window.latest
+    return json.dumps(
+        {
+            "opened": wall_now - (now - window.opened_at),
+            "suppressed": window.suppressed,
+            "latest": None if latest is None else {**latest.as_json_dict(), "seq": latest.seq},
+        },
+        ensure_ascii=False,
+    )
+
+
+def restore_window(window: AlertWindow, text: str, now: float, wall_now: float) -> None:
+    """Reopen a stored cooldown (see :func:`window_state`) on the engine's clock.
+
+    Raises:
+        ValueError: ``text`` is not a stored cooldown.
+    """
+    try:
+        stored = json.loads(text)
+        opened_at = now - (wall_now - float(stored["opened"]))
+        suppressed = int(stored["suppressed"])
+        raw = stored["latest"]
+        latest = (
+            None
+            if raw is None
+            else Event(
+                raw["id"], raw["channel"], raw["kind"], raw["time"], raw["data"], raw["seq"], 0
+            )
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"not a stored cooldown: {error}") from None
+    window.opened_at, window.suppressed, window.latest = opened_at, suppressed, latest
+
+
 def alert_title(alert: Alert) -> str:
     """The rule's name, plus the count of held-back matches for a summary."""
     title = alert.rule.name
@@ -210,6 +284,20 @@ def alert_key(rule: AlertRule, event: Event) -> str:
     """The notification ``key`` of one alert: the rule's name and the matched line's event id."""
     name = _KEY_JUNK.sub("-", rule.name.lower()).strip("-")[:KEY_NAME_MAX] or "rule"
     return f"alert.{name}.{event.id}"
+
+
+def idempotency_key(rule: AlertRule, event: Event) -> str:
+    """The ``Idempotency-Key`` of an alert's webhook POSTs: the line's event id and the rule.
+
+    Unique per alert (one line can raise an alert in several rules; names are
+    unique) and the same for every attempt, before and after restarts.
+
+    >>> rule = AlertRule.from_settings(0, AlertSettings(
+    ...     name="Disk full!", channel="log.*", pattern="x", notify="ops.alerts"))
+    >>> idempotency_key(rule, Event("5f3a-42", "log.app", "log", 0.0, {}, 42, 0))
+    '5f3a-42:Disk%20full%21'
+    """
+    return f"{event.id}:{quote(rule.name, safe='')}"
 
 
 def line_link(base_url: str, event: Event) -> str:
@@ -265,19 +353,17 @@ def _clip(text: str, limit: int) -> str:
 
 @dataclass
 class AlertStats:
-    """Counters for logs and metrics."""
+    """Counters for logs and metrics (the webhooks' are the outbox's)."""
 
     matches: int = 0
     notified: int = 0
-    webhooks_sent: int = 0
-    webhooks_failed: int = 0
 
 
 class AlertEngine:
     """Follows the rules' log channels through the broker and sends alerts.
 
     ``watching`` is set once the engine follows its channels: lines published
-    before that are not checked.
+    before that, and after the stored cursor, are caught up first.
 
     Example (what the app does at start-up)::
 
@@ -293,23 +379,31 @@ class AlertEngine:
         base_url: str = DEFAULT_BASE_URL,
         clock: Callable[[], float] = time.monotonic,
         webhook_timeout_s: float = 5.0,
-        retry_delays_s: Sequence[float] = (1.0, 2.0, 4.0),
+        retry_base_s: float = RETRY_BASE_S,
         drain_s: float = 1.0,
         resubscribe_s: float = 1.0,
+        outbox_stats: OutboxStats | None = None,
     ) -> None:
         self.rules = [AlertRule.from_settings(index, rule) for index, rule in enumerate(rules)]
         self.broker = broker
         self.base_url = base_url
         self.clock = clock
-        self.retry_delays_s = tuple(retry_delays_s)
         self.drain_s = drain_s
         self.resubscribe_s = resubscribe_s
         self.stats = AlertStats()
         self._windows = [AlertWindow(rule) for rule in self.rules]
-        self._posts: set[asyncio.Task[None]] = set()
-        self._cursors: dict[str, str | None] = {}
-        self.watching = asyncio.Event()
         self._client = httpx.AsyncClient(timeout=webhook_timeout_s)
+        self.outbox = Outbox(
+            self._client, self._save, retry_base_s=retry_base_s, stats=outbox_stats
+        )
+        self._restored = False
+        self._position: str | None = None  # the last event handled in broker order
+        self._saved: str | None = None
+        self._dirty: set[int] = set()  # windows changed since they were stored
+        self._seen: dict[str, int] = {}  # per channel, the last seq checked (no double checks)
+        self._ahead: set[str] = set()  # channels stored as checked ahead of the cursor
+        self._caught_up = False  # a catch-up moved channels ahead: store them
+        self.watching = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until ``stop`` is set (call once); POSTs in flight get ``drain_s`` to finish."""
@@ -321,7 +415,9 @@ class AlertEngine:
                 while not stop.is_set():
                     await self._follow_or_wait(stop)
             finally:
-                await self._drain()
+                await self.outbox.drain(self.drain_s)
+                if self._restored:
+                    await self._save_progress()
 
     def watches(self, channel: str) -> bool:
         """True when a rule's channel pattern matches ``channel``."""
@@ -330,47 +426,122 @@ class AlertEngine:
     async def _follow_or_wait(self, stop: asyncio.Event) -> None:
         """Follow the channels; when the broker fails or ends us, wait ``resubscribe_s``."""
         try:
+            if not self._restored:
+                await self._restore()
             if await self._follow(stop) is None:
                 return
         except BrokerError as error:
             log.warning("alerts: broker unavailable (%s); subscribing again", error)
         await pause_unless_stopped(stop, self.resubscribe_s)
 
+    async def _restore(self) -> None:
+        """Take up the stored cursor and cooldowns, and resume the pending webhook deliveries."""
+        stored = await self.broker.load_state(STATE_PREFIX)
+        pending = await self.broker.load_state(OUTBOX_PREFIX)
+        cursor = stored.pop(CURSOR_KEY, None)
+        ahead = {k: stored.pop(k) for k in [k for k in stored if k.startswith(AHEAD_PREFIX)]}
+        if cursor is not None:
+            parsed = parse_event_id(cursor)
+            if parsed is not None and parsed[0] == self.broker.epoch:
+                self._position = self._saved = cursor
+            else:
+                log.warning(
+                    "alerts: the stored cursor %s is of another epoch than the broker's %s "
+                    "(its events are gone); starting at the live end",
+                    cursor,
+                    self.broker.epoch,
+                )
+        stale = self._restore_ahead(ahead) + self._restore_windows(stored)
+        if stale:
+            await self._save(dict.fromkeys(stale))
+        resumed = await self.outbox.resume(pending)
+        self._restored = True
+        log.info(
+            "alerts: %s; %d webhook deliveries pending",
+            f"resuming after {self._position}" if self._position else "starting at the live end",
+            resumed,
+        )
+
+    def _restore_ahead(self, stored: dict[str, str]) -> list[str]:
+        """Channels a catch-up had checked ahead of the cursor; the keys of no use any more."""
+        stale = []
+        for key, event_id in stored.items():
+            parsed = parse_event_id(event_id)
+            if self._position is None or parsed is None or parsed[0] != self.broker.epoch:
+                stale.append(key)
+                continue
+            channel = key.removeprefix(AHEAD_PREFIX)
+            self._seen[channel] = parsed[1]
+            self._ahead.add(channel)
+        return stale
+
+    def _restore_windows(self, stored: dict[str, str]) -> list[str]:
+        """Reopen stored cooldowns; the keys of those no rule has any more (or unreadable)."""
+        by_key = {WINDOW_PREFIX + quote(w.rule.name, safe=""): w for w in self._windows}
+        stale = []
+        for key, text in stored.items():
+            window = by_key.get(key)
+            try:
+                if window is None:
+                    raise ValueError("no rule of that name")
+                restore_window(window, text, self.clock(), time.time())
+            except ValueError as error:
+                log.info("alerts: dropping stored %s: %s", key, error)
+                stale.append(key)
+        return stale
+
     async def _follow(self, stop: asyncio.Event) -> str | None:
-        """Check events until stopped (None) or the broker ends the subscription (its reason)."""
-        self._cursors = {c.name: c.last_id for c in self._watched_channels()}
+        """Check events until stopped or behind (None) or the broker ends us (its reason)."""
         patterns = sorted({rule.channel for rule in self.rules})
-        async with self.broker.subscribe(patterns, Start()) as subscription:
+        start = Start(after=self._position) if self._position else Start()
+        self._position = self._position or self._live_end()
+        async with self.broker.subscribe(patterns, start) as subscription:
             self.watching.set()
             stop_waker = asyncio.create_task(_wake_on(stop, subscription))
             try:
+                if subscription.gap_channels:
+                    await self._catch_up(subscription.gap_channels)
+                await self._save_progress()
                 await self._watch(subscription, stop)
             except SubscriberLagging as error:
-                log.warning("alerts fell behind (%s); catching up from history", error)
-                await self._catch_up()
+                log.warning("alerts fell behind (%s); following again from the cursor", error)
+                return None
             finally:
                 stop_waker.cancel()
             return None if stop.is_set() else subscription.closed_reason
 
+    def _live_end(self) -> str:
+        """The newest id the broker has handed out: a position before anything to come."""
+        seqs = (parse_event_id(c.last_id) for c in self.broker.channels() if c.last_id)
+        newest = max((parsed[1] for parsed in seqs if parsed is not None), default=0)
+        return format_event_id(self.broker.epoch, newest)
+
     async def _watch(self, subscription: Feed, stop: asyncio.Event) -> None:
         while not stop.is_set() and subscription.closed_reason is None:
             for event in await subscription.next_batch(timeout_s=self._until_deadline()):
+                self._position = event.id  # broker order: everything before it is handled
                 await self._check(event)
-            for window in self._windows:
+            for index, window in enumerate(self._windows):
                 if alert := window.close_if_due(self.clock()):
+                    self._dirty.add(index)
                     await self._send(alert)
+            await self._save_progress()
 
-    def _watched_channels(self) -> list[ChannelInfo]:
-        return [info for info in self.broker.channels() if self.watches(info.name)]
+    async def _catch_up(self, channels: Sequence[str]) -> None:
+        """Check, from the broker's history, the lines after the cursor its rings no longer hold.
 
-    async def _catch_up(self) -> None:
-        """Check, from the broker's history, the lines a burst pushed past our cursor."""
-        for channel in [c.name for c in self._watched_channels()]:
-            page = await self.broker.history(channel, self._cursors.get(channel), CATCH_UP_MAX)
+        Out of broker order, so the cursor stays; the subscription's replay that
+        follows skips what this checked.
+        """
+        for channel in channels:
+            if not self.watches(channel):
+                continue
+            page = await self.broker.history(channel, self._position, CATCH_UP_MAX)
             if page.gap:
                 log.warning("alerts: lines of %s were dropped before they were checked", channel)
             for event in page.events:
                 await self._check(event)
+        self._caught_up = True
 
     def _until_deadline(self) -> float | None:
         """Seconds until the first open window closes, None when none is open."""
@@ -378,66 +549,99 @@ class AlertEngine:
         return max(0.0, min(deadlines) - self.clock()) if deadlines else None
 
     async def _check(self, event: Event) -> None:
-        self._cursors[event.channel] = event.id
-        for window in self._windows:
+        if event.seq <= self._seen.get(event.channel, 0):
+            return  # a catch-up checked it already
+        self._seen[event.channel] = event.seq
+        for index, window in enumerate(self._windows):
             if window.rule.matches(event):
                 self.stats.matches += 1
+                self._dirty.add(index)
+                if summary := window.close_if_due(self.clock()):  # ended while we were away
+                    await self._send(summary)
                 if alert := window.offer(event, self.clock()):
                     await self._send(alert)
 
+    def _progress(self) -> dict[str, str | None]:
+        """The cursor, the channels checked ahead of it and the changed cooldowns, as stored."""
+        state: dict[str, str | None] = {}
+        if self._position is not None:
+            state[CURSOR_KEY] = self._position
+            state.update(self._ahead_state(self._position))
+        now, wall_now = self.clock(), time.time()
+        for index in self._dirty:
+            window = self._windows[index]
+            state[WINDOW_PREFIX + quote(window.rule.name, safe="")] = window_state(
+                window, now, wall_now
+            )
+        return state
+
+    def _ahead_state(self, position: str) -> dict[str, str | None]:
+        """``alerts:ahead:<channel>`` for each channel checked past ``position`` (None: no more)."""
+        parsed = parse_event_id(position)
+        at = parsed[1] if parsed is not None else 0
+        state: dict[str, str | None] = {
+            AHEAD_PREFIX + channel: None
+            for channel in self._ahead
+            if self._seen.get(channel, 0) <= at
+        }
+        if self._caught_up or self._ahead:
+            for channel, seq in self._seen.items():
+                if seq > at:
+                    state[AHEAD_PREFIX + channel] = format_event_id(self.broker.epoch, seq)
+        return state
+
+    def _stored(self, state: Mapping[str, str | None]) -> None:
+        """``state`` (from :meth:`_progress`) is stored: nothing changed is unsaved any more."""
+        self._saved = state.get(CURSOR_KEY, self._saved)
+        self._dirty.clear()
+        for key, value in state.items():
+            if key.startswith(AHEAD_PREFIX):
+                channel = key.removeprefix(AHEAD_PREFIX)
+                if value is None:
+                    self._ahead.discard(channel)
+                else:
+                    self._ahead.add(channel)
+        self._caught_up = False
+
+    async def _save_progress(self) -> None:
+        """Store the cursor and cooldowns once per batch, when they changed."""
+        if self._position == self._saved and not self._dirty and not self._caught_up:
+            return
+        state = self._progress()
+        if await self._save(state):
+            self._stored(state)
+
+    async def _save(self, state: State) -> bool:
+        """Store ``state``; False (and a warning) when the broker cannot now."""
+        try:
+            await self.broker.save_state(state)
+        except BrokerError as error:
+            log.warning("alerts: state not stored (%s); a restart may repeat work", error)
+            return False
+        return True
+
     async def _send(self, alert: Alert) -> None:
+        """Publish the notification, with the cursor and the webhook's outbox entry, then POST."""
+        rule = alert.rule
+        delivery = None
+        state = self._progress()
+        if rule.webhook is not None:
+            facts = alert_facts(alert, self.base_url)
+            url, body = webhook_request(rule.format, rule.webhook, facts)
+            key = idempotency_key(rule, alert.event)
+            delivery = self.outbox.new(key, url, rule.format, body, rule.webhook_max_age_s)
+            state[delivery.state_key] = delivery.to_json()
         try:
             payload = notify_payload(alert, self.base_url)
-            await self.broker.publish(alert.rule.notify, "notify", payload)
+            await self.broker.publish(rule.notify, "notify", payload, state)
             self.stats.notified += 1
+            self._stored(state)
         except (BrokerError, PayloadError) as error:
-            log.error(
-                "alert of rule %r not published to %s: %s",
-                alert.rule.name,
-                alert.rule.notify,
-                error,
-            )
-        if alert.rule.webhook is not None:
-            facts = alert_facts(alert, self.base_url)
-            url, body = webhook_request(alert.rule.format, alert.rule.webhook, facts)
-            task = asyncio.create_task(self._post(url, body))
-            self._posts.add(task)
-            task.add_done_callback(self._posts.discard)
-
-    async def _post(self, url: str, body: Any) -> None:
-        for attempt, delay in enumerate((*self.retry_delays_s, None), start=1):
-            outcome, retry = await _post_once(self._client, url, body)
-            if outcome is None:
-                self.stats.webhooks_sent += 1
-                return
-            if delay is None or not retry:
-                break
-            log.info(
-                "webhook %s attempt %d failed (%s); retrying in %gs", url, attempt, outcome, delay
-            )
-            await asyncio.sleep(delay)
-        self.stats.webhooks_failed += 1
-        log.error("webhook %s failed after %d attempts: %s", url, attempt, outcome)
-
-    async def _drain(self) -> None:
-        if not self._posts:
-            return
-        _done, pending = await asyncio.wait(self._posts, timeout=self.drain_s)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def _post_once(client: httpx.AsyncClient, url: str, body: Any) -> tuple[str | None, bool]:
-    """POST once: (None, _) on success, else (why it failed, whether a retry may help)."""
-    try:
-        response = await client.post(url, json=body)
-    except httpx.HTTPError as error:
-        return f"{type(error).__name__}: {error}", True
-    status = response.status_code
-    if status >= 400:
-        return f"HTTP {status}", status >= 500 or status in (408, 429)
-    return None, False
+            log.error("alert of rule %r not published to %s: %s", rule.name, rule.notify, error)
+            if delivery is not None:
+                await self._save({delivery.state_key: delivery.to_json()})
+        if delivery is not None:
+            self.outbox.start(delivery)
 
 
 async def _wake_on(stop: asyncio.Event, subscription: Feed) -> None:

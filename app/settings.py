@@ -168,6 +168,12 @@ class AlertSettings(_Section):
     format: Literal["json", "slack", "discord", "ntfy"] = "json"
     cooldown: str | float | None = None
     window: Positive | None = None  # the older name of cooldown, in seconds
+    webhook_max_age: str | float = "1h"
+
+    @property
+    def webhook_max_age_s(self) -> float:
+        """``webhook_max_age`` in seconds (checked at load): how long a POST is retried."""
+        return parse_duration(self.webhook_max_age)
 
     @property
     def cooldown_s(self) -> float:
@@ -361,6 +367,7 @@ def _check_alert_names(alerts: list[AlertSettings]) -> None:
             )
         if alert.cooldown is not None:
             _check_duration(f"alerts[{index}].cooldown", alert.cooldown)
+        _check_duration(f"alerts[{index}].webhook_max_age", alert.webhook_max_age)
         first = seen.setdefault(alert.name, index)
         if first != index:
             raise SettingsError(

@@ -11,14 +11,16 @@ from typing import Any
 import pytest
 
 from app.alerts import AlertEngine, AlertRule, AlertWindow, alert_facts, notify_payload
-from app.broker.base import BrokerUnavailable, Start
+from app.broker.base import Broker, BrokerUnavailable, Start
 from app.broker.hub import Subscription
 from app.broker.memory import MemoryBroker
-from app.events import Event, KindRegistry
+from app.events import Event, KindRegistry, State
 from app.settings import AlertSettings, SettingsError
 from app.sources.base import configure_sources
 from app.sources.demolog import append_lines
 from app.sources.logtail.source import LOGTAIL, LogTailSource
+from tests.broker.conftest import build_broker
+from tests.support.waiting import until
 from tests.support.webhook_shapes import SHAPES, escape_slack
 
 ERROR_LINE = "2026-11-27 18:30:01,123 ERROR [worker-3] payments: charge failed for order 7"
@@ -241,7 +243,7 @@ async def next_alerts(subscription: Subscription, count: int = 1) -> list[dict[s
 
 
 async def log_line(
-    broker: MemoryBroker, line: str, level: str | None = "error", channel: str = "log.app"
+    broker: Broker, line: str, level: str | None = "error", channel: str = "log.app"
 ) -> None:
     await broker.publish(channel, "log", {"line": line, "file": "app.log", "level": level})
 
@@ -279,7 +281,7 @@ async def test_the_webhook_receives_the_line_after_retrying_server_errors(
     broker: MemoryBroker, alerts: Subscription, receiver: WebhookReceiver
 ) -> None:
     receiver.statuses = [503, 500]
-    engine = AlertEngine([rule(webhook=receiver.url)], broker, retry_delays_s=(0.01, 0.02, 0.04))
+    engine = AlertEngine([rule(webhook=receiver.url)], broker, retry_base_s=0.01)
     stop, task = await start(engine)
     await log_line(broker, ERROR_LINE)
     statuses = [await receiver.next() for _ in range(3)]
@@ -287,28 +289,28 @@ async def test_the_webhook_receives_the_line_after_retrying_server_errors(
     assert {body["line"] for _, body in statuses} == {ERROR_LINE}
     assert statuses[-1][1]["channel"] == "log.app"
     await finish(stop, task)
-    assert (engine.stats.webhooks_sent, engine.stats.webhooks_failed) == (1, 0)
+    assert (engine.outbox.stats.sent, engine.outbox.stats.given_up) == (1, 0)
 
 
 async def test_a_client_error_is_not_retried(
     broker: MemoryBroker, alerts: Subscription, receiver: WebhookReceiver
 ) -> None:
     receiver.statuses = [400]
-    engine = AlertEngine([rule(webhook=receiver.url)], broker, retry_delays_s=(0.01,))
+    engine = AlertEngine([rule(webhook=receiver.url)], broker, retry_base_s=0.01)
     stop, task = await start(engine)
     await log_line(broker, ERROR_LINE)
     assert (await receiver.next())[0] == 400
     await next_alerts(alerts)
     await finish(stop, task)
     assert receiver.bodies.empty()
-    assert engine.stats.webhooks_failed == 1
+    assert engine.outbox.stats.given_up == 1
 
 
 async def test_an_unreachable_webhook_never_blocks_the_notifications(
     broker: MemoryBroker, alerts: Subscription
 ) -> None:
     dead = "http://127.0.0.1:9/hook"  # discard port: connection refused
-    engine = AlertEngine([rule(webhook=dead, window=0.05)], broker, retry_delays_s=(30.0,))
+    engine = AlertEngine([rule(webhook=dead, window=0.05)], broker, retry_base_s=60.0)
     stop, task = await start(engine)
     await log_line(broker, "ERROR one")
     assert [a["message"] for a in await next_alerts(alerts)] == ["ERROR one"]
@@ -340,7 +342,7 @@ async def test_a_match_inside_a_burst_past_max_lag_still_alerts(
         await log_line(broker, "ERROR needle" if n == 250 else f"INFO filler {n}", level="info")
     [alert] = await next_alerts(alerts)
     assert alert["message"] == "ERROR needle"
-    assert "catching up from history" in caplog.text
+    assert "fell behind" in caplog.text
     await log_line(broker, "ERROR needle again")
     [alert] = await next_alerts(alerts)
     assert alert["message"].startswith("ERROR needle again")  # within the window: a summary
@@ -350,8 +352,10 @@ async def test_a_match_inside_a_burst_past_max_lag_still_alerts(
 async def test_an_error_appended_to_a_real_log_file_alerts_through_logtail(
     tmp_path: Path, broker: MemoryBroker, alerts: Subscription, receiver: WebhookReceiver
 ) -> None:
-    async def publish(channel: str, kind: str, data: dict[str, Any]) -> Event:
-        return await broker.publish(channel, kind, broker.kinds.get(kind).validate(data))
+    async def publish(
+        channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
+        return await broker.publish(channel, kind, broker.kinds.get(kind).validate(data), state)
 
     entry = {"type": "logtail", "path": str(tmp_path / "*.log"), "lines": 0}
     [tail_config] = configure_sources([entry], {"logtail": LOGTAIL})
@@ -433,3 +437,145 @@ async def test_each_webhook_format_reaches_its_listener_in_the_shape_its_service
     assert "app.log" in said["file"]
     assert said["link"] == link
     assert receiver.paths == ["/hook/" if fmt == "ntfy" else "/hook/ops-alerts"]
+
+
+# -- a durable consumer: cursor, cooldowns and outbox across engines -----------
+
+
+async def test_a_new_engine_resumes_after_the_last_line_handled_not_at_the_live_end(
+    broker: MemoryBroker, alerts: Subscription
+) -> None:
+    stop, task = await start(AlertEngine([rule(window=0.01)], broker))
+    await log_line(broker, "ERROR before")
+    assert [a["message"] for a in await next_alerts(alerts)] == ["ERROR before"]
+    await finish(stop, task)
+    await log_line(broker, "ERROR while it was down")  # then a restart of the engine
+    await log_line(broker, INFO_LINE, level="info")
+    stop, task = await start(AlertEngine([rule(window=0.01)], broker))
+    [resumed] = await next_alerts(alerts)  # at once, or as the restored cooldown's summary
+    assert resumed["message"].startswith("ERROR while it was down")
+    await log_line(broker, "ERROR after")
+    [after] = await next_alerts(alerts)
+    assert after["message"].startswith("ERROR after")
+    await finish(stop, task)
+    assert alerts.take() == []
+    cursor = (await broker.load_state("alerts:"))["alerts:cursor"]
+    assert cursor == broker.channels()[0].last_id  # log.app's newest: every line handled
+
+
+async def test_an_open_cooldown_survives_a_restart_and_sends_its_summary(
+    broker: MemoryBroker, alerts: Subscription
+) -> None:
+    stop, task = await start(AlertEngine([rule(cooldown=0.5)], broker))
+    await log_line(broker, "ERROR first")
+    await next_alerts(alerts)
+    await log_line(broker, "ERROR held back")
+    await finish(stop, task)  # the line is held back now, or checked again by the next engine
+    stop, task = await start(AlertEngine([rule(cooldown=0.5)], broker))
+    [summary] = await next_alerts(alerts)
+    assert summary["title"] == "Payments errors (+1 more)"
+    assert summary["message"].startswith("ERROR held back")
+    await finish(stop, task)
+
+
+async def test_a_cursor_of_another_epoch_starts_at_the_live_end_and_says_so(
+    broker: MemoryBroker, alerts: Subscription, caplog: pytest.LogCaptureFixture
+) -> None:
+    await log_line(broker, "ERROR from before the engine")
+    stale = {"alerts:window:Gone": "{}", "alerts:ahead:log.app": "0ther-9"}
+    await broker.save_state({"alerts:cursor": "0ther-1", **stale})
+    stop, task = await start(AlertEngine([rule(window=0.01)], broker))
+    assert "of another epoch than the broker's" in caplog.text
+    await log_line(broker, "ERROR new")
+    assert [a["message"] for a in await next_alerts(alerts)] == ["ERROR new"]
+    await finish(stop, task)
+    assert not set(stale) & set(await broker.load_state("alerts:"))
+
+
+async def test_a_pending_webhook_is_stored_with_its_alert_and_resumed_by_the_next_engine(
+    broker: MemoryBroker, alerts: Subscription, receiver: WebhookReceiver
+) -> None:
+    receiver.statuses = [503] * 1000
+    hook = rule(webhook=receiver.url)
+    engine = AlertEngine([hook], broker, retry_base_s=0.01)
+    stop, task = await start(engine)
+    await log_line(broker, ERROR_LINE)
+    [alert] = await next_alerts(alerts)
+    assert (await receiver.next())[0] == 503
+    [(key, stored)] = (await broker.load_state("outbox:")).items()
+    line_id = alert["key"].rsplit(".", 1)[1]
+    assert key == f"outbox:{line_id}:Payments%20errors"
+    assert json.loads(stored)["url"] == receiver.url
+    await finish(stop, task)  # the delivery stays stored
+    assert await broker.load_state("outbox:") != {}
+    receiver.statuses = []
+    while not receiver.bodies.empty():
+        receiver.bodies.get_nowait()
+    engine = AlertEngine([hook], broker, retry_base_s=0.01)
+    stop, task = await start(engine)
+    status, body = await receiver.next()
+    assert (status, body["id"], body["line"]) == (200, line_id, ERROR_LINE)
+    await until(lambda: engine.outbox.stats.pending == 0, "the delivery forgotten")
+    await finish(stop, task)
+    assert await broker.load_state("outbox:") == {}
+    assert alerts.take() == []  # resuming the webhook raised no second alert
+
+
+async def test_lines_past_the_rings_are_checked_from_the_database_once_and_the_cursor_passes_them(
+    tmp_path: Path,
+) -> None:
+    broker = build_broker(f"sqlite:///{tmp_path}/pb.db", history=10)
+    await broker.start()
+    try:
+        async with broker.subscribe(["ops.alerts"], Start()) as alerts:
+            assert isinstance(alerts, Subscription)
+            stop, task = await start(AlertEngine([rule(window=0.01)], broker))
+            await log_line(broker, "ERROR before")
+            await next_alerts(alerts)
+            await finish(stop, task)
+            for n in range(30):  # while the engine is down, three rings' worth
+                line = "ERROR deep in the burst" if n == 3 else f"INFO filler {n}"
+                await log_line(broker, line, level="info")
+            await log_line(broker, "ERROR last")
+            stop, task = await start(AlertEngine([rule(window=0.01)], broker))
+            found = await next_alerts(alerts, 2)
+            await finish(stop, task)
+            assert [a["message"].split("\n")[0] for a in found] == [
+                "ERROR deep in the burst",
+                "ERROR last",
+            ]
+            assert alerts.take() == []
+        state = await broker.load_state("alerts:")
+        assert not [key for key in state if key.startswith("alerts:ahead:")]
+        assert state["alerts:cursor"] == broker.channels()[0].last_id
+    finally:
+        await broker.close()
+
+
+async def test_lines_a_catch_up_had_checked_before_a_crash_are_not_checked_again(
+    tmp_path: Path,
+) -> None:
+    broker = build_broker(f"sqlite:///{tmp_path}/pb.db", history=10)
+    await broker.start()
+    try:
+        cursor = await broker.publish("log.app", "log", {"line": "INFO start", "level": "info"})
+        checked = await broker.publish("log.app", "log", {"line": "ERROR checked"})
+        for n in range(20):
+            await log_line(broker, f"INFO filler {n}", level="info")
+        await log_line(broker, "ERROR new")
+        # what a crash leaves behind after a catch-up had checked (and alerted) up to ``checked``
+        await broker.save_state({"alerts:cursor": cursor.id, "alerts:ahead:log.app": checked.id})
+        async with broker.subscribe(["ops.alerts"], Start()) as alerts:
+            assert isinstance(alerts, Subscription)
+            stop, task = await start(AlertEngine([rule(window=0.01)], broker))
+            [alert] = await next_alerts(alerts)
+            assert alert["message"] == "ERROR new"
+            await log_line(broker, "ERROR after")  # its alert: the replay is over
+            [after] = await next_alerts(alerts)
+            assert after["message"].startswith("ERROR after")
+            await finish(stop, task)
+            assert alerts.take() == []
+        state = await broker.load_state("alerts:")
+        assert "alerts:ahead:log.app" not in state
+    finally:
+        await broker.close()

@@ -165,6 +165,7 @@ class _RuntimeCollector(Collector):
         )
         yield from self._sources()
         yield from self._broker()
+        yield from self._webhooks()
         fast = GaugeMetricFamily(
             "pulseboard_fast_path", "1 while a fast path is live, by path.", labels=["path"]
         )
@@ -218,6 +219,22 @@ class _RuntimeCollector(Collector):
         yield lag
         yield rotations
         yield refused
+
+    def _webhooks(self) -> Iterator[Metric]:
+        webhooks = self.runtime.webhooks
+        yield GaugeMetricFamily(
+            "pulseboard_webhook_outbox",
+            "Alert webhook deliveries stored and not yet delivered or given up (this process's).",
+            webhooks.pending,
+        )
+        yield CounterMetricFamily(
+            "pulseboard_webhook_deliveries", "Alert webhook POSTs answered 2xx.", webhooks.sent
+        )
+        yield CounterMetricFamily(
+            "pulseboard_webhook_give_ups",
+            "Alert webhook deliveries given up: a 4xx (not 408/429), or webhook_max_age passed.",
+            webhooks.given_up,
+        )
 
     def _broker(self) -> Iterator[Metric]:
         broker = self.runtime.broker

@@ -20,6 +20,7 @@ from app.auth import Authority, build_authority, check_exposure
 from app.broker import create_broker
 from app.broker.base import Broker
 from app.events import Event, KindRegistry, State
+from app.outbox import OutboxStats
 from app.ratelimit import RateLimiter
 from app.render import Renderer, create_environment
 from app.serve.metrics import OTHER_CHANNEL, Metrics
@@ -53,6 +54,7 @@ class Runtime:
     publish_limiter: RateLimiter
     chat_limiter: RateLimiter
     declared: set[str] = field(default_factory=set)
+    webhooks: OutboxStats = field(default_factory=OutboxStats)
     run_sources: bool = True
     accepting: bool = True
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -191,6 +193,7 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
         AlertRule.from_settings(index, rule)  # a bad rule fails here, naming its key
     broker = create_broker(settings, kinds)
     panels = _panels(settings, sources, kinds)
+    webhooks = OutboxStats()  # this process's, across the engines the lease starts
     runtime = Runtime(
         settings=settings,
         kinds=kinds,
@@ -204,7 +207,7 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
             ),
             observe_latency=metrics.write_latency.observe,
         ),
-        runner=SourceRunner(sources, _alert_engines(settings, broker)),
+        runner=SourceRunner(sources, _alert_engines(settings, broker, webhooks)),
         panels=panels,
         authority=authority,
         metrics=metrics,
@@ -212,17 +215,20 @@ def build_runtime(settings: Settings, *, run_sources: bool = True) -> Runtime:
         chat_limiter=RateLimiter(limits.chat_rate, limits.chat_burst),
         run_sources=run_sources,
         declared={panel.channel for panel in panels} | {alert.notify for alert in settings.alerts},
+        webhooks=webhooks,
     )
     metrics.attach(runtime)
     return runtime
 
 
-def _alert_engines(settings: Settings, broker: Broker) -> Callable[[], AlertEngine] | None:
+def _alert_engines(
+    settings: Settings, broker: Broker, webhooks: OutboxStats
+) -> Callable[[], AlertEngine] | None:
     """A fresh engine each time the sources start (an engine runs once), or None without rules."""
     if not settings.alerts:
         return None
     base_url = public_url(settings)
-    return lambda: AlertEngine(settings.alerts, broker, base_url=base_url)
+    return lambda: AlertEngine(settings.alerts, broker, base_url=base_url, outbox_stats=webhooks)
 
 
 def _panels(
