@@ -14,7 +14,7 @@ from app.alerts import AlertEngine, AlertRule, AlertWindow, alert_facts, notify_
 from app.broker.base import BrokerUnavailable, Start
 from app.broker.hub import Subscription
 from app.broker.memory import MemoryBroker
-from app.events import Event, KindRegistry
+from app.events import Event, KindRegistry, State
 from app.settings import AlertSettings, SettingsError
 from app.sources.base import configure_sources
 from app.sources.demolog import append_lines
@@ -350,8 +350,10 @@ async def test_a_match_inside_a_burst_past_max_lag_still_alerts(
 async def test_an_error_appended_to_a_real_log_file_alerts_through_logtail(
     tmp_path: Path, broker: MemoryBroker, alerts: Subscription, receiver: WebhookReceiver
 ) -> None:
-    async def publish(channel: str, kind: str, data: dict[str, Any]) -> Event:
-        return await broker.publish(channel, kind, broker.kinds.get(kind).validate(data))
+    async def publish(
+        channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
+        return await broker.publish(channel, kind, broker.kinds.get(kind).validate(data), state)
 
     entry = {"type": "logtail", "path": str(tmp_path / "*.log"), "lines": 0}
     [tail_config] = configure_sources([entry], {"logtail": LOGTAIL})
