@@ -150,13 +150,14 @@ def _raise_failed(tasks: list[asyncio.Task[None]]) -> None:
             task.result()
 
 
-async def history(node: Node, channel: str) -> list[dict[str, Any]]:
-    """Every retained event of ``channel``, paging through the JSON API."""
+async def history(node: Node | str, channel: str) -> list[dict[str, Any]]:
+    """Every retained event of ``channel`` on a node (or at a URL), paging through the API."""
+    url = node if isinstance(node, str) else node.url
     events: list[dict[str, Any]] = []
     async with httpx.AsyncClient(timeout=30) as client:
         while True:
             params = {"limit": "1000", **({"after": events[-1]["id"]} if events else {})}
-            response = await client.get(f"{node.url}/api/channels/{channel}/events", params=params)
+            response = await client.get(f"{url}/api/channels/{channel}/events", params=params)
             assert response.status_code == 200, response.text
             page = response.json()
             assert not page["gap"]
