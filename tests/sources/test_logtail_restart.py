@@ -25,7 +25,7 @@ from tests.broker.conftest import redis_server as redis_server  # the session's 
 from tests.sources.test_logtail_logrotate import logrotate
 from tests.support.waiting import until
 
-BACKENDS = ["sqlite", "redis"]
+BACKENDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @pytest.fixture
@@ -85,7 +85,6 @@ async def settled(broker: Broker, writer: Any, channel: str = "log.app") -> list
     return lines
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker_url", BACKENDS, indirect=True)
 async def test_lines_written_while_down_are_delivered_once(
     broker_url: str, log_dir: Path, make_writer: Any
@@ -103,7 +102,6 @@ async def test_lines_written_while_down_are_delivered_once(
     assert lines == writer.written[50:]
 
 
-@pytest.mark.slow
 async def test_a_partial_line_published_by_the_flush_timeout_is_not_published_again(
     tmp_path: Path, log_dir: Path, make_writer: Any
 ) -> None:
@@ -124,7 +122,6 @@ async def test_a_partial_line_published_by_the_flush_timeout_is_not_published_ag
     assert numbers == [1, 2, 3, 3, 4]  # the rest of a flushed line keeps its number
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker_url", BACKENDS, indirect=True)
 async def test_a_rename_rotation_while_down_is_read_to_its_end_first(
     broker_url: str, log_dir: Path, rotate_dir: Path, make_writer: Any
@@ -144,7 +141,6 @@ async def test_a_rename_rotation_while_down_is_read_to_its_end_first(
     assert lines == writer.written
 
 
-@pytest.mark.slow
 async def test_copytruncate_while_down_continues_in_the_copy(
     tmp_path: Path, log_dir: Path, rotate_dir: Path, make_writer: Any
 ) -> None:
@@ -161,7 +157,6 @@ async def test_copytruncate_while_down_continues_in_the_copy(
     assert lines == writer.written
 
 
-@pytest.mark.slow
 async def test_lines_apply_only_to_a_file_seen_for_the_first_time(
     tmp_path: Path, log_dir: Path, make_writer: Any
 ) -> None:
@@ -181,7 +176,6 @@ async def test_lines_apply_only_to_a_file_seen_for_the_first_time(
     assert new_lines == new.written[40:]
 
 
-@pytest.mark.slow
 async def test_the_checkpoint_of_a_deleted_file_is_dropped(
     tmp_path: Path, log_dir: Path, make_writer: Any
 ) -> None:
