@@ -118,13 +118,17 @@ async def crash_loop(
     await node.start()
     stop = asyncio.Event()
     tasks = [asyncio.create_task(load.run(node, stop)) for load in loads]
+    restarts: list[float] = []
     try:
         for _ in range(kills):
             await asyncio.sleep(rng.uniform(0.3, 1.5))  # up, under load
             _raise_failed(tasks)
             node.kill()
             await asyncio.sleep(rng.uniform(0.0, 0.5))  # down: the writer goes on
+            started = time.monotonic()
             await node.start()
+            restarts.append(time.monotonic() - started)
+        print(f"crash loop: {kills} restarts to /readyz, {_spread(restarts)}")
         await asyncio.sleep(0.5)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), CHECK_TIMEOUT_S)
@@ -142,6 +146,14 @@ async def crash_loop(
         for load in loads:
             load.close()
     assert "Traceback" not in log, log[-5000:]
+
+
+def _spread(seconds: list[float]) -> str:
+    if not seconds:
+        return "none"
+    ordered = sorted(seconds)
+    median = ordered[len(ordered) // 2]
+    return f"median {median:.1f} s, max {ordered[-1]:.1f} s"
 
 
 def _raise_failed(tasks: list[asyncio.Task[None]]) -> None:
@@ -169,7 +181,7 @@ async def history(node: Node | str, channel: str) -> list[dict[str, Any]]:
 class LogLines(Load):
     """A writer appending numbered lines to a tailed file, whatever the server does."""
 
-    def __init__(self, directory: Path, interval_s: float = 0.005) -> None:
+    def __init__(self, directory: Path, interval_s: float = 0.01) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "crash.log"
         self.writer = LogWriter(self.path, "written")
@@ -240,7 +252,7 @@ class Publisher(Load):
                     self.acknowledged.update(zip(ids, messages, strict=True))
                 else:
                     assert response.status_code == 503, response.text
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.02)
 
     async def check(self, node: Node) -> None:
         events = await history(node, self.channel)
