@@ -8,6 +8,7 @@ tick seen twice is exactly what these tests look for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -18,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.crash_loop import history
 from tests.redis.conftest import GatewayFactory
+from tests.sources.conftest import LogWriter
 from tests.support.server import ROOT, ServerProcess
 from tests.support.sse_client import SSEStream
 
@@ -83,6 +86,42 @@ async def test_when_the_source_process_dies_another_takes_over(
     holder.stop(signal.SIGKILL)
     received = await ticks(survivor, 10)
     assert_each_tick_once(received)
+    assert lease_holders(survivor) == [survivor]
+
+
+async def log_lines(gateway: ServerProcess, until_line: str) -> list[str]:
+    """The lines of ``log.app`` on ``gateway`` once ``until_line`` is among them (30 s at most)."""
+    async with asyncio.timeout(30):
+        while True:
+            with contextlib.suppress(AssertionError):  # 404 until the channel exists
+                lines = [event["data"]["line"] for event in await history(gateway.url, "log.app")]
+                if until_line in lines:
+                    return lines
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_the_gateway_taking_over_the_sources_continues_the_log_where_it_stopped(
+    start_gateway: GatewayFactory, deployment: dict[str, Any], tmp_path: Path
+) -> None:
+    writer = LogWriter(tmp_path / "app.log")
+    writer.lines(3)
+    deployment["sources"] = [{"type": "logtail", "path": str(writer.path), "lines": 100}]
+    a, b = start_gateway(deployment), start_gateway(deployment)
+    try:
+        await log_lines(a, writer.written[-1])
+        (holder,) = lease_holders(a, b)
+        survivor = b if holder is a else a
+        writer.lines(5)
+        await log_lines(survivor, writer.written[-1])
+        holder.stop(signal.SIGKILL)
+        writer.lines(5)  # nobody tails the file until the lease expires
+        lines = await log_lines(survivor, writer.line("last line"))
+        await asyncio.sleep(0.5)  # a late repeat would show now
+        lines = await log_lines(survivor, "last line")
+    finally:
+        writer.close()
+    assert lines == writer.written  # the offset was in Redis, beside the events
     assert lease_holders(survivor) == [survivor]
 
 

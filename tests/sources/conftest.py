@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from app.events import Event
+from app.broker.base import apply_state
+from app.events import Event, State
 from app.sources.logtail.source import LOGTAIL, LogTailConfig, LogTailSource, LogTailStats
 
 
@@ -25,12 +26,16 @@ class Collector:
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
         self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self.state: dict[str, str] = {}  # the checkpoints, as a broker would store them
         self._seq = itertools.count(1)
         self._changed = asyncio.Event()
         self.stats = LogTailStats()  # the tailer's, once ``tailing`` runs one
 
-    async def __call__(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+    async def __call__(
+        self, channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
         self.events.append((channel, kind, data))
+        apply_state(self.state, state or {})
         self._changed.set()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
@@ -181,6 +186,14 @@ def make_writer() -> Iterator[Callable[..., LogWriter]]:
 def log_dir(tmp_path: Path) -> Path:
     """A directory for the log files of one test."""
     directory = tmp_path / "log"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def rotate_dir(tmp_path: Path) -> Path:
+    """Where logrotate keeps its config and state (beside, not inside, the log directory)."""
+    directory = tmp_path / "logrotate"
     directory.mkdir()
     return directory
 

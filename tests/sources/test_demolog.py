@@ -13,7 +13,7 @@ import msgspec
 from app.alerts import AlertEngine
 from app.broker.base import Start
 from app.broker.memory import MemoryBroker
-from app.events import Event, KindRegistry
+from app.events import Event, KindRegistry, State
 from app.settings import load_settings
 from app.sources.base import (
     Supervisor,
@@ -123,8 +123,10 @@ async def test_the_default_demo_moves_every_source_panel_within_seconds(tmp_path
     kinds = KindRegistry()
     broker = MemoryBroker(kinds, history_size=1000, max_lag=1000)
 
-    async def publish(channel: str, kind: str, data: dict[str, Any]) -> Event:
-        return await broker.publish(channel, kind, kinds.get(kind).validate(data))
+    async def publish(
+        channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
+        return await broker.publish(channel, kind, kinds.get(kind).validate(data), state)
 
     moving = {"ticker", "log.app", "log.access", "ops.alerts"}
     assert moving <= {channel.name for channel in settings.channels}

@@ -281,7 +281,7 @@ async def test_polling_mode_follows_appends(log_dir, tail, make_writer):
 async def test_cancelling_the_source_propagates_cancelled_error(log_dir):
     source = LOGTAIL.create(_config(str(log_dir / "app.log")))
 
-    async def publish(channel: str, kind: str, data: dict[str, Any]) -> Any:
+    async def publish(channel: str, kind: str, data: dict[str, Any], state: Any = None) -> Any:
         raise AssertionError("nothing to publish")
 
     task = asyncio.create_task(source.run(publish, asyncio.Event()))

@@ -36,14 +36,6 @@ def lines_of(*paths: Path) -> list[str]:
     return [line for path in paths for line in path.read_text().splitlines()]
 
 
-@pytest.fixture
-def rotate_dir(tmp_path: Path) -> Path:
-    """Where logrotate keeps its config and state (beside, not inside, the log directory)."""
-    directory = tmp_path / "logrotate"
-    directory.mkdir()
-    return directory
-
-
 async def test_copytruncate_by_logrotate_while_appending(
     log_dir, rotate_dir, tail, make_writer, continuous_writer
 ):

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.events import Event
+from app.events import Event, State
 from app.serve.runtime import Runtime, build_runtime
 from app.settings import settings_from_dict
 from app.sources.logtail.source import READ_CHUNK_BYTES, LogTailConfig, LogTailSource
@@ -29,7 +29,9 @@ class Lines:
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def __call__(self, channel: str, kind: str, data: dict[str, Any]) -> Event:
+    async def __call__(
+        self, channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
         await self.gate.wait()
         self.lines.append(data["line"])
         return Event(str(len(self.lines)), channel, kind, time.time(), data, 1, 1)

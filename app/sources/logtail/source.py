@@ -15,9 +15,21 @@ How it follows, and deliberate oddities (do not "fix"):
   on a 250 ms tick, so a lost or merged notification costs latency, never a line.
 - ``poll = true``: watchfiles' polling watcher misses many appends (it compares
   mtimes), so in that mode every file is checked every 50 ms instead.
-- Files present at start begin with their last ``lines`` lines; files that
-  appear later (created, re-created, the new file after a rotation) are read
-  from their first byte.
+- Files seen for the first time at start (no checkpoint) begin with their
+  last ``lines`` lines; files that appear later (created, re-created, the new
+  file after a rotation) are read from their first byte.
+- Checkpoints (:mod:`app.sources.logtail.checkpoint`): every line is published
+  with its name's checkpoint (each file's device, inode, first-KiB fingerprint
+  and the offset after the last published line, a line published by the flush
+  timeout included), committed with the event. A restart (or a crash) continues
+  exactly there: lines written while the server was down are delivered, none
+  twice. A file rotated away meanwhile is found in the directory by identity
+  (renamed: device, inode and fingerprint; copytruncated: the copy with the
+  fingerprint) and read to its end first. A name whose file is not the
+  checkpointed one (replaced, or truncated without a copy) is read from byte 0,
+  which loses nothing; a checkpoint whose files are all gone is dropped. A file
+  from which no line was published has no checkpoint: it is new again after a
+  restart (its last ``lines`` lines).
 - A file rotated away (renamed or deleted) stays open and is drained until it
   has been idle for ``flush_timeout``: a writer that appends to the old file for
   a moment after the rename loses nothing. Each time new bytes are read from the
@@ -30,16 +42,15 @@ How it follows, and deliberate oddities (do not "fix"):
   published as it is.
 - With a glob, rotated copies must not match it (``*.log``, not ``*.log*``),
   or they are followed as files of their own.
-- A restart (after a crash) backfills again, so lines can repeat across a crash.
 - Which files may be read is :mod:`app.sources.logtail.access`'s rule, checked at
   every open (a file that appears, or the new file after a rotation): a name
   swapped for a symlink out of the allowed directories is refused on re-open.
   A refusal is logged once per file and reason, and counted in ``stats.refused``.
 - ``lineno`` is the line's number in its file: known when the file is read from
   its first byte, and after a backfill that skipped at most ``LINE_COUNT_MAX_BYTES``
-  (the skipped lines are counted); None otherwise, until the file is truncated or
-  replaced. A partial line published by the flush timeout and the rest of it
-  that follows share one number.
+  (the skipped lines are counted) or from a checkpoint that knew it; None
+  otherwise, until the file is truncated or replaced. A partial line published
+  by the flush timeout and the rest of it that follows share one number.
 - ``stats.lag_bytes`` is measured when a file is read (an ``fstat`` after each
   read), not at scrape time, so it can be up to a tick old.
 """
@@ -66,6 +77,19 @@ from watchfiles import awatch
 from app.events import Event, PayloadError, State, validate_channel
 from app.sources.base import Publish, SourceType, pause_unless_stopped
 from app.sources.logtail.access import REASONS, SYSTEM_DIRS, is_within, real_dirs, refusal
+from app.sources.logtail.checkpoint import (
+    FINGERPRINT_BYTES,
+    KEY_PREFIX,
+    Candidate,
+    FileMark,
+    Resume,
+    decode_marks,
+    encode_marks,
+    fingerprint,
+    grow_head,
+    resume_plan,
+    state_key,
+)
 from app.sources.logtail.lines import LineSplitter, RawLine, backfill_offset, line_text
 from app.sources.logtail.logformat import line_facts
 from app.sources.logtail.rotation import (
@@ -200,23 +224,44 @@ class FileTail:
     last_read_at: float = 0.0
     size: int = 0
     lineno: int | None = None
+    head: bytes = b""
+    published: int = 0
+    static: bool = False
 
     @property
     def lag_bytes(self) -> int:
         """Bytes beyond our position at the last read (none once truncated below it)."""
         return max(0, self.size - self.position)
 
-    def advance(self, data: bytes, now: float) -> list[RawLine]:
-        """Account for ``data`` read at our position; return the lines it completes."""
+    def advance(self, data: bytes, now: float) -> list[tuple[RawLine, int]]:
+        """Account for ``data`` read at our position; return the lines it completes.
+
+        Each line comes with the offset just after its line end (its checkpoint).
+        """
+        start = self.position
+        self.head = grow_head(self.head, start, data)
         self.position += len(data)
         self.history = keep_tail(self.history, data)
         self.last_read_at = now
-        return self.splitter.feed(data)
+        lines = self.splitter.feed(data)
+        ends, at = [], -1
+        for _line in lines:
+            at = data.find(b"\n", at + 1)
+            ends.append(start + at + 1)
+        return list(zip(lines, ends, strict=True))
+
+    def mark(self) -> FileMark:
+        """Our identity and the offset after the last line we published."""
+        device, inode = self.file_id.device, self.file_id.inode
+        head = self.head
+        return FileMark(device, inode, fingerprint(head), len(head), self.published, self.lineno)
 
     def restart_at_zero(self) -> None:
         """The file was truncated: what comes next starts at its first byte."""
         self.position = 0
         self.history = b""
+        self.head = b""
+        self.published = 0
         self.lineno = 1
 
 
@@ -246,6 +291,9 @@ class LogTailSource:
     _draining: list[FileTail] = field(default_factory=list)
     _unreadable: set[str] = field(default_factory=set)
     _refused: dict[str, str] = field(default_factory=dict)
+    _marks: dict[str, list[FileMark]] = field(default_factory=dict)
+    _from_start: set[str] = field(default_factory=set)
+    _drops: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._directory, self._pattern = _split_path(self.config)
@@ -255,15 +303,85 @@ class LogTailSource:
         self._last_full_scan = 0.0
         self._tick_ms = POLL_DELAY_MS if self.config.poll else TICK_MS
 
+    def restore(self, state: dict[str, str]) -> None:
+        """Take the stored checkpoints of our files (called before :meth:`run`)."""
+        for key, value in state.items():
+            directory, name = os.path.split(key.removeprefix(KEY_PREFIX))
+            if directory != self._directory or not self._follows(name):
+                continue
+            marks = decode_marks(value)
+            if marks is None:
+                log.warning("logtail: ignoring an unreadable checkpoint for %s", self._path(name))
+                continue
+            self._marks[name] = marks
+
+    def _follows(self, name: str) -> bool:
+        if has_magic(self._pattern):
+            return matches(self._pattern, name)
+        return name == self._pattern
+
     async def run(self, publish: Publish, stop: asyncio.Event) -> None:
         """Follow the files until ``stop`` is set."""
         self._publish, self._stop = publish, stop
         try:
             if await self._wait_for_directory():
+                await self._resume()
                 await self._scan(None, initial=True)
                 await self._watch()
         finally:
             self._close_all()
+
+    async def _resume(self) -> None:
+        """Open each checkpointed file where its last published line ended.
+
+        Files rotated away while we were down are drained first; a name whose
+        file is not the checkpointed one is read from byte 0 (it may hold only
+        lines written while we were down); a checkpoint whose files are all
+        gone is dropped with the next line published.
+        """
+        marks, self._marks = self._marks, {}
+        for name, stored in sorted(marks.items()):
+            allowed = self._allowed or self.config.directories()
+            at_name, others = await asyncio.to_thread(
+                _candidates, self._directory, name, stored, self._allowed, allowed
+            )
+            fds = {(c.device, c.inode): fd for c, fd in [*others, *([at_name] if at_name else [])]}
+            plan = resume_plan(stored, at_name[0] if at_name else None, [c for c, _ in others])
+            try:
+                for resume in plan.rotated:
+                    self._draining.append(await self._resumed(name, resume, fds))
+                if plan.current is not None:
+                    self._tails[name] = await self._resumed(name, plan.current, fds)
+            finally:
+                for fd in fds.values():
+                    os.close(fd)
+            if plan.current is None:
+                self._from_start.add(name)
+            if at_name is None and not plan.rotated:
+                self._drops[state_key(self._path(name))] = None
+            self.stats.rotations["rename"] += plan.renamed
+            self.stats.rotations["copytruncate"] += plan.copied
+            if plan.lost:
+                path, lost = self._path(name), plan.lost
+                log.warning("logtail: %s: %d file(s) rotated away are gone", path, lost)
+
+    async def _resumed(
+        self, name: str, resume: Resume, fds: dict[tuple[int, int], int]
+    ) -> FileTail:
+        """A tail on ``resume``'s file at its mark (the fd is taken out of ``fds``)."""
+        found, mark = resume.candidate, resume.mark
+        fd = fds.pop((found.device, found.inode))
+        history = await asyncio.to_thread(_bytes_before, fd, mark.offset)
+        channel = self.config.channel or channel_for(name)
+        splitter = LineSplitter(self.config.max_line_bytes)
+        file_id = FileId(found.device, found.inode)
+        tail = FileTail(name, channel, fd, file_id, mark.offset, splitter, history, self._now())
+        tail.size, tail.lineno, tail.head = found.size, mark.lineno, found.head
+        tail.published = mark.offset
+        tail.static = (found.device, found.inode) != (mark.device, mark.inode)  # a copy
+        path = self._path(name)
+        log.info("logtail: %s continues at byte %d of %s", path, mark.offset, found.name)
+        return tail
 
     async def _wait_for_directory(self) -> bool:
         while not await asyncio.to_thread(os.path.isdir, self._directory):
@@ -315,7 +433,7 @@ class LogTailSource:
     async def _follow(self, name: str, *, backfill: bool) -> None:
         tail = self._tails.get(name)
         if tail is None:
-            tail = await self._open(name, backfill=backfill)
+            tail = await self._open(name, backfill=backfill and name not in self._from_start)
             if tail is None:
                 return
             self._tails[name] = tail
@@ -335,7 +453,8 @@ class LogTailSource:
 
     async def _drain(self, tail: FileTail) -> None:
         intact = await self._read_to_end(tail)
-        if not intact or self._now() - tail.last_read_at >= self.config.flush_timeout:
+        idle = self._now() - tail.last_read_at >= self.config.flush_timeout
+        if not intact or idle or tail.static:
             await self._flush(tail)
             self._draining.remove(tail)
             os.close(tail.fd)
@@ -358,10 +477,11 @@ class LogTailSource:
         if opened is None:
             return None
         self._refused.pop(name, None)
-        fd, file_id, position, history = opened
+        fd, file_id, position, history, head = opened
         channel = self.config.channel or channel_for(name)
         splitter = LineSplitter(self.config.max_line_bytes)
         tail = FileTail(name, channel, fd, file_id, position, splitter, history, self._now())
+        tail.head, tail.published = head, position
         tail.lineno = await asyncio.to_thread(_first_lineno, fd, position)
         return tail
 
@@ -385,8 +505,8 @@ class LogTailSource:
             lines = tail.advance(data, self._now()) if data else []
             self.stats.bytes_read += len(data)
             self.stats.lag_bytes += tail.lag_bytes - lag_before
-            for line in lines:
-                await self._emit(tail, line)
+            for line, end in lines:
+                await self._emit(tail, line, end)
             if len(data) < READ_CHUNK_BYTES:
                 break
         return True
@@ -413,8 +533,8 @@ class LogTailSource:
                     data = await asyncio.to_thread(os.pread, fd, want, tail.position)
                     if not data:
                         break
-                    for line in tail.advance(data, self._now()):
-                        await self._emit(tail, line)
+                    for line, end in tail.advance(data, self._now()):
+                        await self._emit(tail, line, end)
             finally:
                 os.close(fd)
         await self._flush(tail)
@@ -427,17 +547,29 @@ class LogTailSource:
     async def _flush(self, tail: FileTail) -> None:
         line = tail.splitter.flush()
         if line is not None:
-            await self._emit(tail, line, whole=False)
+            await self._emit(tail, line, tail.position, whole=False)
 
-    async def _emit(self, tail: FileTail, raw: RawLine, *, whole: bool = True) -> None:
+    async def _emit(self, tail: FileTail, raw: RawLine, end: int, *, whole: bool = True) -> None:
+        """Publish one line with the checkpoint of its name (``end``: the offset after it)."""
         text = line_text(raw)
         facts = line_facts(text, time.time())
         data: dict[str, Any] = {"line": text, "file": tail.name, "level": facts.level}
         data.update(ts=facts.ts, lineno=tail.lineno)
-        await self._publish(tail.channel, "log", data)
-        self.stats.lines += 1
+        tail.published = end
         if whole and tail.lineno is not None:
             tail.lineno += 1
+        await self._publish(tail.channel, "log", data, self._checkpoint(tail))
+        self.stats.lines += 1
+
+    def _checkpoint(self, tail: FileTail) -> State:
+        """The state stored with a line of ``tail``: the marks of every file of its name."""
+        tails = [each for each in self._draining if each.name == tail.name]
+        current = self._tails.get(tail.name)
+        tails += [current] if current is not None else []
+        tails += [] if tail in tails else [tail]
+        state, self._drops = self._drops, {}
+        state[state_key(self._path(tail.name))] = encode_marks([each.mark() for each in tails])
+        return state
 
     def _path(self, name: str) -> str:
         return os.path.join(self._directory, name)
@@ -469,10 +601,11 @@ async def _not_running(
 
 def _open_at_start(
     path: str, allowed_dirs: Sequence[str] | None, lines: int | None, max_line_bytes: int
-) -> tuple[int, FileId, int, bytes] | str | None:
+) -> tuple[int, FileId, int, bytes, bytes] | str | None:
     """Open a file the access rule allows; start at its last ``lines`` lines, or byte 0 when None.
 
-    Returns the reason when the rule refuses it, None when it is gone.
+    Returns ``(fd, id, position, the bytes before it, the first bytes)``; the
+    reason when the rule refuses it, None when it is gone.
     """
     opened = _open_allowed(path, allowed_dirs)
     if not isinstance(opened, tuple):
@@ -480,9 +613,55 @@ def _open_at_start(
     fd, status = opened
     size = status.st_size
     position = 0 if lines is None else _backfill_start(fd, size, lines, max_line_bytes)
+    head = os.pread(fd, FINGERPRINT_BYTES, 0)
+    return fd, FileId.of(status), position, _bytes_before(fd, position), head
+
+
+def _bytes_before(fd: int, position: int) -> bytes:
+    """The bytes before ``position`` that identify it (what ``FileTail.history`` holds)."""
     known = min(position, MATCH_BYTES)
-    history = os.pread(fd, known, position - known) if known else b""
-    return fd, FileId.of(status), position, history
+    return os.pread(fd, known, position - known) if known else b""
+
+
+def _candidates(
+    directory: str,
+    name: str,
+    marks: Sequence[FileMark],
+    allowed_at_name: Sequence[str] | None,
+    allowed: Sequence[str],
+) -> tuple[tuple[Candidate, int] | None, list[tuple[Candidate, int]]]:
+    """Open the files that may continue ``marks``: the one at ``name``, and others.
+
+    The others are the rotated copies by name (newest first) and any file with
+    a mark's inode; each comes with its open fd.
+    """
+    inodes = {mark.inode for mark in marks}
+    entries, same_inode = [], []
+    with os.scandir(directory) as listing:
+        for entry in listing:
+            with contextlib.suppress(FileNotFoundError):
+                if entry.name != name and entry.is_file():
+                    entries.append((entry.name, entry.stat().st_mtime))
+                    if entry.inode() in inodes:
+                        same_inode.append(entry.name)
+    names = dict.fromkeys([*rotated_names(name, entries)[:COPY_CANDIDATES], *same_inode])
+    others = [_candidate(directory, each, allowed) for each in names]
+    return _candidate(directory, name, allowed_at_name), [each for each in others if each]
+
+
+def _candidate(
+    directory: str, name: str, allowed_dirs: Sequence[str] | None
+) -> tuple[Candidate, int] | None:
+    """``name`` opened (if the access rule allows it) with what identifies it."""
+    try:
+        opened = _open_allowed(os.path.join(directory, name), allowed_dirs)
+    except PermissionError:
+        return None
+    if not isinstance(opened, tuple):
+        return None
+    fd, status = opened
+    head = os.pread(fd, FINGERPRINT_BYTES, 0)
+    return Candidate(name, status.st_dev, status.st_ino, status.st_size, head), fd
 
 
 def _open_allowed(
@@ -621,4 +800,5 @@ LOGTAIL = SourceType(
     create=LogTailSource,
     channels=_channels,
     description="tail -F of a path or glob: one log event per line",
+    checkpoints=True,
 )

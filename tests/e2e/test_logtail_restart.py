@@ -1,0 +1,53 @@
+"""logtail in a real server killed and restarted (issue 14.2): lines written while down, once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.crash_loop import Node, history
+from tests.sources.conftest import LogWriter
+
+
+async def lines_of(node: Node, channel: str, count: int) -> list[str]:
+    """The channel's lines once there are ``count`` (fails after 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines = [event["data"]["line"] for event in await history(node, channel)]
+        if len(lines) >= count:
+            return lines
+        assert time.monotonic() < deadline, f"{len(lines)} lines of {count}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_a_sigkilled_server_delivers_the_lines_written_while_it_was_down(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "log").mkdir()
+    writer = LogWriter(tmp_path / "log" / "app.log")
+    writer.lines(150)
+    source = {"type": "logtail", "path": str(tmp_path / "log" / "app.log"), "lines": 100}
+    config = {"broker": {"url": f"sqlite:///{tmp_path}/state/pb.db"}, "sources": [source]}
+    node = Node(tmp_path, config)
+    await node.start()
+    try:
+        await lines_of(node, "log.app", 100)
+        writer.lines(5)
+        await lines_of(node, "log.app", 105)
+        node.kill()
+        writer.lines(7)  # while down
+        await node.start()
+        writer.line("last line")
+        lines = await lines_of(node, "log.app", 113)
+        await asyncio.sleep(0.5)  # a late repeat would show now
+        lines = await lines_of(node, "log.app", 113)
+    finally:
+        log = node.server.log()
+        node.stop()
+        writer.close()
+    assert lines == writer.written[50:]
+    assert "Traceback" not in log, log
