@@ -52,7 +52,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from markupsafe import Markup
@@ -215,15 +215,36 @@ class Renderer:
         *,
         gap: bool = False,
         highlight: Any = None,
+        searched_to: float | None = None,
     ) -> str:
-        """A page of scrollback rows and the next "load older" row (``cursor`` None: the start)."""
+        """A page of scrollback rows and the next "load older" row (``cursor`` None: the start).
+
+        ``searched_to``: the page ran out of scan budget there; the next row says so
+        and goes on searching from ``cursor``.
+        """
         return self._partial(kind).render(
             mode="older",
             channel=channel,
             events=list(events),
             cursor=cursor,
             gap=gap,
+            searched_to=searched_to,
+            now=datetime.now(UTC).timestamp(),
             **self._helpers(kind, highlight),
+        )
+
+    def context_list(
+        self, channel: str, kind: str, events: Sequence[Event], anchor: str, highlight: Any = None
+    ) -> Markup:
+        """The lines around one (``anchor``, an event id, marked): the context view's list."""
+        return Markup(
+            self._partial(kind).render(
+                mode="context",
+                channel=channel,
+                events=list(events),
+                anchor=anchor,
+                **self._helpers(kind, highlight),
+            )
         )
 
     def gap(self, channels: list[str], missed: dict[str, int] | None = None) -> str:
@@ -326,6 +347,7 @@ class Renderer:
         return {
             "view": self.view(kind),
             "mark": lambda text: mark(text, highlight),
+            "context_link": lambda event: context_link(event, highlight),
             "sparkline": self.sparkline,
             "direction": self.direction,
             "note_order": self.note_order,
@@ -368,6 +390,38 @@ def mark(text: str, pattern: Any, offset: int = 0, spans: Sequence[tuple[int, in
         position = end
     pieces.append(Markup.escape(text[position:]))
     return Markup("").join(pieces)
+
+
+def context_href(channel: str, event_id: str, pattern: Any = None) -> str:
+    """The context view of a line: its neighbours, the line anchored, the search highlighted.
+
+    >>> context_href("log.app", "ab-7")
+    '/channels/log.app/lines/ab-7#line-ab-7'
+    """
+    query = []
+    if pattern is not None:
+        query.append(("q", pattern.pattern))
+        if not pattern.options.case_sensitive:
+            query.append(("ignore_case", "1"))
+    line = quote(event_id, safe="-_.~:")
+    return (
+        f"/channels/{channel}/lines/{line}"
+        + (f"?{urlencode(query)}" if query else "")
+        + (f"#line-{line}")
+    )
+
+
+def context_link(event: Event, pattern: Any) -> Markup:
+    """A search result's link to its context view; nothing when no search is on.
+
+    Its word is CSS's (``.ctx::after``): copying a row, or reading its text, gets the line only.
+    """
+    if pattern is None:
+        return Markup("")
+    return Markup(
+        '<a class="ctx" href="%s" aria-label="context"'
+        ' title="The lines around this one, unfiltered"></a>'
+    ) % context_href(event.channel, event.id, pattern)
 
 
 def clock(timestamp: float) -> str:

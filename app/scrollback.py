@@ -5,11 +5,13 @@ depends on how far back retention reaches: a page of older lines costs one
 bounded scan, a download is a stream of history pages.
 
 Deliberate oddities:
-- A filtered page scans back at most ``scan_limit`` events per request, even
-  when it found fewer matches than wanted: its cursor then points at the
-  oldest event *scanned*, not the oldest match, so the next page goes on from
-  there and a rare match never makes one request walk the whole history.
-  Issue 15's server-side search reuses :func:`older_page` unchanged.
+- A filtered page scans back at most ``scan_limit`` events (and at most
+  ``time_limit_s`` seconds) per request, even when it found fewer matches than
+  wanted: its cursor then points at the oldest event *scanned*, not the oldest
+  match, and ``searched_to`` says how far back that was, so the next page goes
+  on from there and a rare match never makes one request walk the whole
+  history. The viewer chains those pages (a "searching older…" row), so a
+  search still reaches the start of retention, newest first.
 - A download stops at the newest event that existed when it started: a busy
   channel would otherwise keep a download of "everything" open for ever.
   Events trimmed while it runs are skipped, never repeated (the history
@@ -18,11 +20,12 @@ Deliberate oddities:
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from app.broker.base import Broker
-from app.events import Event
+from app.events import Event, format_event_id, parse_event_id
 
 SCAN_BATCH = 1000
 DOWNLOAD_BATCH = 1000
@@ -38,11 +41,23 @@ class OlderPage:
         events: the matches, oldest first.
         cursor: ``before`` for the next older page; None at the start of retention.
         gap: the cursor belongs to another epoch (a restart): start again from the newest.
+        searched_to: when the scan budget ended the page early, the time of the
+            oldest event scanned (the search goes on from ``cursor``); else None.
     """
 
     events: list[Event]
     cursor: str | None
     gap: bool = False
+    searched_to: float | None = None
+
+
+@dataclass(frozen=True)
+class Around:
+    """One retained event and its neighbours on its channel, oldest first."""
+
+    before: list[Event]
+    event: Event
+    after: list[Event]
 
 
 async def older_page(
@@ -53,6 +68,8 @@ async def older_page(
     *,
     want: int,
     scan_limit: int,
+    time_limit_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> OlderPage:
     """Up to ``want`` events of ``channel`` before ``before`` that ``accepts`` keeps.
 
@@ -62,20 +79,39 @@ async def older_page(
         # page.events: up to 200 rows to insert above; page.cursor: the next request's before=
     """
     matches: list[Event] = []  # newest first
-    cursor, scanned = before, 0
-    while scanned < scan_limit:
+    cursor, scanned, oldest = before, 0, None
+    deadline = None if time_limit_s is None else clock() + time_limit_s
+    while scanned < scan_limit and (deadline is None or scanned == 0 or clock() < deadline):
         page = await broker.before(channel, cursor, SCAN_BATCH)
         if page.gap:
             return OlderPage([], None, gap=True)
         for event in reversed(page.events):
-            scanned, cursor = scanned + 1, event.id
+            scanned, cursor, oldest = scanned + 1, event.id, event
             if accepts(event):
                 matches.append(event)
                 if len(matches) == want:
                     return OlderPage(matches[::-1], cursor)
         if len(page.events) < SCAN_BATCH:
             return OlderPage(matches[::-1], None)
-    return OlderPage(matches[::-1], cursor)
+    return OlderPage(matches[::-1], cursor, searched_to=oldest.time if oldest else None)
+
+
+async def around(broker: Broker, channel: str, event_id: str, context: int) -> Around | None:
+    """The event ``event_id`` of ``channel`` with up to ``context`` events either side.
+
+    None when that event is not retained (trimmed, another epoch, another
+    channel's, or never an id). Ids are ``<epoch>-<seq>`` on every broker, so
+    the page just after the id one below it starts with the event itself.
+    """
+    parsed = parse_event_id(event_id)
+    if parsed is None or parsed[1] < 1:
+        return None
+    epoch, seq = parsed
+    newer = await broker.history(channel, format_event_id(epoch, seq - 1), context + 1)
+    if not newer.events or newer.events[0].id != event_id:
+        return None
+    older = await broker.before(channel, event_id, context) if context else None
+    return Around(older.events if older else [], newer.events[0], newer.events[1:])
 
 
 async def retained(broker: Broker, channel: str, accepts: Accepts) -> AsyncIterator[list[Event]]:

@@ -83,3 +83,26 @@ async def test_retained_walks_everything_up_to_the_newest_at_the_start(broker: B
         if len(walked) < 10:  # published during the walk: not part of it
             await publish_lines(broker, 5)
     assert lines(walked) == lines(published[::2])
+
+
+async def test_a_page_that_runs_out_of_time_says_how_far_back_it_searched(broker: Broker) -> None:
+    published = await publish_lines(broker, 3 * SCAN_BATCH)
+    ticks = iter(range(1000))  # each look at the clock is one second later
+
+    def clock() -> float:
+        return float(next(ticks))
+
+    page = await older_page(
+        broker, "log.app", None, lambda e: False, want=10, scan_limit=10**6,
+        time_limit_s=1.5, clock=clock,
+    )  # fmt: skip
+    assert page.events == [] and page.cursor == published[SCAN_BATCH].id
+    assert page.searched_to == published[SCAN_BATCH].time
+    rest = await older_page(broker, "log.app", page.cursor, every, want=10**4, scan_limit=10**6)
+    assert (len(rest.events), rest.cursor, rest.searched_to) == (SCAN_BATCH, None, None)
+
+
+async def test_a_full_page_is_no_continuation(broker: Broker) -> None:
+    await publish_lines(broker, 50)
+    page = await older_page(broker, "log.app", None, every, want=10, scan_limit=20)
+    assert len(page.events) == 10 and page.searched_to is None
