@@ -236,14 +236,14 @@ class Renderer:
     def context_list(
         self, channel: str, kind: str, events: Sequence[Event], anchor: str, highlight: Any = None
     ) -> Markup:
-        """The lines around one (``anchor``, an event id, marked): the context view's list."""
+        """The lines around one (``anchor``, an event id, marked): the context view's list.
+
+        Its rows link nowhere: they already are the context.
+        """
+        helpers = {**self._helpers(kind, highlight), "context_link": lambda event: ""}
         return Markup(
             self._partial(kind).render(
-                mode="context",
-                channel=channel,
-                events=list(events),
-                anchor=anchor,
-                **self._helpers(kind, highlight),
+                mode="context", channel=channel, events=list(events), anchor=anchor, **helpers
             )
         )
 
