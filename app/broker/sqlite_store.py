@@ -170,6 +170,47 @@ class SqliteLog:
         ).fetchall()
         return [self._event(row) for row in rows]
 
+    def scan_lines(
+        self, channel: str, seq: int | None, count: int, pattern: Any
+    ) -> tuple[list[Event], tuple[int, float] | None, bool]:
+        """Of the ``count`` events of ``channel`` before ``seq``, those whose ``line`` matches.
+
+        Returns the matches (oldest first), the oldest scanned ``(seq, time)`` (None when
+        none was left) and whether nothing older remains. SQLite reads the line
+        (``json_extract``) and RE2 tests it in a function of this connection: only the
+        matches are decoded into events, which is what makes a search over a million
+        lines take seconds rather than a minute.
+        """
+        top = seq if seq is not None else 2**62
+        db = self.db
+        floor = db.execute(
+            "SELECT seq, time FROM events WHERE channel = ? AND seq < ?"
+            " ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (channel, top, count - 1),
+        ).fetchone()
+        end = floor is None
+        if end:
+            floor = db.execute(
+                "SELECT seq, time FROM events WHERE channel = ? AND seq < ? ORDER BY seq LIMIT 1",
+                (channel, top),
+            ).fetchone()
+        if floor is None:
+            return [], None, True
+        search = pattern.search
+        db.create_function(
+            "pb_line_matches",
+            1,
+            lambda text: text is not None and search(text) is not None,
+            deterministic=True,
+        )
+        rows = db.execute(
+            "SELECT seq, channel, kind, offset, time, data FROM events"
+            " WHERE channel = ? AND seq < ? AND seq >= ?"
+            " AND pb_line_matches(json_extract(data, '$.line')) ORDER BY seq",
+            (channel, top, floor[0]),
+        ).fetchall()
+        return [self._event(row) for row in rows], (int(floor[0]), float(floor[1])), end
+
     def drop_channels(self, channels: Iterable[str]) -> None:
         """Forget ``channels`` (swept): a restart must not bring them back."""
         self.db.executemany("DELETE FROM events WHERE channel = ?", [(c,) for c in channels])

@@ -245,6 +245,7 @@ async def older_lines(channel: str) -> Response:
         want=OLDER_PAGE,
         scan_limit=OLDER_SCAN_LIMIT,
         time_limit_s=OLDER_TIME_LIMIT_S if event_filter.active else None,
+        line_pattern=event_filter.pattern,
     )
     html = runtime.renderer.older_rows(
         channel,
