@@ -7,7 +7,9 @@ them is reused), then asks the app in-process, through its real route
 
 - (a) a frequent match (one line in 50),
 - (b) a match 900,000 lines back (one line in the whole log),
-- (c) no match at all.
+- (c) no match at all;
+
+(b) and (c) as plain text (SQLite's ``instr`` finds it) and as a regex (RE2 on each line).
 
 For each it prints the first page's time (what the viewer shows first: rows,
 or a "searched back to … searching older" row) and the time until the search
@@ -36,10 +38,12 @@ from app.settings import settings_from_dict
 CHANNEL = "log.bench"
 BATCH = 20_000
 NEEDLE_BACK = 900_000
-SEARCHES = {
+SEARCHES = {  # plain text runs as SQLite's instr, a regex as RE2 called from SQLite
     "(a) frequent match": "status=5\\d\\d",
     "(b) match 900,000 lines back": "needle-7f3a",
+    "(b') the same, as a regex": "needle-[0-9a-f]{4}",
     "(c) no match": "no-such-thing-anywhere",
+    "(c') no match, as a regex": "no-such-thing-any[w]here",
 }
 NEXT = re.compile(r'hx-get="(/channels/[^"]+/older\?before=[^"]+)"')  # the next page's row
 

@@ -147,11 +147,12 @@ async def test_the_store_side_search_answers_as_the_broker_paging_does(
             await sqlite_broker.publish(
                 "log.other", "log", {"line": "Timeout elsewhere", "file": "b"}
             )
-    pattern = compile_user_regex("timeout", ignore_case=True)
-    keep = EventFilter(KindRegistry(), pattern=pattern, level="error").accepts
-    pushed = await walk(sqlite_broker, keep, pattern, want=40)
-    paged = await walk(sqlite_broker, keep, None, want=40)
-    assert pushed == paged and sum(map(len, pushed)) == len(range(0, 3000, 21))
+    for text, ignore_case in (("timeout", True), ("Timeout", False), ("T[i]meout", False)):
+        pattern = compile_user_regex(text, ignore_case=ignore_case)  # RE2 in SQLite, instr, RE2
+        keep = EventFilter(KindRegistry(), pattern=pattern, level="error").accepts
+        pushed = await walk(sqlite_broker, keep, pattern, want=40)
+        paged = await walk(sqlite_broker, keep, None, want=40)
+        assert pushed == paged and sum(map(len, pushed)) == len(range(0, 3000, 21)), text
 
 
 async def test_the_store_side_search_goes_on_where_its_time_ran_out(
