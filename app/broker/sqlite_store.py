@@ -200,6 +200,7 @@ class SqliteLog:
         if floor is None:
             return [], None, True
         literal = plain_literal(pattern)
+        argument: str | int
         if literal is not None:  # SQLite's instr finds it without a call into Python per row
             test, argument = "instr(json_extract(data, '$.line'), ?) > 0", literal
         else:
