@@ -404,11 +404,8 @@ def context_href(channel: str, event_id: str, pattern: Any = None) -> str:
         if not pattern.options.case_sensitive:
             query.append(("ignore_case", "1"))
     line = quote(event_id, safe="-_.~:")
-    return (
-        f"/channels/{channel}/lines/{line}"
-        + (f"?{urlencode(query)}" if query else "")
-        + (f"#line-{line}")
-    )
+    search = f"?{urlencode(query)}" if query else ""
+    return f"/channels/{channel}/lines/{line}{search}#line-{line}"
 
 
 def context_link(event: Event, pattern: Any) -> Markup:

@@ -22,6 +22,12 @@ its id (``HX-Target: line-<event id>``), so the cursor is right even after
 the live end's cap has removed rows from the top. How the cap and the
 scrollback share the list: ``templates/partials/_log.html``.
 
+A filter makes that scrollback a search over everything retained: a page
+scans for at most ``OLDER_TIME_LIMIT_S`` and, short of matches, ends in a
+"searched back to <time>, searching older…" row that carries on from where
+it stopped. Each match links to ``/channels/<channel>/lines/<id>``, the
+context view: its neighbours unfiltered, the line anchored and marked.
+
 ``form_response`` is what the publish API answers to an htmx post from a
 panel's form (a kind whose view has a ``form``: chat): the form again, emptied
 after a post or refilled with an inline error, and the nickname remembered in
@@ -80,11 +86,8 @@ LEVELS = tuple(LEVEL_ORDER)
 BOARD_WATCH_S = 5
 PUBLISHED_MAX = 500  # channels created by publishing that pages list (nav, default board)
 TRUE_WORDS = ("1", "true", "yes")
-_LABELS = {
-    "q": "",
-    "level": "Level: ",
-    IGNORE_CASE: "Ignore case: ",
-}  # q's messages name "the filter" themselves
+# how a bad parameter's message starts on the page (q's messages name "the filter" themselves)
+_LABELS = {"q": "", "level": "Level: ", IGNORE_CASE: "Ignore case: "}
 blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
 
 
