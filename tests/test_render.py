@@ -11,8 +11,10 @@ import pytest
 import re2
 
 from app.events import Event, KindRegistry
+from app.filters import compile_user_regex
 from app.render import (
     Renderer,
+    context_link,
     create_environment,
     key_slug,
     names_its_file,
@@ -316,3 +318,14 @@ def test_the_start_of_a_short_log_leaves_the_cap_on(renderer: Renderer) -> None:
     html = renderer.older_rows("log.app", "log", [], None)
     assert html.startswith('<li id="log-app-older" class="older start" hx-swap-oob="outerHTML"')
     assert 'hx-trigger="click"' in html and "Start of retention" in html
+
+
+def test_a_search_result_links_to_its_context_with_the_search() -> None:
+    event = make_event("log", {"line": "x", "file": "a.log"}, offset=7)
+    assert context_link(event, None) == ""
+    link = context_link(event, compile_user_regex('"><b>', ignore_case=True))
+    assert link == (
+        f'<a class="ctx" href="/channels/{event.channel}/lines/e-7'
+        '?q=%22%3E%3Cb%3E&amp;ignore_case=1#line-e-7" aria-label="context"'
+        ' title="The lines around this one, unfiltered"></a>'
+    )
