@@ -283,11 +283,15 @@ def _view_filter() -> list[dict[str, Any]]:
     ]
 
 
-def _ignore_case() -> dict[str, Any]:
+def _ignore_case(*, strict: bool = False) -> dict[str, Any]:
+    """``strict``: the schema names the words (``/events``); the pages and their routes
+    ask a sign-in before they check any parameter, so there it stays a string, as ``level``."""
+    words = ["", "0", "1", "false", "true", "no", "yes", "off", "on"]
     return _query(
         "ignore_case",
-        {"type": "string", "enum": ["", "0", "1", "false", "true", "no", "yes", "off", "on"]},
-        "`1`: `q` ignores case (RE2's option; `(?i)` in the pattern does the same)",
+        {"type": "string", "enum": words} if strict else {"type": "string"},
+        f"`1`: `q` ignores case (RE2's option; `(?i)` in the pattern does the same); "
+        f"one of {', '.join(repr(w) for w in words)}",
     )
 
 
@@ -302,8 +306,9 @@ def _line_context() -> dict[str, Any]:
             _path("line_id", {"type": "string"}),
             _query(
                 "context",
-                {"type": "integer", "minimum": 0, "maximum": CONTEXT_MAX, "default": CONTEXT_LINES},
-                "Lines shown before and after the line",
+                {"type": "string"},  # checked after the sign-in, as on the other pages
+                f"Lines shown before and after the line: a whole number from 0 to {CONTEXT_MAX} "
+                f"(default {CONTEXT_LINES}); anything else is a 400",
             ),
             _query("q", {"type": "string"}, "RE2: highlighted, not filtered (the search)"),
             _ignore_case(),
@@ -399,7 +404,7 @@ def _events(limits: LimitsSettings) -> dict[str, Any]:
                 {"type": "string", "maxLength": MAX_PATTERN_LENGTH},
                 "RE2: keep events whose text matches",
             ),
-            _ignore_case(),
+            _ignore_case(strict=True),
             _query(
                 "level",
                 {"type": "string", "enum": ["", *LEVEL_ORDER, "warning", "err"]},
