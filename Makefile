@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-shuffled check lint typecheck bench bench-quick vendor clean
+.PHONY: run test test-fast test-shuffled check lint typecheck bench bench-quick bench-search vendor clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench: $(STAMP) bench/bin/loadgen  # a few minutes: S1-S6 against the naive base
 
 bench-quick: $(STAMP) bench/bin/loadgen  # under a minute: S2 at 200 subscribers, a short filtered step
 	$(BIN)/python bench/run.py --quick
+
+bench-search: $(STAMP)  # the log viewer's search over 1,000,000 lines in sqlite:// (~1 min)
+	$(BIN)/python bench/log_search.py
 
 vendor:  # re-vendor htmx and its SSE extension from npm: make vendor HTMX=2.0.x SSE=2.2.x
 	scripts/vendor.sh $(HTMX) $(SSE)

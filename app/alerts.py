@@ -301,8 +301,13 @@ def idempotency_key(rule: AlertRule, event: Event) -> str:
 
 
 def line_link(base_url: str, event: Event) -> str:
-    """The absolute link to a log line: its channel's page, anchored at the line's row."""
-    return f"{base_url}/channels/{event.channel}#line-{quote(event.id, safe='-_.~:')}"
+    """The absolute link to a log line: its context view, anchored at the line's row.
+
+    The context view (``/channels/<c>/lines/<id>``) finds the line however far back it
+    is, where the channel's page shows only the newest lines.
+    """
+    line = quote(event.id, safe="-_.~:")
+    return f"{base_url}/channels/{event.channel}/lines/{line}#line-{line}"
 
 
 def notify_payload(alert: Alert, base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:

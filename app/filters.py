@@ -23,8 +23,18 @@ import re2
 from app.events import LEVEL_ORDER, Event, KindRegistry, PayloadError
 
 MAX_PATTERN_LENGTH = 512
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False
+IGNORE_CASE = "ignore_case"  # the query parameter beside q= (the viewer's checkbox)
+
+
+def _options(*, case_sensitive: bool) -> Any:
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = case_sensitive
+    return options
+
+
+_RE2_OPTIONS = _options(case_sensitive=True)
+_RE2_IGNORE_CASE = _options(case_sensitive=False)
 # RE2's own words for a problem -> what it means for someone typing a filter
 _PROBLEMS = {
     "missing )": "a ( is never closed (write \\( to match a parenthesis)",
@@ -44,12 +54,16 @@ _PROBLEMS = {
 }
 
 
-def compile_user_regex(text: str, *, field: str = "q") -> Any:
-    """Compile a user's regex on RE2; a bad or oversized one is a PayloadError naming ``field``."""
+def compile_user_regex(text: str, *, field: str = "q", ignore_case: bool = False) -> Any:
+    """Compile a user's regex on RE2; a bad or oversized one is a PayloadError naming ``field``.
+
+    ``ignore_case`` is RE2's own option (the pattern is not rewritten with ``(?i)``),
+    so a pattern that sets ``(?-i)`` for a part still means what it says.
+    """
     if len(text) > MAX_PATTERN_LENGTH:
         raise PayloadError(field, f"longer than {MAX_PATTERN_LENGTH} characters")
     try:
-        return re2.compile(text, _RE2_OPTIONS)
+        return re2.compile(text, _RE2_IGNORE_CASE if ignore_case else _RE2_OPTIONS)
     except re2.error as error:
         raise PayloadError(field, regex_problem(error)) from None
 
@@ -71,6 +85,20 @@ def regex_problem(error: Exception) -> str:
     if not where:
         return f"{what} in the filter" + (f" - {meaning}" if meaning else "")
     return f"{what} in the filter: {where}" + (f" - {meaning}" if meaning else "")
+
+
+def parse_flag(text: str, *, field: str = IGNORE_CASE) -> bool:
+    """A checkbox-like parameter: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/empty.
+
+    >>> parse_flag("1"), parse_flag(""), parse_flag("on")
+    (True, False, True)
+    """
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("", "0", "false", "no", "off"):
+        return False
+    raise PayloadError(field, f"expected 1 or 0, got {text[:40]!r}")
 
 
 def parse_level(text: str, *, field: str = "level") -> str:

@@ -59,7 +59,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from markupsafe import Markup, escape
@@ -195,19 +195,22 @@ class Renderer:
         if kept is not None and kept[0] is event:
             return kept[1]
         self.remember([event])
-        texts: list[str] = []
+        texts: list[str | None] = []  # None: the slot of the row's context link
 
-        def slot(text: str) -> Markup:
+        def slot(text: str | None) -> Markup:
             texts.append(text)
             return Markup(f"\ufdd0{len(texts) - 1}\ufdd1")
 
-        helpers = self._helpers(event.kind, None) | {"mark": slot}
+        helpers = self._helpers(event.kind, None) | {
+            "mark": slot,
+            "context_link": lambda event: slot(None),
+        }
         html = self._partial(event.kind).render(
             mode="event", channel=event.channel, event=event, **helpers
         )
         pieces = _SLOT.split(html)
         whole = len(pieces) // 2 == len(texts) == html.count("\ufdd0")  # no stray slot
-        parts = EventParts(pieces, texts) if whole else None
+        parts = EventParts(event, pieces, texts) if whole else None
         self._parts[event.id] = (event, parts)
         if len(self._parts) > PARTS_KEPT:
             self._parts.popitem(last=False)
@@ -254,15 +257,36 @@ class Renderer:
         *,
         gap: bool = False,
         highlight: Any = None,
+        searched_to: float | None = None,
     ) -> str:
-        """A page of scrollback rows and the next "load older" row (``cursor`` None: the start)."""
+        """A page of scrollback rows and the next "load older" row (``cursor`` None: the start).
+
+        ``searched_to``: the page ran out of scan budget there; the next row says so
+        and goes on searching from ``cursor``.
+        """
         return self._partial(kind).render(
             mode="older",
             channel=channel,
             events=list(events),
             cursor=cursor,
             gap=gap,
+            searched_to=searched_to,
+            now=datetime.now(UTC).timestamp(),
             **self._helpers(kind, highlight),
+        )
+
+    def context_list(
+        self, channel: str, kind: str, events: Sequence[Event], anchor: str, highlight: Any = None
+    ) -> Markup:
+        """The lines around one (``anchor``, an event id, marked): the context view's list.
+
+        Its rows link nowhere: they already are the context.
+        """
+        helpers = {**self._helpers(kind, highlight), "context_link": lambda event: ""}
+        return Markup(
+            self._partial(kind).render(
+                mode="context", channel=channel, events=list(events), anchor=anchor, **helpers
+            )
         )
 
     def gap(self, channels: list[str], missed: dict[str, int] | None = None) -> str:
@@ -365,6 +389,7 @@ class Renderer:
         return {
             "view": self.view(kind),
             "mark": lambda text: mark(text, highlight),
+            "context_link": lambda event: context_link(event, highlight),
             "sparkline": self.sparkline,
             "direction": self.direction,
             "note_order": self.note_order,
@@ -378,13 +403,17 @@ class Renderer:
 
 
 class EventParts:
-    """A rendered row with a slot per marked text: one pattern's row is a join away."""
+    """A rendered row with a slot per marked text (and its context link, a search's).
 
-    __slots__ = ("pieces", "texts")
+    One pattern's row is a join away.
+    """
 
-    def __init__(self, pieces: list[str], texts: list[str]) -> None:
+    __slots__ = ("event", "pieces", "texts")
+
+    def __init__(self, event: Event, pieces: list[str], texts: list[str | None]) -> None:
+        self.event = event
         self.pieces = pieces  # html, slot number, html, slot number, ..., html
-        self.texts = texts
+        self.texts = texts  # None: the context link's slot
 
     def html(self, highlight: Any = None) -> str:
         """The row with ``highlight``'s matches marked (None: every text only escaped)."""
@@ -393,7 +422,11 @@ class EventParts:
             return pieces[0]
         out = list(pieces)
         for at in range(1, len(pieces), 2):
-            out[at] = mark(texts[int(pieces[at])], highlight)
+            text = texts[int(pieces[at])]
+            if text is None:
+                out[at] = context_link(self.event, highlight)
+            else:
+                out[at] = mark(text, highlight)
         return "".join(out)
 
 
@@ -432,6 +465,35 @@ def mark(text: str, pattern: Any, offset: int = 0, spans: Sequence[tuple[int, in
         position = end
     pieces.append(escape(text[position:]))
     return Markup("".join(pieces))
+
+
+def context_href(channel: str, event_id: str, pattern: Any = None) -> str:
+    """The context view of a line: its neighbours, the line anchored, the search highlighted.
+
+    >>> context_href("log.app", "ab-7")
+    '/channels/log.app/lines/ab-7#line-ab-7'
+    """
+    query = []
+    if pattern is not None:
+        query.append(("q", pattern.pattern))
+        if not pattern.options.case_sensitive:
+            query.append(("ignore_case", "1"))
+    line = quote(event_id, safe="-_.~:")
+    search = f"?{urlencode(query)}" if query else ""
+    return f"/channels/{channel}/lines/{line}{search}#line-{line}"
+
+
+def context_link(event: Event, pattern: Any) -> Markup:
+    """A search result's link to its context view; nothing when no search is on.
+
+    Its word is CSS's (``.ctx::after``): copying a row, or reading its text, gets the line only.
+    """
+    if pattern is None:
+        return Markup("")
+    return Markup(
+        '<a class="ctx" href="%s" aria-label="context"'
+        ' title="The lines around this one, unfiltered"></a>'
+    ) % context_href(event.channel, event.id, pattern)
 
 
 def clock(timestamp: float) -> str:

@@ -118,7 +118,7 @@ def test_the_notify_event_is_titled_by_the_rule_and_links_the_line_absolutely() 
         "title": "Payments errors",
         "level": "error",
         "tags": ["alert", "log.app", "app.log"],
-        "link": "https://dash.example.com/pulse/channels/log.app#line-e-7",
+        "link": "https://dash.example.com/pulse/channels/log.app/lines/e-7#line-e-7",
         "key": "alert.payments-errors.e-7",
     }
     facts = alert_facts(alert, "https://dash.example.com/pulse")
@@ -271,7 +271,7 @@ async def test_a_matching_line_reaches_the_notify_channel(
     await log_line(broker, ERROR_LINE)
     [alert] = await next_alerts(alerts)
     assert alert["message"] == ERROR_LINE
-    assert alert["link"].startswith("http://127.0.0.1:8000/channels/log.app#line-")
+    assert alert["link"].startswith("http://127.0.0.1:8000/channels/log.app/lines/")
     assert alert["title"] == "Payments errors"
     await finish(stop, task)
     assert alerts.take() == []
@@ -372,7 +372,10 @@ async def test_an_error_appended_to_a_real_log_file_alerts_through_logtail(
     _status, body = await receiver.next()
     assert (body["line"], body["file"], body["level"]) == (ERROR_LINE, "app.log", "error")
     assert body["link"] == alert["link"]
-    assert body["link"] == f"http://127.0.0.1:8000/channels/log.app#line-{body['id']}"
+    assert (
+        body["link"]
+        == f"http://127.0.0.1:8000/channels/log.app/lines/{body['id']}#line-{body['id']}"
+    )
     await finish(stop, engine)
     await asyncio.wait_for(tailing, timeout=10)
 
@@ -430,7 +433,7 @@ async def test_each_webhook_format_reaches_its_listener_in_the_shape_its_service
     _status, body = await receiver.next()
     await finish(stop, task)
     link = alert["link"]
-    assert link.startswith("https://dash.example.com/channels/log.app#line-")
+    assert link.startswith("https://dash.example.com/channels/log.app/lines/")
     said = SHAPES[fmt](body)
     assert said["title"] == "Payments errors"
     assert line in said["line"] or escape_slack(line) in said["line"]

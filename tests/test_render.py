@@ -11,8 +11,10 @@ import pytest
 import re2
 
 from app.events import Event, KindRegistry
+from app.filters import compile_user_regex
 from app.render import (
     Renderer,
+    context_link,
     create_environment,
     key_slug,
     mark,
@@ -328,6 +330,7 @@ def _rendered_per_pattern(renderer: Renderer, event: Event, pattern: Any) -> str
         event=event,
         view=renderer.view(event.kind),
         mark=lambda text: mark(text, pattern),
+        context_link=lambda event: context_link(event, pattern),
         sparkline=renderer.sparkline,
         direction=renderer.direction,
         note_order=renderer.note_order,
@@ -361,3 +364,14 @@ def test_a_row_holding_slot_characters_of_its_own_is_rendered_per_pattern(
     pattern = re2.compile("x")
     assert renderer.event(event, pattern) == _rendered_per_pattern(renderer, event, pattern)
     assert "<mark>x</mark> marks" in renderer.event(event, pattern)
+
+
+def test_a_search_result_links_to_its_context_with_the_search() -> None:
+    event = make_event("log", {"line": "x", "file": "a.log"}, offset=7)
+    assert context_link(event, None) == ""
+    link = context_link(event, compile_user_regex('"><b>', ignore_case=True))
+    assert link == (
+        f'<a class="ctx" href="/channels/{event.channel}/lines/e-7'
+        '?q=%22%3E%3Cb%3E&amp;ignore_case=1#line-e-7" aria-label="context"'
+        ' title="The lines around this one, unfiltered"></a>'
+    )

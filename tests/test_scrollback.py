@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from app.broker.base import Broker
-from app.events import Event
+from app import scrollback
+from app.broker.base import Broker, LineSearch
+from app.events import Event, KindRegistry
+from app.filters import EventFilter, compile_user_regex
 from app.scrollback import SCAN_BATCH, older_page, retained
 from tests.broker.conftest import build_broker
 
@@ -83,3 +87,95 @@ async def test_retained_walks_everything_up_to_the_newest_at_the_start(broker: B
         if len(walked) < 10:  # published during the walk: not part of it
             await publish_lines(broker, 5)
     assert lines(walked) == lines(published[::2])
+
+
+async def test_a_page_that_runs_out_of_time_says_how_far_back_it_searched(broker: Broker) -> None:
+    published = await publish_lines(broker, 3 * SCAN_BATCH)
+    ticks = iter(range(1000))  # each look at the clock is one second later
+
+    def clock() -> float:
+        return float(next(ticks))
+
+    page = await older_page(
+        broker, "log.app", None, lambda e: False, want=10, scan_limit=10**6,
+        time_limit_s=1.5, clock=clock,
+    )  # fmt: skip
+    assert page.events == [] and page.cursor == published[SCAN_BATCH].id
+    assert page.searched_to == published[SCAN_BATCH].time
+    rest = await older_page(broker, "log.app", page.cursor, every, want=10**4, scan_limit=10**6)
+    assert (len(rest.events), rest.cursor, rest.searched_to) == (SCAN_BATCH, None, None)
+
+
+async def test_a_full_page_is_no_continuation(broker: Broker) -> None:
+    await publish_lines(broker, 50)
+    page = await older_page(broker, "log.app", None, every, want=10, scan_limit=20)
+    assert len(page.events) == 10 and page.searched_to is None
+
+
+@pytest.fixture
+async def sqlite_broker(tmp_path: Path) -> AsyncIterator[Broker]:
+    created = build_broker(f"sqlite:///{tmp_path}/search.db", history=50)
+    await created.start()
+    yield created
+    await created.close()
+
+
+async def walk(broker: Broker, keep: Any, pattern: Any, want: int) -> list[list[str]]:
+    """Every page of a search back to the start of retention, newest page first."""
+    pages, cursor = [], None
+    for _ in range(100):
+        page = await older_page(
+            broker, "log.app", cursor, keep, want=want, scan_limit=10**6, line_pattern=pattern
+        )
+        pages.append(lines(page.events))
+        if page.cursor is None:
+            return pages
+        cursor = page.cursor
+    raise AssertionError("the search never reached the start of retention")
+
+
+async def test_the_store_side_search_answers_as_the_broker_paging_does(
+    sqlite_broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(sqlite_broker, LineSearch)
+    monkeypatch.setattr(scrollback, "STORE_SCAN", 500)  # a few steps of the store's scan
+    for n in range(3000):
+        level = "error" if n % 3 == 0 else "info"
+        line = f"row {n} {'Timeout' if n % 7 == 0 else 'ok'}"
+        await sqlite_broker.publish("log.app", "log", {"line": line, "file": "a", "level": level})
+        if n % 5 == 0:
+            await sqlite_broker.publish(
+                "log.other", "log", {"line": "Timeout elsewhere", "file": "b"}
+            )
+    for text, ignore_case in (("timeout", True), ("Timeout", False), ("T[i]meout", False)):
+        pattern = compile_user_regex(text, ignore_case=ignore_case)  # RE2 in SQLite, instr, RE2
+        keep = EventFilter(KindRegistry(), pattern=pattern, level="error").accepts
+        pushed = await walk(sqlite_broker, keep, pattern, want=40)
+        paged = await walk(sqlite_broker, keep, None, want=40)
+        assert pushed == paged and sum(map(len, pushed)) == len(range(0, 3000, 21)), text
+
+
+async def test_the_store_side_search_goes_on_where_its_time_ran_out(
+    sqlite_broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scrollback, "STORE_SCAN", 100)
+    published = [
+        await sqlite_broker.publish("log.app", "log", {"line": f"row {n}", "file": "a"})
+        for n in range(450)
+    ]
+    ticks = iter(range(1000))
+    pattern = compile_user_regex("row 1$")
+    page = await older_page(
+        sqlite_broker, "log.app", None, every, want=10, scan_limit=10,
+        time_limit_s=1.5, clock=lambda: float(next(ticks)), line_pattern=pattern,
+    )  # fmt: skip
+    assert page.events == [] and page.cursor == published[250].id
+    assert page.searched_to == published[250].time
+    rest = await older_page(
+        sqlite_broker, "log.app", page.cursor, every, want=10, scan_limit=10, line_pattern=pattern
+    )
+    assert (lines(rest.events), rest.cursor) == (["row 1"], None)
+    gap = await older_page(
+        sqlite_broker, "log.app", "zz99-3", every, want=10, scan_limit=10, line_pattern=pattern
+    )
+    assert gap.gap

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from app.broker.hub import Deliver, Encode, Wake
 from app.events import Event, State
@@ -275,3 +275,35 @@ class Broker(Protocol):
 
         ``now`` is a monotonic clock reading (injectable: tests pass days ahead).
         """
+
+
+@dataclass(frozen=True)
+class LineScan:
+    """One step of a search run by the store: the lines among ``scanned`` older events that match.
+
+    Attributes:
+        events: the events whose line the pattern finds, oldest first.
+        oldest_id, oldest_time: the oldest event scanned (the next step's cursor); None
+            when nothing older was left.
+        end: nothing older than the scanned events is retained.
+    """
+
+    events: list[Event]
+    oldest_id: str | None
+    oldest_time: float | None
+    end: bool
+
+
+@runtime_checkable
+class LineSearch(Protocol):
+    """A broker that runs a log search next to its data (sqlite://): an optional ability.
+
+    The log viewer's search (app/scrollback.py) uses it when the broker has it,
+    else pages through :meth:`Broker.before`; both give the same answer.
+    """
+
+    async def scan_lines(
+        self, channel: str, before: str | None, pattern: Any, count: int
+    ) -> LineScan | None:
+        """Scan the ``count`` events of ``channel`` before ``before`` (None: the newest) for
+        lines ``pattern`` (compiled RE2) finds; None when ``before`` is not this epoch's."""

@@ -32,6 +32,7 @@ from app.broker.base import (
     BrokerUnavailable,
     ChannelInfo,
     HistoryPage,
+    LineScan,
     Start,
 )
 from app.broker.hub import ChannelLimits, ChannelLog
@@ -245,6 +246,26 @@ class SqliteBroker:
         store = self.store
         older = await self._call(store.before, channel, first, wanted)
         return HistoryPage([*older, *page.events], gap=False)
+
+    async def scan_lines(
+        self, channel: str, before: str | None, pattern: Any, count: int
+    ) -> LineScan | None:
+        """The log search's step, run in the database thread (:class:`LineSearch`).
+
+        The database alone answers: every event the rings hold is committed there first.
+        """
+        seq = None
+        if before is not None:
+            parsed = parse_event_id(before)
+            if parsed is None or parsed[0] != self.epoch or self.store is None:
+                return None
+            seq = parsed[1]
+        if self.store is None:
+            return None
+        events, oldest, end = await self._call(self.store.scan_lines, channel, seq, count, pattern)
+        if oldest is None:
+            return LineScan(events, None, None, True)
+        return LineScan(events, format_event_id(self.epoch, oldest[0]), oldest[1], end)
 
     async def sweep(self, now: float) -> list[str]:
         """Drop the undeclared channels idle for ``limits.idle_ttl_s``, here and on disk."""

@@ -38,6 +38,9 @@ CREATE INDEX IF NOT EXISTS events_by_channel ON events (channel, seq);
 """
 
 
+REGEX_SYNTAX = frozenset("\\.^$|?*+()[]{}")
+
+
 class StoreError(Exception):
     """The database cannot be opened or used (one line, for the operator)."""
 
@@ -185,6 +188,52 @@ class SqliteLog:
         ).fetchall()
         return [self._event(row) for row in rows]
 
+    def scan_lines(
+        self, channel: str, seq: int | None, count: int, pattern: Any
+    ) -> tuple[list[Event], tuple[int, float] | None, bool]:
+        """Of the ``count`` events of ``channel`` before ``seq``, those whose ``line`` matches.
+
+        Returns the matches (oldest first), the oldest scanned ``(seq, time)`` (None when
+        none was left) and whether nothing older remains. SQLite reads the line
+        (``json_extract``) and RE2 tests it in a function of this connection: only the
+        matches are decoded into events, which is what makes a search over a million
+        lines take seconds rather than a minute.
+        """
+        top = seq if seq is not None else 2**62
+        db = self.db
+        floor = db.execute(
+            "SELECT seq, time FROM events WHERE channel = ? AND seq < ?"
+            " ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (channel, top, count - 1),
+        ).fetchone()
+        end = floor is None
+        if end:
+            floor = db.execute(
+                "SELECT seq, time FROM events WHERE channel = ? AND seq < ? ORDER BY seq LIMIT 1",
+                (channel, top),
+            ).fetchone()
+        if floor is None:
+            return [], None, True
+        literal = plain_literal(pattern)
+        argument: str | int
+        if literal is not None:  # SQLite's instr finds it without a call into Python per row
+            test, argument = "instr(json_extract(data, '$.line'), ?) > 0", literal
+        else:
+            search = pattern.search
+            db.create_function(
+                "pb_line_matches",
+                1,
+                lambda text: text is not None and search(text) is not None,
+                deterministic=True,
+            )
+            test, argument = "pb_line_matches(json_extract(data, '$.line')) = ?", 1
+        rows = db.execute(
+            "SELECT seq, channel, kind, offset, time, data FROM events"
+            f" WHERE channel = ? AND seq < ? AND seq >= ? AND {test} ORDER BY seq",
+            (channel, top, floor[0], argument),
+        ).fetchall()
+        return [self._event(row) for row in rows], (int(floor[0]), float(floor[1])), end
+
     def drop_channels(self, channels: Iterable[str]) -> None:
         """Forget ``channels`` (swept): a restart must not bring them back."""
         self.db.executemany("DELETE FROM events WHERE channel = ?", [(c,) for c in channels])
@@ -273,6 +322,22 @@ class SqliteLog:
             lock.close()
             raise StoreError(f"the database {str(path)!r} is in use by another process") from None
         return lock
+
+
+def plain_literal(pattern: Any) -> str | None:
+    """The text a compiled RE2 ``pattern`` is, when it is plain text matched case-sensitively.
+
+    Such a pattern matches a line exactly when the line contains that text, which
+    SQLite's ``instr`` tests without leaving C.
+
+    >>> import re2
+    >>> plain_literal(re2.compile("order 42")), plain_literal(re2.compile("order.42"))
+    ('order 42', None)
+    """
+    text = str(pattern.pattern)
+    if not text or REGEX_SYNTAX.intersection(text) or not pattern.options.case_sensitive:
+        return None
+    return text
 
 
 def check_database(url: str) -> str | None:

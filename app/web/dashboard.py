@@ -22,6 +22,12 @@ its id (``HX-Target: line-<event id>``), so the cursor is right even after
 the live end's cap has removed rows from the top. How the cap and the
 scrollback share the list: ``templates/partials/_log.html``.
 
+A filter makes that scrollback a search over everything retained: a page
+scans for at most ``OLDER_TIME_LIMIT_S`` and, short of matches, ends in a
+"searched back to <time>, searching older…" row that carries on from where
+it stopped. Each match links to ``/channels/<channel>/lines/<id>``, the
+context view: its neighbours unfiltered, the line anchored and marked.
+
 ``form_response`` is what the publish API answers to an htmx post from a
 panel's form (a kind whose view has a ``form``: chat): the form again, emptied
 after a post or refilled with an inline error, and the nickname remembered in
@@ -35,7 +41,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import msgspec
 from markupsafe import Markup
@@ -52,9 +58,10 @@ from app.events import (
     parse_event_id,
     validate_channel,
 )
-from app.filters import EventFilter, compile_user_regex, parse_level
-from app.scrollback import older_page, retained
+from app.filters import IGNORE_CASE, EventFilter, compile_user_regex, parse_flag, parse_level
+from app.scrollback import around, older_page, retained
 from app.web.errors import error_response
+from app.web.params import check_known, whole_number
 from app.web.runtime import Panel, Site, current_runtime
 from app.web.security import current_grant, may_read, signed_in
 from app.web.streaming.registry import OFFLINE_AFTER_S, STALE_AFTER_S
@@ -66,6 +73,10 @@ NICK_COOKIE = "pulseboard_nick"
 NICK_MAX_AGE_S = 365 * 24 * 3600
 OLDER_PAGE = 500  # rows per "load older" page
 OLDER_SCAN_LIMIT = 50_000  # events one filtered page may scan (app/scrollback.py)
+OLDER_TIME_LIMIT_S = 0.5  # and seconds it may scan: a search answers at once, then goes on
+CONTEXT_LINES = 25  # the context view's lines before and after the anchored one, by default
+CONTEXT_MAX = 1000
+CONTEXT_PARAMETERS = frozenset({"context", "q", IGNORE_CASE})
 DOWNLOADS = {
     "text": ("text/plain; charset=utf-8", "log"),
     "ndjson": ("application/x-ndjson", "ndjson"),
@@ -75,7 +86,8 @@ LEVELS = tuple(LEVEL_ORDER)
 BOARD_WATCH_S = 5
 PUBLISHED_MAX = 500  # channels created by publishing that pages list (nav, default board)
 TRUE_WORDS = ("1", "true", "yes")
-_LABELS = {"q": "", "level": "Level: "}  # q's messages name "the filter" themselves
+# how a bad parameter's message starts on the page (q's messages name "the filter" themselves)
+_LABELS = {"q": "", "level": "Level: ", IGNORE_CASE: "Ignore case: "}
 blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
 
 
@@ -86,13 +98,15 @@ class LogView:
     q: str = ""
     level: str = ""
     paused: bool = False
+    ignore_case: bool = False
     error: str | None = None
     filter_args: tuple[tuple[str, str], ...] = ()
 
     def event_filter(self, kinds: KindRegistry) -> EventFilter:
         """The filter the stream applies for these parameters (the page applies it too)."""
         args = dict(self.filter_args)
-        pattern = compile_user_regex(args["q"]) if "q" in args else None
+        ignore_case = IGNORE_CASE in args
+        pattern = compile_user_regex(args["q"], ignore_case=ignore_case) if "q" in args else None
         return EventFilter(kinds, pattern=pattern, level=args.get("level"))
 
 
@@ -251,11 +265,68 @@ async def older_lines(channel: str) -> Response:
         event_filter.accepts,
         want=OLDER_PAGE,
         scan_limit=OLDER_SCAN_LIMIT,
+        time_limit_s=OLDER_TIME_LIMIT_S if event_filter.active else None,
+        line_pattern=event_filter.pattern,
     )
     html = runtime.renderer.older_rows(
-        channel, panel.kind, page.events, page.cursor, gap=page.gap, highlight=event_filter.pattern
+        channel,
+        panel.kind,
+        page.events,
+        page.cursor,
+        gap=page.gap,
+        highlight=event_filter.pattern,
+        searched_to=page.searched_to,
     )
     return Response(html, content_type="text/html; charset=utf-8")
+
+
+@blueprint.get("/channels/<channel>/lines/<line_id>")
+async def line_context(channel: str, line_id: str) -> Response:
+    """One line with ``context`` lines before and after it, unfiltered, the line anchored.
+
+    ``q`` and ``ignore_case`` only highlight (the search it came from). A line no
+    longer retained is a page that says so (404), never an error.
+    """
+    runtime = current_runtime()
+    check_known(request.args.keys(), CONTEXT_PARAMETERS)
+    panel = await _find_panel(runtime, channel)
+    if panel is None or panel.kind != "log" or not may_read(runtime, channel):
+        return _page(
+            runtime, "not_found.html", status=404, channel=channel, panels=_readable_panels(runtime)
+        )
+    context = whole_number(
+        request.args.get("context", str(CONTEXT_LINES)), "context", 0, CONTEXT_MAX
+    )
+    q, ignore_case = request.args.get("q", ""), parse_flag(request.args.get("ignore_case", ""))
+    pattern = compile_user_regex(q, ignore_case=ignore_case) if q else None
+    searched = [("q", q), *([(IGNORE_CASE, "1")] if ignore_case else [])] if q else []
+    view = LogView(q, ignore_case=ignore_case, filter_args=tuple(searched))
+    found = await around(runtime.broker, channel, line_id, context)
+    if found is None:
+        log_list = None
+    else:
+        lines = [*found.before, found.event, *found.after]
+        log_list = runtime.renderer.context_list(channel, panel.kind, lines, line_id, pattern)
+    return _page(
+        runtime,
+        "log_context.html",
+        status=200 if found else 404,
+        panel=panel,
+        panels=_readable_panels(runtime),
+        view=view,
+        found=found,
+        line_id=line_id,
+        context=context,
+        log_list=log_list,
+        more_url=_context_url(channel, line_id, view, min(CONTEXT_MAX, max(2 * context, 50))),
+        search_url=_self_url(channel, view, paused=False),
+    )
+
+
+def _context_url(channel: str, line_id: str, view: LogView, context: int) -> str:
+    query = urlencode([*view.filter_args, ("context", str(context))])
+    line = quote(line_id, safe="-_.~:")
+    return f"/channels/{channel}/lines/{line}?{query}#line-{line}"
 
 
 @blueprint.get("/channels/<channel>/download")
@@ -299,9 +370,10 @@ async def _log_panel(runtime: Site, channel: str) -> Panel | Response:
 
 
 def _strict_filter(runtime: Site, args: MultiDict[str, str]) -> EventFilter:
-    """The ``q`` and ``level`` filter; a bad one is a 400 (PayloadError)."""
+    """The ``q``, ``ignore_case`` and ``level`` filter; a bad one is a 400 (PayloadError)."""
     q, level = args.get("q", ""), args.get("level", "")
-    pattern = compile_user_regex(q) if q else None
+    ignore_case = parse_flag(args.get("ignore_case", ""))
+    pattern = compile_user_regex(q, ignore_case=ignore_case) if q else None
     return EventFilter(runtime.kinds, pattern=pattern, level=parse_level(level) if level else None)
 
 
@@ -318,10 +390,15 @@ def _cursor(before: str | None, target: str | None) -> str | None:
 
 
 def read_log_view(args: Mapping[str, str]) -> LogView:
-    """The viewer's ``q``, ``level`` and ``paused`` parameters; a bad one becomes ``error``."""
+    """The viewer's ``q``, ``ignore_case``, ``level``, ``paused``; a bad one becomes ``error``."""
     q, level = args.get("q", ""), args.get("level", "")
     kept: list[tuple[str, str]] = []
     errors: list[str] = []
+    ignore_case = False
+    try:
+        ignore_case = parse_flag(args.get("ignore_case", ""))
+    except PayloadError as error:
+        errors.append(_LABELS[IGNORE_CASE] + error.message)
     for name, value, normalise in (("q", q, _check_regex), ("level", level, parse_level)):
         if not value:
             continue
@@ -329,8 +406,10 @@ def read_log_view(args: Mapping[str, str]) -> LogView:
             kept.append((name, normalise(value)))
         except PayloadError as error:
             errors.append(_LABELS[name] + error.message)
+    if ignore_case:
+        kept.insert(1 if kept and kept[0][0] == "q" else 0, (IGNORE_CASE, "1"))
     paused = args.get("paused", "") in ("1", "true", "yes")
-    return LogView(q, level, paused, "; ".join(errors) or None, tuple(kept))
+    return LogView(q, level, paused, ignore_case, "; ".join(errors) or None, tuple(kept))
 
 
 def _check_regex(text: str) -> str:

@@ -23,6 +23,7 @@ from quart import Blueprint, Response, jsonify
 from app.events import CHANNEL_MAX_LENGTH, EVENT_ID_MAX_LENGTH, LEVEL_ORDER, KindRegistry
 from app.filters import MAX_PATTERN_LENGTH
 from app.settings import LimitsSettings
+from app.web.dashboard import CONTEXT_LINES, CONTEXT_MAX
 from app.web.runtime import current_runtime
 
 blueprint = Blueprint("openapi", __name__)
@@ -86,6 +87,7 @@ def _paths(limits: LimitsSettings, payload_refs: list[dict[str, Any]]) -> dict[s
         "/channels/{channel}": {"get": _channel_page()},
         "/channels/{channel}/older": {"get": _older()},
         "/channels/{channel}/download": {"get": _download()},
+        "/channels/{channel}/lines/{line_id}": {"get": _line_context()},
         "/static/{filename}": {"get": _static()},
         "/events": {"get": _events(limits)},
         "/api/channels": {"get": _channels()},
@@ -258,7 +260,8 @@ def _channel_page() -> dict[str, Any]:
         "the no-access page (403, whether it exists or not), and signing in comes first",
         "parameters": [
             _path("channel", {"type": "string"}),
-            _query("q", text, "Log viewer: RE2 filter"),
+            _query("q", text, "Log viewer: RE2 filter, over all retained history"),
+            _ignore_case(),
             _query("level", text, f"Log viewer: lowest level shown ({', '.join(LEVEL_ORDER)})"),
             _query("paused", text, "Log viewer: `1`, `true` or `yes` pauses"),
         ],
@@ -282,8 +285,48 @@ def _view_filter() -> list[dict[str, Any]]:
     text = {"type": "string"}
     return [
         _query("q", text, "RE2: keep lines whose text matches"),
+        _ignore_case(),
         _query("level", text, f"Lowest level kept ({', '.join(LEVEL_ORDER)})"),
     ]
+
+
+def _ignore_case(*, strict: bool = False) -> dict[str, Any]:
+    """``strict``: the schema names the words (``/events``); the pages and their routes
+    ask a sign-in before they check any parameter, so there it stays a string, as ``level``."""
+    words = ["", "0", "1", "false", "true", "no", "yes", "off", "on"]
+    return _query(
+        "ignore_case",
+        {"type": "string", "enum": words} if strict else {"type": "string"},
+        f"`1`: `q` ignores case (RE2's option; `(?i)` in the pattern does the same); "
+        f"one of {', '.join(repr(w) for w in words)}",
+    )
+
+
+def _line_context() -> dict[str, Any]:
+    return {
+        "summary": "The log viewer's context view: one line and its neighbours, unfiltered",
+        "description": "A page: the line (`#line-<id>`, marked) with `context` lines before "
+        "and after it. A line no longer retained is a page that says so (404). Search results "
+        "and alert links point here.",
+        "parameters": [
+            _path("channel", {"type": "string"}),
+            _path("line_id", {"type": "string"}),
+            _query(
+                "context",
+                {"type": "string"},  # checked after the sign-in, as on the other pages
+                f"Lines shown before and after the line: a whole number from 0 to {CONTEXT_MAX} "
+                f"(default {CONTEXT_LINES}); anything else is a 400",
+            ),
+            _query("q", {"type": "string"}, "RE2: highlighted, not filtered (the search)"),
+            _ignore_case(),
+        ],
+        "responses": {
+            "200": _html("The page"),
+            "302": _redirect("Sign in first (read tokens configured)"),
+            "404": _html("The line is no longer retained, or no such log channel"),
+            **_errors("400", "401", "503"),
+        },
+    }
 
 
 def _older() -> dict[str, Any]:
@@ -368,6 +411,7 @@ def _events(limits: LimitsSettings) -> dict[str, Any]:
                 {"type": "string", "maxLength": MAX_PATTERN_LENGTH},
                 "RE2: keep events whose text matches",
             ),
+            _ignore_case(strict=True),
             _query(
                 "level",
                 {"type": "string", "enum": ["", *LEVEL_ORDER, "warning", "err"]},

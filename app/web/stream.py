@@ -10,7 +10,7 @@ from werkzeug.datastructures import Headers, MultiDict
 
 from app.broker.base import Start
 from app.events import KindRegistry, PayloadError, check_cursor_text, validate_pattern
-from app.filters import EventFilter, compile_user_regex, parse_level
+from app.filters import IGNORE_CASE, EventFilter, compile_user_regex, parse_flag, parse_level
 from app.settings import LimitsSettings
 from app.web.asgi import STREAM_PATH, StreamResponse
 from app.web.cors import stream_cors_headers
@@ -23,7 +23,9 @@ from app.web.streaming.loop import EventStream, StreamRequest
 blueprint = Blueprint("stream", __name__)
 
 FORMATS = ("json", "html", "ndjson")
-PARAMETERS = frozenset({"channel", "format", "q", "level", "history", "last_event_id", "since"})
+PARAMETERS = frozenset(
+    {"channel", "format", "q", IGNORE_CASE, "level", "history", "last_event_id", "since"}
+)
 
 
 def parse_stream_request(
@@ -49,9 +51,10 @@ def parse_stream_request(
         check_cursor_text(args["last_event_id"])  # a bad one is a 400 even where the header wins
     query = args.get("q") or None
     level = args.get("level") or None
+    ignore_case = parse_flag(args.get("ignore_case", ""))
     event_filter = EventFilter(
         kinds,
-        pattern=compile_user_regex(query) if query is not None else None,
+        pattern=compile_user_regex(query, ignore_case=ignore_case) if query is not None else None,
         level=parse_level(level) if level is not None else None,
     )
     return StreamRequest(

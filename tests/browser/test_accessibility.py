@@ -23,7 +23,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 READ_TOKEN = "read-token-for-the-audit"
 SCOPED_TOKEN = "log-only-token-for-the-audit"  # reads log.*: the ticker is "no access" to it
 SIZES = {"wall": (1600, 1000), "phone": (390, 844)}
-PAGES = ["/", "/boards/ops", "/channels/log.app", "/channels/chat.lobby", "/channels/ticker"]
+SEARCH = "/channels/log.app?q=LINE+1&ignore_case=1"  # search results, then a match's context
+PAGES = [
+    "/",
+    "/boards/ops",
+    "/channels/log.app",
+    SEARCH,
+    "/channels/chat.lobby",
+    "/channels/ticker",
+]
 BLOCKING = {"critical", "serious"}
 AXE = Axe()
 
@@ -87,9 +95,17 @@ def test_no_serious_violations_on_any_page(
             expect(page.locator("#main")).to_be_visible()
             if path in ("/", "/boards/ops", "/channels/ticker"):
                 freeze_flash(page)
-            name = f"a11y-{size}-{scheme}-{path.strip('/').replace('/', '-') or 'home'}"
+            slug = path.strip("/").split("?")[0].replace("/", "-") + (
+                "-search" if "?" in path else ""
+            )
+            name = f"a11y-{size}-{scheme}-{slug or 'home'}"
             screenshot(page, name)
             found[path] = blocking_violations(page)
+        page.goto(f"{server.url}{SEARCH}")
+        page.locator("a.ctx").first.click()
+        expect(page.locator("li.line.anchor")).to_be_visible()
+        screenshot(page, f"a11y-{size}-{scheme}-context")
+        found["context view"] = blocking_violations(page)
         report = [f"{path}: {line}" for path, lines in found.items() for line in lines]
         assert not report, "\n".join(report)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -78,13 +79,12 @@ def test_the_alerts_link_opens_the_log_page_at_the_line(
     expect(row).to_have_count(1, timeout=10000)
     link = row.locator("a.link")
     href = link.get_attribute("href")
-    assert href is not None and href.startswith(f"{server.url}/channels/log.app#line-")
+    assert href is not None and href.startswith(f"{server.url}/channels/log.app/lines/")
     link.click()
     expect(page).to_have_url(href)
-    # The anchored row, by the id the link names. Not ``:target``: the stream's fresh
-    # snapshot re-renders the list right after load, and the new row is not the
-    # browser's target any more (a highlight that survives it comes with issue 15.2).
+    # the context view: the anchored row, marked, among its neighbours (no stream replaces it)
     target = page.locator(f"[id='{href.split('#', 1)[1]}']")
     expect(target).to_contain_text("charge failed for order 78")
+    expect(target).to_have_class(re.compile(r"\banchor\b"))
     expect(target).to_be_in_viewport()
     page.context.close()

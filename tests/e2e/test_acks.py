@@ -77,7 +77,7 @@ def test_an_alert_is_titled_by_its_rule_and_links_its_line_absolutely(
     assert data["title"].startswith("Payment failures")  # "(+N more)" after an earlier storm
     assert data["level"] == "critical"
     [line] = [e for e in events(server, "log.app") if "order 1" in e["data"]["line"]]
-    assert data["link"] == f"{PUBLIC}/channels/log.app#line-{line['id']}"
+    assert data["link"] == f"{PUBLIC}/channels/log.app/lines/{line['id']}#line-{line['id']}"
     page = httpx.get(f"{server.url}/channels/log.app").text
     assert f'id="line-{line["id"]}"' in page
 

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from quart import Quart
 
+from app import scrollback
 from app.broker.base import BrokerUnavailable
 from app.serve.factory import create_app
 from app.settings import settings_from_dict
@@ -171,3 +172,104 @@ async def test_a_rate_limited_chat_post_says_so_inline() -> None:
             statuses.append(response.status_code)
         assert statuses == [201, 429]
         assert "Slow down" in await response.get_data(as_text=True)
+
+
+async def publish_lines(app: Quart, channel: str, lines: list[str]) -> list[Any]:
+    broker = app.extensions[EXTENSION].broker
+    return [
+        await broker.publish(channel, "log", {"line": line, "file": "app.log"}) for line in lines
+    ]
+
+
+async def test_ignore_case_is_a_checkbox_the_stream_and_the_rows_follow(app: Quart) -> None:
+    await publish_lines(app, "log.app", ["GET /a Timeout", "GET /b fine"])
+    _status, page, _headers = await get(app, "/channels/log.app?q=timeout&ignore_case=1")
+    assert ("q", "timeout") in stream_params(page) and ("ignore_case", "1") in stream_params(page)
+    assert re.search(r'<input type="checkbox" name="ignore_case" value="1" checked>', page)
+    assert "<mark>Timeout</mark>" in page and "/b fine" not in page
+    assert "(ignoring case)" in page
+    _status, page, _headers = await get(app, "/channels/log.app?q=timeout")
+    assert "Timeout" not in page  # case-sensitive without it
+    assert not re.search(r'name="ignore_case" value="1" checked', page)
+
+
+async def test_a_bad_ignore_case_is_said_inline(app: Quart) -> None:
+    _status, page, _headers = await get(app, "/channels/log.app?q=x&ignore_case=maybe")
+    assert "Ignore case: expected 1 or 0, got &#39;maybe&#39;" in page
+
+
+async def test_older_pages_and_downloads_ignore_case_too(app: Quart) -> None:
+    await publish_lines(app, "log.app", ["ERROR one", "error two", "fine"])
+    status, rows, _headers = await get(app, "/channels/log.app/older?q=error&ignore_case=1")
+    assert status == 200 and "<mark>ERROR</mark>" in rows and "<mark>error</mark>" in rows
+    status, text, _headers = await get(app, "/channels/log.app/download?q=ERROR&ignore_case=yes")
+    assert (status, text) == (200, "ERROR one\nerror two\n")
+    status, text, _headers = await get(app, "/channels/log.app/older?q=x&ignore_case=perhaps")
+    assert status == 400 and "ignore_case" in text
+
+
+async def test_a_search_that_runs_out_of_budget_goes_on_where_it_stopped(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard, "OLDER_SCAN_LIMIT", 10)
+    monkeypatch.setattr(scrollback, "SCAN_BATCH", 10)
+    await publish_lines(app, "log.deep", ["needle far back"])
+    await publish_lines(app, "log.deep", [f"hay {n}" for n in range(25)])
+    status, rows, _headers = await get(app, "/channels/log.deep/older?q=needle")
+    assert status == 200 and "needle" not in rows
+    assert re.search(r"Searched back to <time datetime=\"[^\"]+\">[^<]+</time> — searching", rows)
+    assert 'hx-trigger="intersect, click"' in rows and ">Search older</button>" in rows
+    url = html.unescape(re.search(r'hx-get="([^"]+)"', rows).group(1))  # type: ignore[union-attr]
+    found = ""
+    for _ in range(5):  # 26 events, 10 a request: the third request reaches the needle
+        _status, found, _headers = await get(app, url + "&q=needle")
+        if "needle" in found:
+            break
+        url = html.unescape(re.search(r'hx-get="([^"]+)"', found).group(1))  # type: ignore[union-attr]
+    assert "<mark>needle</mark> far back" in found
+    assert 'class="ctx" href="/channels/log.deep/lines/' in found
+
+
+async def test_highlights_are_escaped_even_across_a_tag(app: Quart) -> None:
+    await publish_lines(app, "log.xss", ['a <script>alert("x")</script> b'])
+    _status, page, _headers = await get(app, "/channels/log.xss?q=t%3E%5Cw%2B%5C%28")  # t>\w+\(
+    assert "<script>" not in page.split("</head>", 1)[1].replace('<script src="', "")
+    assert "&lt;scrip<mark>t&gt;alert(</mark>&#34;x&#34;)&lt;/script&gt;" in page
+
+
+async def test_the_context_view_shows_the_line_and_its_neighbours_unfiltered(app: Quart) -> None:
+    events = await publish_lines(
+        app, "log.ctx", [f"line {n} {'ERR' if n % 2 else 'ok'}" for n in range(100)]
+    )
+    target = events[50]
+    status, page, _headers = await get(
+        app, f"/channels/log.ctx/lines/{target.id}?q=err&ignore_case=1"
+    )
+    assert status == 200 and "sse-connect" not in page
+    rows = re.findall(r'<li id="line-([^"]+)" class="line([^"]*)"', page)
+    assert [row_id for row_id, _class in rows] == [e.id for e in events[25:76]]
+    assert [c for row_id, c in rows if "anchor" in c] == [" anchor lvl-none"]
+    assert f'id="line-{target.id}" class="line anchor lvl-none" aria-current="true"' in page
+    assert "line 51 <mark>ERR</mark>" in page and "line 50 ok" in page  # unfiltered, marked
+    assert 'href="/channels/log.ctx?q=err&amp;ignore_case=1">Back to the search' in page
+    status, page, _headers = await get(app, f"/channels/log.ctx/lines/{target.id}?context=2")
+    assert status == 200 and len(re.findall(r'<li id="line-', page)) == 5
+    assert "Show more around it" in page and "context=50" in page
+
+
+async def test_a_line_no_longer_retained_says_so(app: Quart) -> None:
+    events = await publish_lines(app, "log.gone", ["only line"])
+    epoch = events[0].id.rsplit("-", 1)[0]
+    for missing in (f"{epoch}-999999", "zz-1", "nonsense"):
+        status, page, _headers = await get(app, f"/channels/log.gone/lines/{missing}")
+        assert status == 404 and "is no longer retained" in page, missing
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("context=-1", "context"), ("context=many", "context"), ("level=warn", "level"), ("q=(", "q")],
+)
+async def test_bad_context_view_parameters_are_a_400(app: Quart, query: str, field: str) -> None:
+    events = await publish_lines(app, "log.bad", ["a"])
+    status, body, _headers = await get(app, f"/channels/log.bad/lines/{events[0].id}?{query}")
+    assert status == 400 and field in body
