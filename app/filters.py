@@ -1,4 +1,4 @@
-"""The stream's ``q=`` and ``level=`` filters.
+"""The stream's ``q=``, ``level=`` and ``field=`` filters.
 
 User-supplied patterns run on RE2 (linear time), so ``(a+)+$`` cannot stall
 the process; the pattern length is capped too. A pattern RE2 refuses is
@@ -14,6 +14,7 @@ from typing import Any
 import re2
 
 from app.events import LEVEL_ORDER, Event, KindRegistry, PayloadError
+from app.linefields import has_fields
 
 MAX_PATTERN_LENGTH = 512
 _RE2_OPTIONS = re2.Options()
@@ -76,20 +77,23 @@ def parse_level(text: str, *, field: str = "level") -> str:
 
 @dataclass(frozen=True, slots=True)
 class EventFilter:
-    """Keeps events whose text matches ``pattern`` and whose level is at least ``level``.
+    """Keeps events whose text matches ``pattern``, whose level is at least ``level`` and
+    whose text, a JSON or logfmt line, has every (name, value) of ``fields``.
 
     Kinds without a level (chat, ticker) pass the level filter: it narrows logs
-    and notifications, it does not hide other panels.
+    and notifications, it does not hide other panels. A field filter keeps only
+    structured lines (app/linefields.py): plain text has no fields to match.
     """
 
     kinds: KindRegistry
     pattern: Any = None
     level: str | None = None
+    fields: tuple[tuple[str, str], ...] = ()
 
     @property
     def active(self) -> bool:
         """False when nothing is filtered (the hot path skips the filter then)."""
-        return self.pattern is not None or self.level is not None
+        return self.pattern is not None or self.level is not None or bool(self.fields)
 
     def accepts(self, event: Event) -> bool:
         """True when ``event`` passes both filters."""
@@ -98,4 +102,7 @@ class EventFilter:
             level = kind.level(event.data)
             if level is None or LEVEL_ORDER[level] < LEVEL_ORDER[self.level]:
                 return False
-        return self.pattern is None or self.pattern.search(kind.text(event.data)) is not None
+        text = kind.text(event.data)
+        if self.fields and not has_fields(text, self.fields):
+            return False
+        return self.pattern is None or self.pattern.search(text) is not None

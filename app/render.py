@@ -59,9 +59,11 @@ from markupsafe import Markup
 
 from app.acks import alert_state
 from app.events import Event, KindRegistry, KindView
+from app.linefields import structured
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SCROLLBACK_CAP = 50_000  # log rows a viewer holds while scrolled back (partials/_log.html)
+MAX_CHIPS = 40  # fields a structured log row shows as chips; the raw line has them all
 SPARK_POINTS = 60
 SPARK_KEYS = 1000
 NOTE_KEYS = 10_000
@@ -143,6 +145,8 @@ def create_environment(kinds: KindRegistry | None = None) -> jinja2.Environment:
         names_its_file=names_its_file,
         alert_state=alert_state,
         scrollback_cap=SCROLLBACK_CAP,
+        structured=structured,
+        max_chips=MAX_CHIPS,
     )
     env.filters.update(
         clock=clock,

@@ -65,3 +65,18 @@ def test_a_bad_regex_is_explained_in_words(text: str, words: str) -> None:
         compile_user_regex(text)
     assert refused.value.message.startswith(words)
     assert "b'" not in refused.value.message and 'b"' not in refused.value.message
+
+
+def test_field_filter_keeps_structured_lines_with_that_field() -> None:
+    alice = EventFilter(kinds, fields=(("user", "alice"),))
+    assert alice.active
+    assert alice.accepts(log_event('{"msg": "hi", "user": "alice"}', "info"))
+    assert alice.accepts(log_event("level=info msg=hi user=alice", "info"))
+    assert not alice.accepts(log_event('{"msg": "hi", "user": "bob"}', "info"))
+    assert not alice.accepts(log_event("user=alice in prose, not logfmt", "info"))
+
+
+def test_field_filter_and_q_both_hold() -> None:
+    both = EventFilter(kinds, pattern=compile_user_regex("paid"), fields=(("user", "alice"),))
+    assert both.accepts(log_event('{"msg": "paid", "user": "alice"}', "info"))
+    assert not both.accepts(log_event('{"msg": "refunded", "user": "alice"}', "info"))

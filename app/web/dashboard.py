@@ -53,6 +53,7 @@ from app.events import (
     validate_channel,
 )
 from app.filters import EventFilter, compile_user_regex, parse_level
+from app.linefields import parse_field_filter
 from app.scrollback import older_page, retained
 from app.web.errors import error_response
 from app.web.runtime import Panel, Site, current_runtime
@@ -75,7 +76,7 @@ LEVELS = tuple(LEVEL_ORDER)
 BOARD_WATCH_S = 5
 PUBLISHED_MAX = 500  # channels created by publishing that pages list (nav, default board)
 TRUE_WORDS = ("1", "true", "yes")
-_LABELS = {"q": "", "level": "Level: "}  # q's messages name "the filter" themselves
+_LABELS = {"q": "", "level": "Level: ", "field": "Field: "}  # q's messages name "the filter"
 blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
 
 
@@ -88,12 +89,20 @@ class LogView:
     paused: bool = False
     error: str | None = None
     filter_args: tuple[tuple[str, str], ...] = ()
+    fields: tuple[str, ...] = ()  # the field=NAME=VALUE filters as typed, good or bad
 
     def event_filter(self, kinds: KindRegistry) -> EventFilter:
         """The filter the stream applies for these parameters (the page applies it too)."""
         args = dict(self.filter_args)
         pattern = compile_user_regex(args["q"]) if "q" in args else None
-        return EventFilter(kinds, pattern=pattern, level=args.get("level"))
+        fields = tuple(parse_field_filter(v) for k, v in self.filter_args if k == "field")
+        return EventFilter(kinds, pattern=pattern, level=args.get("level"), fields=fields)
+
+    def vals(self) -> dict[str, str | list[str]]:
+        """The checked filters as htmx's ``hx-vals`` (a repeated ``field`` as a list)."""
+        vals: dict[str, str | list[str]] = {k: v for k, v in self.filter_args if k != "field"}
+        fields = [v for k, v in self.filter_args if k == "field"]
+        return {**vals, "field": fields} if fields else vals
 
 
 @blueprint.get("/")
@@ -192,11 +201,20 @@ async def channel_page(channel: str) -> Response:
 async def _log_viewer(runtime: Site, panel: Panel) -> Response:
     view = read_log_view(request.args)
     event_filter = view.event_filter(runtime.kinds)
-    events = [e for e in await _recent(runtime, panel) if event_filter.accepts(e)]
+    recent = await _recent(runtime, panel)
+    events = [e for e in recent if event_filter.accepts(e)]
+    # The stream resumes after the page's newest line instead of replacing the list with a
+    # snapshot: the rows stay the ones the page rendered, so an alert link's #line-<id>
+    # stays the browser's :target and "load older" may fetch at once.
+    cursor = (("last_event_id", recent[-1].id),) if recent else ()
     log_list = runtime.renderer.page_list(
-        panel.channel, panel.kind, events, highlight=event_filter.pattern, streamed=not view.paused
+        panel.channel,
+        panel.kind,
+        events,
+        highlight=event_filter.pattern,
+        streamed=not view.paused and not cursor,
     )
-    live_url = stream_url([panel.channel], view.filter_args)
+    live_url = stream_url([panel.channel], (*view.filter_args, *cursor))
     return _page(
         runtime,
         "log.html",
@@ -281,10 +299,16 @@ async def _log_panel(runtime: Site, channel: str) -> Panel | Response:
 
 
 def _strict_filter(runtime: Site, args: MultiDict[str, str]) -> EventFilter:
-    """The ``q`` and ``level`` filter; a bad one is a 400 (PayloadError)."""
+    """The ``q``, ``level`` and ``field`` filter; a bad one is a 400 (PayloadError)."""
     q, level = args.get("q", ""), args.get("level", "")
     pattern = compile_user_regex(q) if q else None
-    return EventFilter(runtime.kinds, pattern=pattern, level=parse_level(level) if level else None)
+    fields = tuple(parse_field_filter(text) for text in args.getlist("field") if text)
+    return EventFilter(
+        runtime.kinds,
+        pattern=pattern,
+        level=parse_level(level) if level else None,
+        fields=fields,
+    )
 
 
 def _cursor(before: str | None, target: str | None) -> str | None:
@@ -299,12 +323,16 @@ def _cursor(before: str | None, target: str | None) -> str | None:
     return None
 
 
-def read_log_view(args: Mapping[str, str]) -> LogView:
-    """The viewer's ``q``, ``level`` and ``paused`` parameters; a bad one becomes ``error``."""
+def read_log_view(args: MultiDict[str, str]) -> LogView:
+    """The viewer's ``q``, ``level``, ``field`` and ``paused`` parameters; a bad one becomes
+    ``error``."""
     q, level = args.get("q", ""), args.get("level", "")
+    fields = tuple(text for text in args.getlist("field") if text)
     kept: list[tuple[str, str]] = []
     errors: list[str] = []
-    for name, value, normalise in (("q", q, _check_regex), ("level", level, parse_level)):
+    checks = [("q", q, _check_regex), ("level", level, parse_level)]
+    checks += [("field", text, _check_field) for text in fields]
+    for name, value, normalise in checks:
         if not value:
             continue
         try:
@@ -312,7 +340,12 @@ def read_log_view(args: Mapping[str, str]) -> LogView:
         except PayloadError as error:
             errors.append(_LABELS[name] + error.message)
     paused = args.get("paused", "") in ("1", "true", "yes")
-    return LogView(q, level, paused, "; ".join(errors) or None, tuple(kept))
+    return LogView(q, level, paused, "; ".join(errors) or None, tuple(kept), fields)
+
+
+def _check_field(text: str) -> str:
+    parse_field_filter(text)
+    return text
 
 
 def _check_regex(text: str) -> str:

@@ -11,6 +11,7 @@ from werkzeug.datastructures import Headers, MultiDict
 from app.broker.base import Start
 from app.events import KindRegistry, PayloadError, check_cursor_text, validate_pattern
 from app.filters import EventFilter, compile_user_regex, parse_level
+from app.linefields import parse_field_filter
 from app.settings import LimitsSettings
 from app.web.asgi import STREAM_PATH, StreamResponse
 from app.web.cors import stream_cors_headers
@@ -23,7 +24,9 @@ from app.web.streaming.loop import EventStream, StreamRequest
 blueprint = Blueprint("stream", __name__)
 
 FORMATS = ("json", "html", "ndjson")
-PARAMETERS = frozenset({"channel", "format", "q", "level", "history", "last_event_id", "since"})
+PARAMETERS = frozenset(
+    {"channel", "format", "q", "level", "field", "history", "last_event_id", "since"}
+)
 
 
 def parse_stream_request(
@@ -53,6 +56,7 @@ def parse_stream_request(
         kinds,
         pattern=compile_user_regex(query) if query is not None else None,
         level=parse_level(level) if level is not None else None,
+        fields=tuple(parse_field_filter(text) for text in args.getlist("field") if text),
     )
     return StreamRequest(
         patterns=patterns,

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-import msgspec
+from app.linefields import LEVEL_KEYS as _JSON_LEVEL_KEYS
+from app.linefields import TIME_KEYS as _JSON_TIME_KEYS
+from app.linefields import json_record
 
-_JSON_LEVEL_KEYS = ("level", "lvl", "severity", "levelname", "log.level")
-_JSON_TIME_KEYS = ("time", "ts", "timestamp", "@timestamp", "t", "asctime", "date")
 _LOGFMT_LEVEL = re.compile(r'(?:^|\s)(?:level|lvl|severity)="?([A-Za-z]+)')
 _WORD_LEVEL = re.compile(
     r"\b(FATAL|CRITICAL|CRIT|ERROR|ERR|WARNING|WARN|INFO|NOTICE|DEBUG|TRACE)\b"
@@ -99,17 +99,6 @@ def line_facts(line: str, read_at: float, tz: tzinfo | None = None) -> LineFacts
     """
     record = json_record(line)
     return LineFacts(line_time(line, read_at, tz, record), detect_level(line, record))
-
-
-def json_record(line: str) -> dict[str, Any] | None:
-    """The object a JSON line holds; None for any other line."""
-    if not line.startswith("{"):
-        return None
-    try:
-        record = msgspec.json.decode(line)
-    except msgspec.DecodeError:
-        return None
-    return record if isinstance(record, dict) else None
 
 
 # -- levels ------------------------------------------------------------------
