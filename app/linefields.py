@@ -33,7 +33,10 @@ TIME_KEYS = ("time", "ts", "timestamp", "@timestamp", "t", "asctime", "date")
 MAX_DEPTH = 3
 MAX_FIELD_NAME = 128
 MAX_FIELD_VALUE = 1024
-_LOGFMT_PAIR = re.compile(r'\s*([^\s="]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)(?=\s|$)')
+_KEY = r'[^\s="]+'
+_VALUE = r'"(?:[^"\\]|\\.)*"|[^\s"]*'
+_LOGFMT_LINE = re.compile(rf"\s*{_KEY}=(?:{_VALUE})(?:\s+{_KEY}=(?:{_VALUE}))+\s*")
+_LOGFMT_PAIR = re.compile(rf"({_KEY})=({_VALUE})")
 _LOGFMT_ESCAPES = re.compile(r"\\(.)")
 _FIELD_NAME = re.compile(r"[^\s=\"]+")
 _decode = msgspec.json.Decoder().decode
@@ -69,20 +72,12 @@ def logfmt_pairs(line: str) -> list[tuple[str, str]] | None:
     >>> logfmt_pairs("retrying in 5s, attempt=2") is None
     True
     """
-    if "=" not in line:
+    if "=" not in line or _LOGFMT_LINE.fullmatch(line) is None:
         return None
-    pairs: list[tuple[str, str]] = []
-    position, end = 0, len(line.rstrip())
-    while position < end:
-        found = _LOGFMT_PAIR.match(line, position)
-        if found is None:
-            return None
-        key, value = found.groups()
-        if value.startswith('"'):
-            value = _LOGFMT_ESCAPES.sub(r"\1", value[1:-1])
-        pairs.append((key, value))
-        position = found.end()
-    return pairs if len(pairs) >= 2 else None
+    return [
+        (key, _LOGFMT_ESCAPES.sub(r"\1", value[1:-1]) if value.startswith('"') else value)
+        for key, value in _LOGFMT_PAIR.findall(line)
+    ]
 
 
 def line_fields(line: str) -> list[tuple[str, str]] | None:

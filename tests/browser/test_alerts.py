@@ -81,10 +81,17 @@ def test_the_alerts_link_opens_the_log_page_at_the_line(
     assert href is not None and href.startswith(f"{server.url}/channels/log.app#line-")
     link.click()
     expect(page).to_have_url(href)
-    # The anchored row, by the id the link names. Not ``:target``: the stream's fresh
-    # snapshot re-renders the list right after load, and the new row is not the
-    # browser's target any more (a highlight that survives it comes with issue 15.2).
     target = page.locator(f"[id='{href.split('#', 1)[1]}']")
     expect(target).to_contain_text("charge failed for order 78")
     expect(target).to_be_in_viewport()
+    # The row stays the browser's :target, outlined, once the stream is live and lines
+    # follow: the page's stream resumes after its rows instead of replacing them.
+    expect_connection(page, "Live", timeout_ms=10000)
+    log_file.append("2026-12-01 16:41:01 INFO payments: next line after order 78")
+    expect(page.locator("#log-app-list > li.line").last).to_contain_text("next line after")
+    targeted = page.locator("#log-app-list > li.line:target")
+    expect(targeted).to_have_count(1)
+    expect(targeted).to_contain_text("charge failed for order 78")
+    outline = targeted.evaluate("el => getComputedStyle(el).outlineStyle")
+    assert outline == "solid"
     page.context.close()
