@@ -26,6 +26,12 @@ Deliberate oddities:
   read time marked as such; the file's own line number when known; and its
   file's name when the file is not the one the channel is named after (a glob
   merged into one channel such as ``log.system``).
+- A JSON or logfmt log line is shown structured (:mod:`app.linefields`, parsed
+  here, not at publish: the frame is rendered once per event for every
+  subscriber): message, then at most ``MAX_CHIPS`` fields as one-element
+  chips, then the raw line in a ``<details>``. Every swap walks the list
+  (htmx's id lookup, the cap's delete), so a row's element count is what a
+  fast log costs the browser.
 - A ticker or keyed notification row is replaced by deleting the old row
   out-of-band and inserting the new one (htmx has no upsert); rows keep their
   place through CSS ``order``: derived from the symbol for quotes, from the
