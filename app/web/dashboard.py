@@ -10,8 +10,12 @@ request per interval, and the stream itself stays exactly as it was.
 
 Pages are rendered once with each panel's recent history; from then on one
 ``sse-connect`` per page (``/events?channel=...&format=html``) keeps every
-panel live. The log viewer's filter, level and pause are plain GET parameters
-that re-render the page with a new ``sse-connect`` URL: no script of ours.
+panel live. The log viewer's filter, level, field filters (``field=NAME=VALUE``,
+repeatable) and pause are plain GET parameters that re-render the page with a
+new ``sse-connect`` URL: no script of ours. That URL carries the page's newest
+row as ``last_event_id``, so the stream resumes after the rows the page
+rendered rather than replacing them with a snapshot (an anchored row stays
+the browser's ``:target``).
 
 The viewer's scrollback: the list's first row is a "load older" row that
 htmx fetches (``/channels/<channel>/older``) when it scrolls into view; the
