@@ -1,4 +1,4 @@
-"""The stream's ``q=`` and ``level=`` filters.
+"""The stream's ``q=``, ``level=`` and ``field=`` filters.
 
 User-supplied patterns run on RE2 (linear time), so ``(a+)+$`` cannot stall
 the process; the pattern length is capped too. A pattern RE2 refuses is
@@ -21,6 +21,7 @@ from typing import Any
 import re2
 
 from app.events import LEVEL_ORDER, Event, KindRegistry, PayloadError
+from app.linefields import has_fields
 
 MAX_PATTERN_LENGTH = 512
 IGNORE_CASE = "ignore_case"  # the query parameter beside q= (the viewer's checkbox)
@@ -111,20 +112,23 @@ def parse_level(text: str, *, field: str = "level") -> str:
 
 @dataclass(frozen=True, slots=True)
 class EventFilter:
-    """Keeps events whose text matches ``pattern`` and whose level is at least ``level``.
+    """Keeps events whose text matches ``pattern``, whose level is at least ``level`` and
+    whose text, a JSON or logfmt line, has every (name, value) of ``fields``.
 
     Kinds without a level (chat, ticker) pass the level filter: it narrows logs
-    and notifications, it does not hide other panels.
+    and notifications, it does not hide other panels. A field filter keeps only
+    structured lines (app/linefields.py): plain text has no fields to match.
     """
 
     kinds: KindRegistry
     pattern: Any = None
     level: str | None = None
+    fields: tuple[tuple[str, str], ...] = ()
 
     @property
     def active(self) -> bool:
         """False when nothing is filtered (the hot path skips the filter then)."""
-        return self.pattern is not None or self.level is not None
+        return self.pattern is not None or self.level is not None or bool(self.fields)
 
     def accepts(self, event: Event, patterns: PatternSet | None = None) -> bool:
         """True when ``event`` passes both filters (``patterns``: the set holding this pattern)."""
@@ -133,24 +137,42 @@ class EventFilter:
             level = kind.level(event.data)
             if level is None or LEVEL_ORDER[level] < LEVEL_ORDER[self.level]:
                 return False
-        if self.pattern is None:
+        if self.pattern is None and not self.fields:
             return True
         text = kind.text(event.data)
+        if self.fields and not has_fields(text, self.fields):
+            return False
+        if self.pattern is None:
+            return True
         if patterns is not None:
-            matched = patterns.matches(self.pattern.pattern, event, text)
+            matched = patterns.matches(pattern_key(self.pattern), event, text)
             if matched is not None:
                 return matched
         return self.pattern.search(text) is not None
 
 
-FilterKey = tuple[str, str | None, str | None]
-"""What makes two streams' filtered frames the same: format, pattern text, level."""
+FilterKey = tuple[str, str | None, str | None, tuple[tuple[str, str], ...]]
+"""What makes two streams' filtered frames the same: format, pattern, level, fields."""
 
 
 def filter_key(format_name: str, event_filter: EventFilter) -> FilterKey:
     """The key streams sharing ``event_filter``'s frames in ``format_name`` have in common."""
     pattern = event_filter.pattern
-    return (format_name, None if pattern is None else pattern.pattern, event_filter.level)
+    key = None if pattern is None else pattern_key(pattern)
+    return (format_name, key, event_filter.level, tuple(event_filter.fields))
+
+
+def pattern_key(pattern: Any) -> str:
+    """A compiled pattern as one text that means the same alone or in a :class:`PatternSet`.
+
+    ``ignore_case`` is RE2's option on the compiled pattern; in the set (compiled
+    case-sensitive) the same is spelt with a leading ``(?i)``.
+
+    >>> pattern_key(compile_user_regex("Abc", ignore_case=True))
+    '(?i)Abc'
+    """
+    text = str(pattern.pattern)
+    return text if pattern.options.case_sensitive else "(?i)" + text
 
 
 class PatternSet:

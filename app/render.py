@@ -26,6 +26,12 @@ Deliberate oddities:
   read time marked as such; the file's own line number when known; and its
   file's name when the file is not the one the channel is named after (a glob
   merged into one channel such as ``log.system``).
+- A JSON or logfmt log line is shown structured (:mod:`app.linefields`, parsed
+  here, not at publish: the frame is rendered once per event for every
+  subscriber): message, then at most ``MAX_CHIPS`` fields as one-element
+  chips, then the raw line in a ``<details>``. Every swap walks the list
+  (htmx's id lookup, the cap's delete), so a row's element count is what a
+  fast log costs the browser.
 - A ticker or keyed notification row is replaced by deleting the old row
   out-of-band and inserting the new one (htmx has no upsert); rows keep their
   place through CSS ``order``: derived from the symbol for quotes, from the
@@ -66,9 +72,11 @@ from markupsafe import Markup, escape
 
 from app.acks import alert_state
 from app.events import Event, KindRegistry, KindView
+from app.linefields import structured
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SCROLLBACK_CAP = 50_000  # log rows a viewer holds while scrolled back (partials/_log.html)
+MAX_CHIPS = 40  # fields a structured log row shows as chips; the raw line has them all
 SPARK_POINTS = 60
 SPARK_KEYS = 1000
 NOTE_KEYS = 10_000
@@ -152,6 +160,8 @@ def create_environment(kinds: KindRegistry | None = None) -> jinja2.Environment:
         names_its_file=names_its_file,
         alert_state=alert_state,
         scrollback_cap=SCROLLBACK_CAP,
+        structured=structured,
+        max_chips=MAX_CHIPS,
     )
     env.filters.update(
         clock=clock,

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from app.events import Event, KindRegistry, PayloadError
-from app.filters import EventFilter, PatternSet, SharedFilter, compile_user_regex, parse_level
+from app.filters import (
+    EventFilter,
+    PatternSet,
+    SharedFilter,
+    compile_user_regex,
+    filter_key,
+    parse_level,
+    pattern_key,
+)
 
 kinds = KindRegistry()
 
@@ -111,3 +119,34 @@ def test_a_shared_filter_keeps_what_its_filter_keeps_once_per_event() -> None:
     assert frames == [b"e-0"] * 3 + [b""] * 6
     assert encoded == ["e-0"], "encoded once, for the one event kept"
     assert [event_filter.accepts(event) for event in events] == [True, False, False]
+
+
+def test_field_filter_keeps_structured_lines_with_that_field() -> None:
+    alice = EventFilter(kinds, fields=(("user", "alice"),))
+    assert alice.active
+    assert alice.accepts(log_event('{"msg": "hi", "user": "alice"}', "info"))
+    assert alice.accepts(log_event("level=info msg=hi user=alice", "info"))
+    assert not alice.accepts(log_event('{"msg": "hi", "user": "bob"}', "info"))
+    assert not alice.accepts(log_event("user=alice in prose, not logfmt", "info"))
+
+
+def test_field_filter_and_q_both_hold() -> None:
+    both = EventFilter(kinds, pattern=compile_user_regex("paid"), fields=(("user", "alice"),))
+    assert both.accepts(log_event('{"msg": "paid", "user": "alice"}', "info"))
+    assert not both.accepts(log_event('{"msg": "refunded", "user": "alice"}', "info"))
+
+
+def test_shared_filters_tell_case_and_fields_apart() -> None:
+    sensitive = EventFilter(kinds, compile_user_regex("disk"))
+    insensitive = EventFilter(kinds, compile_user_regex("disk", ignore_case=True))
+    alice = EventFilter(kinds, compile_user_regex("disk"), fields=(("user", "alice"),))
+    keys = {filter_key("html", f) for f in (sensitive, insensitive, alice)}
+    assert len(keys) == 3
+    live = [key[1] for key in keys if key[1] is not None]
+    patterns_set = PatternSet(lambda: live)
+    patterns_set.stale()
+    event = _event("DISK full", 1)
+    shouting = pattern_key(insensitive.pattern)
+    assert patterns_set.matches(shouting, event, "DISK full") is True
+    assert patterns_set.matches(pattern_key(sensitive.pattern), event, "DISK full") is False
+    assert insensitive.accepts(event, patterns_set) and not sensitive.accepts(event, patterns_set)

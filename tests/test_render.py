@@ -70,7 +70,7 @@ def test_log_event_appends_a_row_and_deletes_what_falls_off(renderer: Renderer) 
     data = {"line": "hi", "file": "app.log", "level": "warn", "lineno": 7}
     html = renderer.event(make_event("log", data, 2000))
     assert html.startswith(
-        '<div hx-swap-oob="delete:#log-app-list > li.line:nth-last-child(n+50001),'
+        '<div hx-swap-oob="delete:#line-e-2000, #log-app-list > li.line:nth-last-child(n+50001),'
         " #log-app-list:not(:has(> li.old)) > li.line:nth-last-child(n+1001),"
         ' #log-app-list > template"></div>'
     )
@@ -375,3 +375,40 @@ def test_a_search_result_links_to_its_context_with_the_search() -> None:
         '?q=%22%3E%3Cb%3E&amp;ignore_case=1#line-e-7" aria-label="context"'
         ' title="The lines around this one, unfiltered"></a>'
     )
+
+
+def test_a_json_line_shows_its_message_then_chips_then_the_raw_line(renderer: Renderer) -> None:
+    line = (
+        '{"time": "2026-12-01T13:58:04Z", "level": "error", "msg": "charge failed", "user": "al"}'
+    )
+    html = renderer.event(make_event("log", {"line": line, "file": "app.log", "level": "error"}))
+    text = html[html.index('<span class="text">') :]
+    assert text.startswith('<span class="text"><span class="msg">charge failed</span>')
+    assert '<span class="chip" data-k="user">al</span>' in text
+    assert ">time<" not in text and ">level<" not in text  # the row's columns show them
+    assert '<details class="raw"><summary>json</summary><code>{&#34;time&#34;' in text
+
+
+def test_a_long_value_is_whole_in_its_title_and_many_fields_are_counted(renderer: Renderer) -> None:
+    fields = " ".join(f"k{n}=v{n}" for n in range(45))
+    html = renderer.event(
+        make_event("log", {"line": f"msg=x big={'y' * 60} {fields}", "file": "a"})
+    )
+    assert f'<span class="chip" data-k="big" title="{"y" * 60}">' in html
+    assert html.count('class="chip"') == 40 and '<span class="chip more">+6 more</span>' in html
+
+
+def test_structured_fields_are_escaped_and_marked(renderer: Renderer) -> None:
+    line = '{"msg": "<b>hi</b>", "<img src=x onerror=alert(1)>": "timeout <script>"}'
+    html = renderer.event(make_event("log", {"line": line, "file": "a"}), re2.compile("timeout"))
+    assert "<img" not in html and "<script" not in html and "<b>" not in html
+    assert (
+        'data-k="&lt;img src=x onerror=alert(1)&gt;"><mark>timeout</mark> &lt;script&gt;</span>'
+        in html
+    )
+
+
+def test_a_live_log_row_first_deletes_a_row_with_its_own_id(renderer: Renderer) -> None:
+    """A stream resumed from the page's cursor replays rows the list holds: no row twice."""
+    html = renderer.event(make_event("log", {"line": "x", "file": "app.log"}, 42))
+    assert html.startswith('<div hx-swap-oob="delete:#line-e-42, ')

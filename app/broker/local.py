@@ -212,14 +212,26 @@ class LocalFanout:
                 {log.name for log in logs} | {p for p in subscription.patterns if not is_pattern(p)}
             )
         for log in logs:
-            if after_seq is not None and log.dropped_seq > after_seq:
+            lost = after_seq is not None and (
+                log.dropped_seq > after_seq or self._too_far_for_snapshot(log, after_seq, start)
+            )
+            if lost:
                 subscription.gap_channels.append(log.name)
-            if after_seq is None or log.dropped_seq > after_seq:
+            if after_seq is None or lost:
                 self._gap(subscription, log, start)
             else:
                 subscription.follow(log, log.offset_after(after_seq))
         if subscription.gap_channels:
             subscription.gap_cursor = format_event_id(self.epoch, self._replay_from(subscription))
+
+    def _too_far_for_snapshot(self, log: ChannelLog, after_seq: int, start: Start) -> bool:
+        """A snapshot stream (html) more than its panel's cap behind: the replay would only
+        feed rows the page's DOM cap deletes, and a page that fell behind and was cut for
+        lagging would replay the same backlog again on every reconnect (its new EventSource
+        names the page's old cursor). It gets a gap and a fresh snapshot instead."""
+        if not start.snapshot:
+            return False
+        return log.next_offset - log.offset_after(after_seq) > self.kinds.get(log.kind).view.cap
 
     def _replay_from(self, subscription: Subscription) -> int:
         """The seq just before the first event the subscription replays (or the newest)."""

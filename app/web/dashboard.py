@@ -10,8 +10,12 @@ request per interval, and the stream itself stays exactly as it was.
 
 Pages are rendered once with each panel's recent history; from then on one
 ``sse-connect`` per page (``/events?channel=...&format=html``) keeps every
-panel live. The log viewer's filter, level and pause are plain GET parameters
-that re-render the page with a new ``sse-connect`` URL: no script of ours.
+panel live. The log viewer's filter, level, field filters (``field=NAME=VALUE``,
+repeatable) and pause are plain GET parameters that re-render the page with a
+new ``sse-connect`` URL: no script of ours. That URL carries the page's newest
+row as ``last_event_id``, so the stream resumes after the rows the page
+rendered rather than replacing them with a snapshot (an anchored row stays
+the browser's ``:target``).
 
 The viewer's scrollback: the list's first row is a "load older" row that
 htmx fetches (``/channels/<channel>/older``) when it scrolls into view; the
@@ -59,6 +63,7 @@ from app.events import (
     validate_channel,
 )
 from app.filters import IGNORE_CASE, EventFilter, compile_user_regex, parse_flag, parse_level
+from app.linefields import parse_field_filter
 from app.scrollback import around, older_page, retained
 from app.web.errors import error_response
 from app.web.params import check_known, whole_number
@@ -87,7 +92,7 @@ BOARD_WATCH_S = 5
 PUBLISHED_MAX = 500  # channels created by publishing that pages list (nav, default board)
 TRUE_WORDS = ("1", "true", "yes")
 # how a bad parameter's message starts on the page (q's messages name "the filter" themselves)
-_LABELS = {"q": "", "level": "Level: ", IGNORE_CASE: "Ignore case: "}
+_LABELS = {"q": "", "level": "Level: ", IGNORE_CASE: "Ignore case: ", "field": "Field: "}
 blueprint = Blueprint("dashboard", __name__, static_folder=str(STATIC), static_url_path="/static")
 
 
@@ -101,13 +106,21 @@ class LogView:
     ignore_case: bool = False
     error: str | None = None
     filter_args: tuple[tuple[str, str], ...] = ()
+    fields: tuple[str, ...] = ()  # the field=NAME=VALUE filters as typed, good or bad
 
     def event_filter(self, kinds: KindRegistry) -> EventFilter:
         """The filter the stream applies for these parameters (the page applies it too)."""
         args = dict(self.filter_args)
         ignore_case = IGNORE_CASE in args
         pattern = compile_user_regex(args["q"], ignore_case=ignore_case) if "q" in args else None
-        return EventFilter(kinds, pattern=pattern, level=args.get("level"))
+        fields = tuple(parse_field_filter(v) for k, v in self.filter_args if k == "field")
+        return EventFilter(kinds, pattern=pattern, level=args.get("level"), fields=fields)
+
+    def vals(self) -> dict[str, str | list[str]]:
+        """The checked filters as htmx's ``hx-vals`` (a repeated ``field`` as a list)."""
+        vals: dict[str, str | list[str]] = {k: v for k, v in self.filter_args if k != "field"}
+        fields = [v for k, v in self.filter_args if k == "field"]
+        return {**vals, "field": fields} if fields else vals
 
 
 @blueprint.get("/")
@@ -224,11 +237,20 @@ async def channel_page(channel: str) -> Response:
 async def _log_viewer(runtime: Site, panel: Panel) -> Response:
     view = read_log_view(request.args)
     event_filter = view.event_filter(runtime.kinds)
-    events = [e for e in await _recent(runtime, panel) if event_filter.accepts(e)]
+    recent = await _recent(runtime, panel)
+    events = [e for e in recent if event_filter.accepts(e)]
+    # The stream resumes after the page's newest line instead of replacing the list with a
+    # snapshot: the rows stay the ones the page rendered, so an alert link's #line-<id>
+    # stays the browser's :target and "load older" may fetch at once.
+    cursor = (("last_event_id", recent[-1].id),) if recent else ()
     log_list = runtime.renderer.page_list(
-        panel.channel, panel.kind, events, highlight=event_filter.pattern, streamed=not view.paused
+        panel.channel,
+        panel.kind,
+        events,
+        highlight=event_filter.pattern,
+        streamed=not view.paused and not cursor,
     )
-    live_url = stream_url([panel.channel], view.filter_args)
+    live_url = stream_url([panel.channel], (*view.filter_args, *cursor))
     return _page(
         runtime,
         "log.html",
@@ -370,11 +392,17 @@ async def _log_panel(runtime: Site, channel: str) -> Panel | Response:
 
 
 def _strict_filter(runtime: Site, args: MultiDict[str, str]) -> EventFilter:
-    """The ``q``, ``ignore_case`` and ``level`` filter; a bad one is a 400 (PayloadError)."""
+    """The ``q``, ``ignore_case``, ``level`` and ``field`` filter; a bad one is a 400."""
     q, level = args.get("q", ""), args.get("level", "")
     ignore_case = parse_flag(args.get("ignore_case", ""))
     pattern = compile_user_regex(q, ignore_case=ignore_case) if q else None
-    return EventFilter(runtime.kinds, pattern=pattern, level=parse_level(level) if level else None)
+    fields = tuple(parse_field_filter(text) for text in args.getlist("field") if text)
+    return EventFilter(
+        runtime.kinds,
+        pattern=pattern,
+        level=parse_level(level) if level else None,
+        fields=fields,
+    )
 
 
 def _cursor(before: str | None, target: str | None) -> str | None:
@@ -389,9 +417,13 @@ def _cursor(before: str | None, target: str | None) -> str | None:
     return None
 
 
-def read_log_view(args: Mapping[str, str]) -> LogView:
-    """The viewer's ``q``, ``ignore_case``, ``level``, ``paused``; a bad one becomes ``error``."""
+def read_log_view(args: MultiDict[str, str]) -> LogView:
+    """The viewer's ``q``, ``ignore_case``, ``level``, ``field`` and ``paused`` parameters.
+
+    A bad one becomes ``error``.
+    """
     q, level = args.get("q", ""), args.get("level", "")
+    fields = tuple(text for text in args.getlist("field") if text)
     kept: list[tuple[str, str]] = []
     errors: list[str] = []
     ignore_case = False
@@ -399,7 +431,9 @@ def read_log_view(args: Mapping[str, str]) -> LogView:
         ignore_case = parse_flag(args.get("ignore_case", ""))
     except PayloadError as error:
         errors.append(_LABELS[IGNORE_CASE] + error.message)
-    for name, value, normalise in (("q", q, _check_regex), ("level", level, parse_level)):
+    checks = [("q", q, _check_regex), ("level", level, parse_level)]
+    checks += [("field", text, _check_field) for text in fields]
+    for name, value, normalise in checks:
         if not value:
             continue
         try:
@@ -409,7 +443,13 @@ def read_log_view(args: Mapping[str, str]) -> LogView:
     if ignore_case:
         kept.insert(1 if kept and kept[0][0] == "q" else 0, (IGNORE_CASE, "1"))
     paused = args.get("paused", "") in ("1", "true", "yes")
-    return LogView(q, level, paused, ignore_case, "; ".join(errors) or None, tuple(kept))
+    errors_text = "; ".join(errors) or None
+    return LogView(q, level, paused, ignore_case, errors_text, tuple(kept), fields)
+
+
+def _check_field(text: str) -> str:
+    parse_field_filter(text)
+    return text
 
 
 def _check_regex(text: str) -> str:

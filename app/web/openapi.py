@@ -255,14 +255,15 @@ def _channel_page() -> dict[str, Any]:
     text = {"type": "string"}
     return {
         "summary": "One channel full-screen; the log viewer for log channels",
-        "description": "A page, not an API: a bad `q` or `level` is shown on it (200), an "
-        "unknown or malformed channel is the not-found page (404), one the viewer may not read "
-        "the no-access page (403, whether it exists or not), and signing in comes first",
+        "description": "A page, not an API: a bad `q`, `level` or `field` is shown on it (200), "
+        "an unknown or malformed channel is the not-found page (404), one the viewer may not "
+        "read the no-access page (403, whether it exists or not), and signing in comes first",
         "parameters": [
             _path("channel", {"type": "string"}),
             _query("q", text, "Log viewer: RE2 filter, over all retained history"),
             _ignore_case(),
             _query("level", text, f"Log viewer: lowest level shown ({', '.join(LEVEL_ORDER)})"),
+            _field_filter("Log viewer: "),
             _query("paused", text, "Log viewer: `1`, `true` or `yes` pauses"),
         ],
         "responses": {
@@ -287,6 +288,7 @@ def _view_filter() -> list[dict[str, Any]]:
         _query("q", text, "RE2: keep lines whose text matches"),
         _ignore_case(),
         _query("level", text, f"Lowest level kept ({', '.join(LEVEL_ORDER)})"),
+        _field_filter(),
     ]
 
 
@@ -327,6 +329,17 @@ def _line_context() -> dict[str, Any]:
             **_errors("400", "401", "503"),
         },
     }
+
+
+def _field_filter(prefix: str = "") -> dict[str, Any]:
+    return _query(
+        "field",
+        {"type": "array", "items": {"type": "string", "pattern": '^[^\\s="]+=.*$'}},
+        f"{prefix}`NAME=VALUE`, repeatable: keep JSON or logfmt lines with that field "
+        "(nested JSON names dotted: `http.status=500`); plain lines have no fields",
+        style="form",
+        explode=True,
+    )
 
 
 def _older() -> dict[str, Any]:
@@ -418,6 +431,7 @@ def _events(limits: LimitsSettings) -> dict[str, Any]:
                 "Keep log events and notifications at this level or above (empty: all, as a "
                 "form sends it)",
             ),
+            _field_filter(),
             _query(
                 "history",
                 {"type": "integer", "minimum": 0, "maximum": limits.history_limit},

@@ -11,6 +11,7 @@ from werkzeug.datastructures import Headers, MultiDict
 from app.broker.base import Start
 from app.events import KindRegistry, PayloadError, check_cursor_text, validate_pattern
 from app.filters import IGNORE_CASE, EventFilter, compile_user_regex, parse_flag, parse_level
+from app.linefields import parse_field_filter
 from app.settings import LimitsSettings
 from app.web.asgi import STREAM_PATH, StreamResponse
 from app.web.cors import stream_cors_headers
@@ -24,7 +25,7 @@ blueprint = Blueprint("stream", __name__)
 
 FORMATS = ("json", "html", "ndjson")
 PARAMETERS = frozenset(
-    {"channel", "format", "q", IGNORE_CASE, "level", "history", "last_event_id", "since"}
+    {"channel", "format", "q", IGNORE_CASE, "level", "field", "history", "last_event_id", "since"}
 )
 
 
@@ -56,6 +57,7 @@ def parse_stream_request(
         kinds,
         pattern=compile_user_regex(query, ignore_case=ignore_case) if query is not None else None,
         level=parse_level(level) if level is not None else None,
+        fields=tuple(parse_field_filter(text) for text in args.getlist("field") if text),
     )
     return StreamRequest(
         patterns=patterns,

@@ -207,6 +207,22 @@ async def test_a_snapshot_start_after_a_gap_snapshots_the_gap_channels(broker: B
         assert sub.take() == []
 
 
+async def test_a_snapshot_resume_further_back_than_the_cap_gets_a_snapshot(broker: Broker) -> None:
+    """A page cut for lagging reconnects with its old cursor: no endless replay (chat cap 200)."""
+    first = await broker.publish("chat.far", "chat", {"user": "ann", "text": "first"})
+    published = [
+        await broker.publish("chat.far", "chat", {"user": "ann", "text": f"hi {n}"})
+        for n in range(201)
+    ]
+    async with broker.subscribe(["chat.far"], Start(after=first.id, snapshot=True)) as sub:
+        assert sub.gap_channels == ["chat.far"]
+        assert ids(sub.snapshots["chat.far"]) == ids(published[-50:])
+        assert sub.take() == []
+    async with broker.subscribe(["chat.far"], Start(after=published[-10].id, snapshot=True)) as sub:
+        assert sub.gap_channels == [] and "chat.far" not in sub.snapshots
+        assert ids(await receive(sub, 9)) == ids(published[-9:])
+
+
 async def test_a_pattern_picks_up_channels_created_later(broker: Broker) -> None:
     async with broker.subscribe(["log.*"], Start()) as sub:
         line = {"line": "started", "file": "new.log", "level": "info"}

@@ -87,4 +87,15 @@ def test_the_alerts_link_opens_the_log_page_at_the_line(
     expect(target).to_contain_text("charge failed for order 78")
     expect(target).to_have_class(re.compile(r"\banchor\b"))
     expect(target).to_be_in_viewport()
+    # The live viewer at the same anchor: the row stays the browser's :target, outlined, once
+    # the stream is live and lines follow (the stream resumes after the page's rows).
+    page.goto(f"{server.url}/channels/log.app#{href.split('#', 1)[1]}")
+    expect_connection(page, "Live", timeout_ms=10000)
+    log_file.append("2026-12-01 16:41:01 INFO payments: next line after order 78")
+    expect(page.locator("#log-app-list > li.line").last).to_contain_text("next line after")
+    targeted = page.locator("#log-app-list > li.line:target")
+    expect(targeted).to_have_count(1)
+    expect(targeted).to_contain_text("charge failed for order 78")
+    outline = targeted.evaluate("el => getComputedStyle(el).outlineStyle")
+    assert outline == "solid"
     page.context.close()

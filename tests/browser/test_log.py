@@ -39,13 +39,12 @@ WATCH_ADDED_LINES = """
 }
 """
 
-WATCH_LIST_REPLACED = """
+COUNT_LISTS = """
+window.lists = 0;  // the parser adds the page's list once; a snapshot would add another
 new MutationObserver((mutations) => {
   for (const mutation of mutations) {
     for (const node of mutation.addedNodes) {
-      if (node.id === "log-app-list" && document.readyState !== "loading") {
-        window.listReplaced = true;
-      }
+      if (node.id === "log-app-list") window.lists += 1;
     }
   }
 }).observe(document, {childList: true, subtree: true});
@@ -126,7 +125,7 @@ def test_filter_shows_only_matching_lines(
     page.fill("input[name=q]", r"needle-\d+")
     page.select_option("select[name=level]", "warn")
     page.click("form.filter button[type=submit]")
-    expect(page).to_have_url(f"{server.url}/channels/log.app?q=needle-%5Cd%2B&level=warn")
+    expect(page).to_have_url(f"{server.url}/channels/log.app?q=needle-%5Cd%2B&level=warn&field=")
     expect_connection(page, "Live", timeout_ms=5000)
     log_file.append(
         "WARN needle-1 matches",
@@ -143,19 +142,24 @@ def test_filter_shows_only_matching_lines(
     screenshot(page, "log-viewer-filtered")
 
 
-def test_matches_stay_marked_after_the_streams_snapshot(
+def test_the_stream_resumes_after_the_pages_rows_and_keeps_their_marks(
     page: Page, server: ServerProcess, log_file: LogFile
 ) -> None:
+    """The page's stream starts at its newest row: no snapshot replaces the marked rows."""
     listing = httpx.get(f"{server.url}/api/channels", timeout=5).json()["channels"]
     last_id = next(c["last_id"] for c in listing if c["name"] == "log.app")
     log_file.append("WARN marker-77 was here before the page opened")
     # history pages forward from `after`: without it, a long channel answers its oldest lines
     history = f"{server.url}/api/channels/log.app/events?after={last_id or ''}&limit=1000"
     wait_until(lambda: "marker-77" in httpx.get(history, timeout=5).text, "the line in log.app")
-    page.add_init_script(WATCH_LIST_REPLACED)
+    page.add_init_script(COUNT_LISTS)
     page.goto(f"{server.url}/channels/log.app?q=marker-%5Cd%2B")
-    page.wait_for_function("() => window.listReplaced === true")
+    expect_connection(page, "Live", timeout_ms=5000)
     expect(page.locator("#log-app-list mark").last).to_have_text("marker-77")
+    log_file.append("WARN marker-78 arrived live")
+    expect(page.locator("#log-app-list mark").last).to_have_text("marker-78")
+    assert page.evaluate("() => window.lists") == 1
+    expect(page.locator("#log-app-list > li.line", has_text="marker-77")).to_have_count(1)
 
 
 def test_pause_freezes_and_resume_follows_again(

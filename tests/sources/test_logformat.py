@@ -185,8 +185,20 @@ SAMPLES = [
     (
         "logfmt (Go kit)",
         'ts=2026-12-01T13:58:04Z level=warn caller=main.go:42 msg="disk 91% full"',
-        None,
+        WRITTEN,
         "warn",
+    ),
+    (
+        "logfmt (logrus), quoted time",
+        'time="2026-12-01T13:58:04Z" level=error msg="upstream timeout" attempt=3',
+        WRITTEN,
+        "error",
+    ),
+    (
+        "prose that mentions ts= is not logfmt",
+        "retrying with ts=2026-12-01T13:58:04Z soon",
+        None,
+        None,
     ),
     (
         "Apache error log level",

@@ -273,3 +273,69 @@ async def test_bad_context_view_parameters_are_a_400(app: Quart, query: str, fie
     events = await publish_lines(app, "log.bad", ["a"])
     status, body, _headers = await get(app, f"/channels/log.bad/lines/{events[0].id}?{query}")
     assert status == 400 and field in body
+
+
+async def publish_line_ids(app: Quart, channel: str, *lines: str) -> list[str]:
+    runtime = app.extensions[EXTENSION]
+    ids = []
+    for line in lines:
+        ids.append(await runtime.broker.publish(channel, "log", {"line": line, "file": "x.log"}))
+    return [getattr(event_id, "id", event_id) for event_id in ids]
+
+
+async def test_log_viewer_streams_with_its_field_filters(app: Quart) -> None:
+    _status, page, _headers = await get(
+        app, "/channels/log.app?field=user%3Dalice&field=http.status%3D500"
+    )
+    params = stream_params(page)
+    assert [v for k, v in params if k == "field"] == ["user=alice", "http.status=500"]
+    assert 'name="field" value="user=alice"' in page
+    assert "with <code>user=alice</code> and <code>http.status=500</code>" in page
+    vals = html.unescape(re.findall(r"hx-vals='([^']+)'", page)[0])
+    assert '"field": ["user=alice", "http.status=500"]' in vals
+
+
+async def test_log_viewer_refuses_a_bad_field_inline(app: Quart) -> None:
+    status, page, _headers = await get(app, "/channels/log.app?field=nouser&level=warn")
+    assert status == 200
+    assert 'role="alert">Field: expected NAME=VALUE such as user=alice' in page
+    assert not any(k == "field" for k, _v in stream_params(page))
+
+
+async def test_log_viewer_resumes_after_its_newest_row_instead_of_a_snapshot(app: Quart) -> None:
+    """The stream must not replace the rows: an alert link's #line-<id> stays the target."""
+    ids = await publish_line_ids(app, "log.resume", "one", "two")
+    _status, page, _headers = await get(app, "/channels/log.resume")
+    assert ("last_event_id", ids[-1]) in stream_params(page)
+    assert f'id="line-{ids[-1]}"' in page
+    assert 'hx-trigger="intersect"' in page  # "load older" may fetch at once
+
+
+async def test_an_empty_log_viewer_waits_for_the_snapshot(app: Quart) -> None:
+    _status, page, _headers = await get(app, "/channels/log.app")
+    assert not any(k == "last_event_id" for k, _v in stream_params(page))
+
+
+async def test_older_pages_and_downloads_apply_the_field_filter(app: Quart) -> None:
+    await publish_line_ids(
+        app,
+        "log.fields",
+        '{"msg": "a", "user": "alice"}',
+        '{"msg": "b", "user": "bob"}',
+        "level=info msg=c user=alice",
+        "plain user=alice",
+    )
+    client = app.test_client()
+    query = {"field": "user=alice", "format": "text"}
+    download = await client.get("/channels/log.fields/download", query_string=query)
+    assert (await download.get_data(as_text=True)).splitlines() == [
+        '{"msg": "a", "user": "alice"}',
+        "level=info msg=c user=alice",
+    ]
+    older = await client.get("/channels/log.fields/older", query_string={"field": "user=alice"})
+    rows = await older.get_data(as_text=True)
+    assert rows.count('<li id="line-') == 2 and ">bob<" not in rows
+    for path in ("/channels/log.fields/older", "/channels/log.fields/download", "/events"):
+        bad = await client.get(path, query_string={"channel": "log.fields", "field": "x"})
+        assert bad.status_code == 400, path
+        assert (await bad.get_json())["detail"]["field"] == "field"

@@ -5,8 +5,8 @@ Pure code, no I/O: the tailer calls :func:`line_facts` once per line it publishe
 Deliberate oddities (do not "fix"):
 - A timestamp is looked for where each format puts it (the start of the line,
   after a syslog ``<PRI>``, in the ``[...]`` of an access log, in a JSON
-  line's time field), never anywhere in the text: a date quoted in a message
-  is not the line's time.
+  line's time field, in a logfmt line's ``time=``/``ts=``), never anywhere
+  in the text: a date quoted in a message is not the line's time.
 - Timestamps without a zone (Python logging, dpkg, RFC 3164 syslog, klog) are
   local time of the server, as the program that wrote them used it. RFC 3164
   and klog carry no year: the year is the one that puts the line closest
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-import msgspec
+from app.linefields import LEVEL_KEYS as _JSON_LEVEL_KEYS
+from app.linefields import TIME_KEYS as _JSON_TIME_KEYS
+from app.linefields import json_record, logfmt_pairs
 
-_JSON_LEVEL_KEYS = ("level", "lvl", "severity", "levelname", "log.level")
-_JSON_TIME_KEYS = ("time", "ts", "timestamp", "@timestamp", "t", "asctime", "date")
 _LOGFMT_LEVEL = re.compile(r'(?:^|\s)(?:level|lvl|severity)="?([A-Za-z]+)')
 _WORD_LEVEL = re.compile(
     r"\b(FATAL|CRITICAL|CRIT|ERROR|ERR|WARNING|WARN|INFO|NOTICE|DEBUG|TRACE)\b"
@@ -50,6 +50,7 @@ _ISO = re.compile(
 _RFC5424 = re.compile(r"<\d{1,3}>\d{1,2} ")
 _RFC3164 = re.compile(r"(?:<\d{1,3}>)?([A-Z][a-z]{2}) ([ \d]?\d) (\d\d):(\d\d):(\d\d)(?![\d:])")
 _CLF = re.compile(r"\[(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-]\d\d)(\d\d)\]")
+_LOGFMT_TIME_HINTS = ("time=", "ts=", "t=", "timestamp=", "date=")  # else no logfmt parse
 _CLF_SEARCH_CHARS = 200
 _HTTP_SEARCH_CHARS = 8192
 _MONTHS = {
@@ -99,17 +100,6 @@ def line_facts(line: str, read_at: float, tz: tzinfo | None = None) -> LineFacts
     """
     record = json_record(line)
     return LineFacts(line_time(line, read_at, tz, record), detect_level(line, record))
-
-
-def json_record(line: str) -> dict[str, Any] | None:
-    """The object a JSON line holds; None for any other line."""
-    if not line.startswith("{"):
-        return None
-    try:
-        record = msgspec.json.decode(line)
-    except msgspec.DecodeError:
-        return None
-    return record if isinstance(record, dict) else None
 
 
 # -- levels ------------------------------------------------------------------
@@ -186,6 +176,8 @@ def line_time(
         record = json_record(line)
     if record is not None:
         return _plausible(_json_time(record, tz))
+    if _has_any(line, _LOGFMT_TIME_HINTS) and (pairs := logfmt_pairs(line)) is not None:
+        return _plausible(_json_time(dict(pairs), tz))
     if line.startswith("<") and _RFC5424.match(line):
         line = line[line.index(" ") + 1 :]
     when = _iso_time(line, tz) or _syslog_time(line, read_at, tz) or _klog_time(line, read_at, tz)
@@ -242,7 +234,8 @@ def _clf_time(text: str) -> float | None:
 
 
 def _json_time(record: dict[str, Any], tz: tzinfo | None) -> float | None:
-    """A JSON line's ``time``/``ts``/``timestamp``/``@timestamp``: RFC 3339 text or UNIX time."""
+    """A JSON line's (or logfmt line's) ``time``/``ts``/``timestamp``/``@timestamp``: RFC 3339
+    text or UNIX time (a logfmt number is text: it is read as an ISO time only)."""
     for key in _JSON_TIME_KEYS:
         value = record.get(key)
         if isinstance(value, str):

@@ -102,7 +102,7 @@ class StreamRegistry:
         return shared
 
     def _live_patterns(self) -> list[str]:
-        return [pattern for _format, pattern, _level in self._filters if pattern is not None]
+        return [key[1] for key in self._filters if key[1] is not None]
 
     @property
     def sweep_interval_s(self) -> float:
