@@ -32,8 +32,8 @@ import asyncio
 import logging
 import secrets
 import signal
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from quart import Quart
 from redis.asyncio import Redis
@@ -41,11 +41,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from app.broker.base import BrokerUnavailable
+from app.broker.base import Broker, BrokerUnavailable
 from app.broker.redis import RedisKeys
 from app.events import Event, State
 from app.serve.runtime import Runtime
-from app.sources.base import Publish, pause_unless_stopped
+from app.sources.base import Publish, SaveState, pause_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,8 @@ class LeasedSources:
     def _start(self) -> None:
         runner = self.runtime.runner
         log.info("sources lease: held; running %d sources", len(runner.sources))
-        runner.start(patient(self.runtime.publish), self.runtime.broker.load_state)
+        broker = self.runtime.broker
+        runner.start(patient(self.runtime.publish), broker.load_state, patient_save(broker))
 
 
 def patient(publish: Publish) -> Publish:
@@ -167,17 +168,36 @@ def patient(publish: Publish) -> Publish:
     async def publish_when_possible(
         channel: str, kind: str, data: dict[str, Any], state: State | None = None
     ) -> Event:
-        delay = RETRY_MIN_S
-        while True:
-            try:
-                return await publish(channel, kind, data, state)
-            except BrokerUnavailable as error:
-                if delay == RETRY_MIN_S:
-                    log.warning("source publish to %s waits for the broker: %s", channel, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+        return await _when_possible(
+            lambda: publish(channel, kind, data, state), f"source publish to {channel}"
+        )
 
     return publish_when_possible
+
+
+def patient_save(broker: Broker) -> SaveState:
+    """The broker's ``save_state`` for sources, waiting out an outage like :func:`patient`."""
+
+    async def save_when_possible(state: State) -> None:
+        await _when_possible(lambda: broker.save_state(state), "a source's checkpoint")
+
+    return save_when_possible
+
+
+T = TypeVar("T")
+
+
+async def _when_possible(attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    """``await attempt()``, retried with capped backoff while the broker is unavailable."""
+    delay = RETRY_MIN_S
+    while True:
+        try:
+            return await attempt()
+        except BrokerUnavailable as error:
+            if delay == RETRY_MIN_S:
+                log.warning("%s waits for the broker: %s", what, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
 
 def run_sources_under_lease(app: Quart, runtime: Runtime) -> None:

@@ -13,7 +13,14 @@ import logging
 from collections.abc import Callable, Mapping
 
 from app.alerts import AlertEngine
-from app.sources.base import ConfiguredSource, LoadState, Publish, SourceStats, Supervisor
+from app.sources.base import (
+    ConfiguredSource,
+    LoadState,
+    Publish,
+    SaveState,
+    SourceStats,
+    Supervisor,
+)
 
 log = logging.getLogger("pulseboard")
 
@@ -49,14 +56,20 @@ class SourceRunner:
         """Each running source's figures by label; empty while stopped."""
         return self._supervisor.stats if self._supervisor is not None else {}
 
-    def start(self, publish: Publish, load_state: LoadState | None = None) -> None:
+    def start(
+        self,
+        publish: Publish,
+        load_state: LoadState | None = None,
+        save_state: SaveState | None = None,
+    ) -> None:
         """Start the sources publishing through ``publish``, and the alert rules; once.
 
-        ``load_state`` gives sources that keep checkpoints what they stored.
+        ``load_state`` gives sources that keep checkpoints what they stored;
+        ``save_state`` lets them store a checkpoint without an event.
         """
         if self._supervisor is not None:
             return
-        self._supervisor = Supervisor(self.sources, publish, load_state)
+        self._supervisor = Supervisor(self.sources, publish, load_state, save_state)
         self._supervisor.start()
         if self.make_alerts is not None:
             self._alerts_stop = asyncio.Event()

@@ -112,7 +112,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._sweep(self._stop), name="channel-sweep"))
         if self.run_sources:
-            self.runner.start(self.publish, self.broker.load_state)
+            self.runner.start(self.publish, self.broker.load_state, self.broker.save_state)
         log.info(
             "started broker=%s channels=%d sources=%d",
             self.settings.broker.url,

@@ -10,7 +10,9 @@ A source that must resume exactly where it stopped (logtail: file identity
 and offset) keeps a checkpoint: it passes ``state`` with what it publishes
 (committed atomically with the event) and, when its type sets
 ``checkpoints = True``, gets what was stored under ``"<type>:"`` through
-``restore`` before ``run``.
+``restore`` before ``run``. One that must store state without an event to
+publish (logtail: the mark of a file opened with nothing to publish yet) also
+defines ``use_save_state``, and gets the broker's ``save_state`` that way.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import msgspec
 
@@ -51,6 +53,10 @@ LoadState = Callable[[str], Awaitable[dict[str, str]]]
 """``await load_state(prefix)``: the stored state whose keys start with ``prefix``."""
 
 
+SaveState = Callable[[State], Awaitable[None]]
+"""``await save_state(state)``: store ``state`` on its own, durable on return."""
+
+
 Pause = Callable[[asyncio.Event, float], Awaitable[None]]
 """How a source waits between two steps: ``await pause(stop, seconds)`` (tests inject a fake)."""
 
@@ -73,6 +79,17 @@ class Restorable(Source, Protocol):
     def restore(self, state: dict[str, str]) -> None: ...
 
 
+@runtime_checkable
+class SavesState(Protocol):
+    """A checkpointing source that also stores state without publishing (optional).
+
+    ``use_save_state`` is called after ``restore``, before ``run``; a source
+    without it (an older plugin) simply stores its state with its events.
+    """
+
+    def use_save_state(self, save_state: SaveState) -> None: ...
+
+
 @dataclass(frozen=True)
 class SourceType:
     """A kind of source, as a plugin registers it.
@@ -86,7 +103,8 @@ class SourceType:
             on the dashboard); sources may publish to more channels later.
         kinds: kinds this type adds to the registry (plugins with a new kind).
         checkpoints: its sources keep state (``restore`` is called before ``run``
-            with what was stored under ``"<name>:"``).
+            with what was stored under ``"<name>:"``; ``use_save_state`` too, when
+            the source defines it: see :class:`SavesState`).
     """
 
     name: str
@@ -229,6 +247,7 @@ class Supervisor:
     sources: list[ConfiguredSource]
     publish: Publish
     load_state: LoadState | None = None
+    save_state: SaveState | None = None
     min_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     on_crash: Callable[[ConfiguredSource, BaseException], None] | None = None
@@ -283,6 +302,8 @@ class Supervisor:
             if source.type.checkpoints and self.load_state is not None:
                 restorable = cast(Restorable, stat.source)
                 restorable.restore(await self.load_state(f"{source.type.name}:"))
+                if self.save_state is not None and isinstance(stat.source, SavesState):
+                    stat.source.use_save_state(self.save_state)
             await stat.source.run(self.publish, self._stop)
             if not self._stop.is_set():
                 log.warning("source %s returned before stop; restarting", source.label)

@@ -8,11 +8,9 @@ check what it sees.
 
 A new kind of traffic is one more :class:`Load`: its ``config`` is merged into
 the server's (tables merged, arrays such as ``[[alerts]]`` appended), ``run``
-drives it while the server comes and goes, ``check`` judges the end state. The
-alert webhooks (issue 14.3) are added so: a load whose config adds an
-``[[alerts]]`` rule with a ``webhook`` pointing at a receiver of its own, and
-whose ``check`` asserts every alert arrived at least once, duplicates only with
-the same ``Idempotency-Key``.
+drives it while the server comes and goes, ``check`` judges the end state.
+:class:`WebhookAlerts` is such a load: an ``[[alerts]]`` rule on the tailed
+file's ERROR lines, with a ``webhook`` to a listener of its own (issue 14.3).
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ import json
 import random
 import signal
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 
 from tests.sources.conftest import ContinuousWriter, LogWriter
+from tests.support.alert_deliveries import WebhookListener, check_deliveries, idempotency_key
 from tests.support.server import ServerProcess
 from tests.support.sse_client import SSEStream
 
@@ -178,13 +178,32 @@ async def history(node: Node | str, channel: str) -> list[dict[str, Any]]:
             events += page["events"]
 
 
-class LogLines(Load):
-    """A writer appending numbered lines to a tailed file, whatever the server does."""
+class ErrorEvery(LogWriter):
+    """A :class:`LogWriter` whose every ``every``-th numbered line is an ERROR line."""
 
-    def __init__(self, directory: Path, interval_s: float = 0.01) -> None:
+    def __init__(self, path: Path, prefix: str, every: int) -> None:
+        super().__init__(path, prefix)
+        self.every = every
+
+    def line(self, text: str | None = None) -> str:
+        number = len(self.written)  # one writing thread: the number stays the line's
+        if text is None and self.every and number % self.every == self.every - 1:
+            text = f"ERROR {self.prefix} {number:06d}"
+        return super().line(text)
+
+
+class LogLines(Load):
+    """A writer appending numbered lines to a tailed file, whatever the server does.
+
+    With ``error_every = N`` every N-th line is an ERROR line (for :class:`WebhookAlerts`).
+    """
+
+    channel = "log.crash"
+
+    def __init__(self, directory: Path, interval_s: float = 0.01, error_every: int = 0) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "crash.log"
-        self.writer = LogWriter(self.path, "written")
+        self.writer = ErrorEvery(self.path, "written", error_every)
         self.interval_s = interval_s
 
     def config(self) -> dict[str, Any]:
@@ -204,7 +223,7 @@ class LogLines(Load):
     async def finish(self, node: Node) -> None:
         last = self.writer.line("last line")
         deadline = time.monotonic() + CHECK_TIMEOUT_S
-        while last not in [event["data"]["line"] for event in await history(node, "log.crash")]:
+        while last not in [event["data"]["line"] for event in await history(node, self.channel)]:
             assert time.monotonic() < deadline, "the last line was never delivered"
             await asyncio.sleep(0.1)
 
@@ -212,7 +231,7 @@ class LogLines(Load):
         self.writer.close()
 
     async def check(self, node: Node) -> None:
-        delivered = [event["data"]["line"] for event in await history(node, "log.crash")]
+        delivered = [event["data"]["line"] for event in await history(node, self.channel)]
         repeated = sorted({line for line in delivered if delivered.count(line) > 1})
         assert not repeated, f"{len(repeated)} lines delivered twice: {repeated[:5]}"
         missing = [line for line in self.writer.written if line not in set(delivered)]
@@ -311,3 +330,66 @@ class Subscribers(Load):
             start = ids.index(seen[0])
             assert seen == ids[start : start + len(seen)], "a subscriber's events are not history's"
         print(f"crash loop: {len(self.seen)} subscribers saw {[len(s) for s in self.seen]} events")
+
+
+class WebhookAlerts(Load):
+    """An alert rule on the tailed file's ERROR lines, POSTing to a listener of its own.
+
+    A cooldown of a microsecond: every ERROR line is an alert of its own. At the end each
+    ERROR line in history raised exactly one alert, and the listener holds
+    each alert at least once, copies only under its ``Idempotency-Key``.
+    """
+
+    rule = "Crash loop errors"
+    notify = "crash.alerts"
+
+    def __init__(self, lines: LogLines) -> None:
+        assert lines.writer.every, "the log writer writes no ERROR lines"
+        self.lines = lines
+        self.listener = WebhookListener()
+        self.listener.start()
+
+    def config(self) -> dict[str, Any]:
+        rule = {
+            "name": self.rule,
+            "channel": self.lines.channel,
+            "pattern": "^ERROR ",
+            "notify": self.notify,
+            "cooldown": 1e-6,  # above 0 (required), below the time one alert takes to send
+            "format": "json",
+            "webhook": self.listener.url,
+        }
+        return {"alerts": [rule]}
+
+    async def _error_ids(self, node: Node) -> list[str]:
+        events = await history(node, self.lines.channel)
+        return [event["id"] for event in events if event["data"]["line"].startswith("ERROR ")]
+
+    async def _alerted(self, node: Node) -> list[str]:
+        """The line id of each alert in the notify channel's history."""
+        return [
+            event["data"]["key"].rsplit(".", 1)[1] for event in await history(node, self.notify)
+        ]
+
+    async def finish(self, node: Node) -> None:
+        errors = set(await self._error_ids(node))
+        expected = {idempotency_key(line_id, self.rule) for line_id in errors}
+        deadline = time.monotonic() + CHECK_TIMEOUT_S
+        while not errors <= set(await self._alerted(node)) or not expected <= self.listener.keys():
+            assert time.monotonic() < deadline, (
+                f"alerted {len(set(await self._alerted(node)) & errors)} of {len(errors)} "
+                f"ERROR lines, {len(self.listener.keys() & expected)} delivered"
+            )
+            await asyncio.sleep(0.2)
+
+    async def check(self, node: Node) -> None:
+        errors, alerted = await self._error_ids(node), await self._alerted(node)
+        twice = sorted(line_id for line_id, count in Counter(alerted).items() if count > 1)
+        assert not twice, f"{len(twice)} ERROR lines alerted twice: {twice[:5]}"
+        assert sorted(alerted) == sorted(errors), "an alert for no ERROR line, or one missing"
+        check_deliveries(alerted, self.listener.received, self.rule)
+        copies = len(self.listener.received) - len(alerted)
+        print(f"crash loop: {len(errors)} ERROR lines, each one alert; {copies} repeated POSTs")
+
+    def close(self) -> None:
+        self.listener.stop()

@@ -72,8 +72,8 @@ class Deployment:
 
     @staticmethod
     def _tail(path: Path, channel: str) -> dict[str, Any]:
-        # lines = 1: each (re)start may publish the file's last line again (until logtail keeps
-        # its offset), so the test leaves an INFO line last before each restart
+        # lines = 1: the first start publishes the file's last line (the other server's line);
+        # later starts continue at the stored offset
         return {"type": "logtail", "path": str(path), "channel": channel, "lines": 1}
 
     def write(self, line: str) -> None:

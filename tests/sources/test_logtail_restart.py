@@ -45,7 +45,7 @@ async def running(url: str, path: Path, **options: Any) -> AsyncIterator[Broker]
     await broker.start()
     entry = {"type": "logtail", "path": str(path), "flush_timeout": 1.0, **options}
     sources = configure_sources([entry], {"logtail": LOGTAIL})
-    supervisor = Supervisor(sources, broker.publish, broker.load_state)
+    supervisor = Supervisor(sources, broker.publish, broker.load_state, broker.save_state)
     supervisor.start()
     try:
         stat = supervisor.stats[sources[0].label]
@@ -123,6 +123,34 @@ async def test_a_partial_line_published_by_the_flush_timeout_is_not_published_ag
 
 
 @pytest.mark.parametrize("broker_url", BACKENDS, indirect=True)
+async def test_an_empty_file_at_the_first_start_loses_nothing_written_while_down(
+    broker_url: str, log_dir: Path, make_writer: Any
+) -> None:
+    path = log_dir / "app.log"
+    writer = make_writer(path)  # empty: nothing to publish, yet its mark is stored
+    async with running(broker_url, path) as broker:
+        assert set(await broker.load_state("logtail:")) == {f"logtail:{path}"}
+    writer.lines(7)  # while down
+    async with running(broker_url, path) as broker:
+        lines = await settled(broker, writer)
+    assert lines == writer.written
+
+
+async def test_lines_0_starts_at_the_end_once_and_continues_there_after_a_restart(
+    tmp_path: Path, log_dir: Path, make_writer: Any
+) -> None:
+    url, path = f"sqlite:///{tmp_path}/pb.db", log_dir / "app.log"
+    writer = make_writer(path)
+    writer.lines(20)  # before the first start: not wanted
+    async with running(url, path, lines=0) as broker:
+        assert await broker.load_state("logtail:")
+    writer.lines(5)  # while down: wanted
+    async with running(url, path, lines=0) as broker:
+        lines = await settled(broker, writer)
+    assert lines == writer.written[20:]
+
+
+@pytest.mark.parametrize("broker_url", BACKENDS, indirect=True)
 async def test_a_rename_rotation_while_down_is_read_to_its_end_first(
     broker_url: str, log_dir: Path, rotate_dir: Path, make_writer: Any
 ) -> None:
@@ -161,12 +189,13 @@ async def test_lines_apply_only_to_a_file_seen_for_the_first_time(
     tmp_path: Path, log_dir: Path, make_writer: Any
 ) -> None:
     url = f"sqlite:///{tmp_path}/pb.db"
-    seen, new = make_writer(log_dir / "seen.log"), make_writer(log_dir / "new.log")
+    seen = make_writer(log_dir / "seen.log")
     seen.lines(50)
     async with running(url, log_dir / "*.log", lines=10) as broker:
         assert await delivered(broker, 10, "log.seen") == seen.written[40:]
     seen.lines(20)  # more than ``lines``: all of them are delivered after the restart
-    new.lines(50)  # a file that appeared while down: its last 10 lines
+    new = make_writer(log_dir / "new.log")  # a file that appeared while down: its last 10 lines
+    new.lines(50)
     async with running(url, log_dir / "*.log", lines=10) as broker:
         seen_lines = await settled(broker, seen, "log.seen")
         new_lines = await delivered(broker, 10, "log.new")

@@ -16,6 +16,7 @@ from app.events import Event, KindRegistry, State
 from app.sources.base import (
     ConfiguredSource,
     Publish,
+    SaveState,
     Source,
     SourceType,
     Supervisor,
@@ -247,3 +248,42 @@ async def test_a_source_with_checkpoints_resumes_from_what_it_stored(
         await supervisor.stop()
     assert [event.data["message"] for event in published] == ["4", "5"]
     assert await broker.load_state("resuming:") == {"resuming:next": "6"}
+
+
+class Marking(Resuming):
+    """A Resuming that stores where it starts before it publishes (``use_save_state``)."""
+
+    def use_save_state(self, save_state: SaveState) -> None:
+        self.save_state = save_state
+
+    async def run(self, publish: Publish, stop: asyncio.Event) -> None:
+        await self.save_state({"marking:started": str(self.next)})
+        await stop.wait()
+
+
+async def test_a_checkpointing_source_may_store_state_without_publishing(
+    broker: MemoryBroker,
+) -> None:
+    types = {
+        "marking": SourceType("marking", Plain, Marking, checkpoints=True),
+        "resuming": SourceType("resuming", Plain, Resuming, checkpoints=True),
+    }
+    sources = configure_sources([{"type": "marking"}, {"type": "resuming"}], types)
+    supervisor = Supervisor(sources, broker.publish, broker.load_state, broker.save_state)
+    supervisor.start()
+    try:
+        assert await _eventually_state(broker, "marking:") == {"marking:started": "1"}
+        assert await _eventually_state(broker, "resuming:") == {"resuming:next": "6"}
+    finally:
+        await supervisor.stop()
+    assert all(stat.crashes == 0 for stat in supervisor.stats.values())  # without one: as before
+
+
+async def _eventually_state(broker: MemoryBroker, prefix: str) -> dict[str, str]:
+    """What is stored under ``prefix`` once it is complete (the resuming source: at 6)."""
+    for _ in range(3000):
+        state = await broker.load_state(prefix)
+        if state and state.get("resuming:next", "6") == "6":
+            return state
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"nothing stored under {prefix!r} within 30 s")

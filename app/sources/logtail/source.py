@@ -28,8 +28,10 @@ How it follows, and deliberate oddities (do not "fix"):
   fingerprint) and read to its end first. A name whose file is not the
   checkpointed one (replaced, or truncated without a copy) is read from byte 0,
   which loses nothing; a checkpoint whose files are all gone is dropped. A file
-  from which no line was published has no checkpoint: it is new again after a
-  restart (its last ``lines`` lines).
+  opened under a name without a checkpoint gets one at once, before any line
+  (stored through ``save_state``, its offset where reading starts): an empty
+  file, or one started at its end with ``lines = 0``, continues after a
+  restart with the lines written meanwhile instead of counting as new.
 - A file rotated away (renamed or deleted) stays open and is drained until it
   has been idle for ``flush_timeout``: a writer that appends to the old file for
   a moment after the rename loses nothing. Each time new bytes are read from the
@@ -75,7 +77,7 @@ import msgspec
 from watchfiles import awatch
 
 from app.events import Event, PayloadError, State, validate_channel
-from app.sources.base import Publish, SourceType, pause_unless_stopped
+from app.sources.base import Publish, SaveState, SourceType, pause_unless_stopped
 from app.sources.logtail.access import REASONS, SYSTEM_DIRS, is_within, real_dirs, refusal
 from app.sources.logtail.checkpoint import (
     FINGERPRINT_BYTES,
@@ -294,6 +296,8 @@ class LogTailSource:
     _marks: dict[str, list[FileMark]] = field(default_factory=dict)
     _from_start: set[str] = field(default_factory=set)
     _drops: dict[str, str | None] = field(default_factory=dict)
+    _checkpointed: set[str] = field(default_factory=set)
+    _save_state: SaveState | None = None
 
     def __post_init__(self) -> None:
         self._directory, self._pattern = _split_path(self.config)
@@ -314,6 +318,10 @@ class LogTailSource:
                 log.warning("logtail: ignoring an unreadable checkpoint for %s", self._path(name))
                 continue
             self._marks[name] = marks
+
+    def use_save_state(self, save_state: SaveState) -> None:
+        """Store a file's mark when it is opened, before it has a line to publish."""
+        self._save_state = save_state
 
     def _follows(self, name: str) -> bool:
         if has_magic(self._pattern):
@@ -357,6 +365,8 @@ class LogTailSource:
                     os.close(fd)
             if plan.current is None:
                 self._from_start.add(name)
+            else:
+                self._checkpointed.add(name)
             if at_name is None and not plan.rotated:
                 self._drops[state_key(self._path(name))] = None
             self.stats.rotations["rename"] += plan.renamed
@@ -437,6 +447,7 @@ class LogTailSource:
             if tail is None:
                 return
             self._tails[name] = tail
+            await self._save_mark(tail)
         at_path = await asyncio.to_thread(_file_id, self._path(name))
         if not await self._read_to_end(tail):
             await self._recover_truncated(tail)
@@ -561,6 +572,11 @@ class LogTailSource:
         await self._publish(tail.channel, "log", data, self._checkpoint(tail))
         self.stats.lines += 1
 
+    async def _save_mark(self, tail: FileTail) -> None:
+        """Store the mark of a file just opened under a name that has no checkpoint yet."""
+        if self._save_state is not None and tail.name not in self._checkpointed:
+            await self._save_state(self._checkpoint(tail))
+
     def _checkpoint(self, tail: FileTail) -> State:
         """The state stored with a line of ``tail``: the marks of every file of its name."""
         tails = [each for each in self._draining if each.name == tail.name]
@@ -569,6 +585,7 @@ class LogTailSource:
         tails += [] if tail in tails else [tail]
         state, self._drops = self._drops, {}
         state[state_key(self._path(tail.name))] = encode_marks([each.mark() for each in tails])
+        self._checkpointed.add(tail.name)
         return state
 
     def _path(self, name: str) -> str:
