@@ -70,8 +70,9 @@ def test_log_event_appends_a_row_and_deletes_what_falls_off(renderer: Renderer) 
     data = {"line": "hi", "file": "app.log", "level": "warn", "lineno": 7}
     html = renderer.event(make_event("log", data, 2000))
     assert html.startswith(
-        '<div hx-swap-oob="delete:#line-e-2000, #log-app-list > li.line:nth-last-child(n+50001),'
-        " #log-app-list:not(:has(> li.old)) > li.line:nth-last-child(n+1001),"
+        '<div hx-swap-oob="delete:#line-e-2000,'
+        " #log-app-list:not(:has(> .htmx-request)) > li.line:nth-last-child(n+50001),"
+        " #log-app-list:not(:has(> li.old, > .htmx-request)) > li.line:nth-last-child(n+1001),"
         ' #log-app-list > template"></div>'
     )
     assert '<li id="line-e-2000" class="line lvl-warn"><span class="ln">7</span>' in html

@@ -82,6 +82,9 @@ OLDER_TIME_LIMIT_S = 0.5  # and seconds it may scan: a search answers at once, t
 CONTEXT_LINES = 25  # the context view's lines before and after the anchored one, by default
 CONTEXT_MAX = 1000
 CONTEXT_PARAMETERS = frozenset({"context", "q", IGNORE_CASE})
+FILTER_PARAMETERS = frozenset({"q", IGNORE_CASE, "level", "field"})
+OLDER_PARAMETERS = FILTER_PARAMETERS | {"before"}
+DOWNLOAD_PARAMETERS = FILTER_PARAMETERS | {"format"}
 DOWNLOADS = {
     "text": ("text/plain; charset=utf-8", "log"),
     "ndjson": ("application/x-ndjson", "ndjson"),
@@ -278,6 +281,7 @@ async def older_lines(channel: str) -> Response:
     panel = await _log_panel(runtime, channel)
     if isinstance(panel, Response):
         return panel
+    check_known(request.args.keys(), OLDER_PARAMETERS)
     event_filter = _strict_filter(runtime, request.args)
     before = _cursor(request.args.get("before"), request.headers.get("HX-Target"))
     page = await older_page(
@@ -358,6 +362,7 @@ async def download(channel: str) -> Response:
     panel = await _log_panel(runtime, channel)
     if isinstance(panel, Response):
         return panel
+    check_known(request.args.keys(), DOWNLOAD_PARAMETERS)
     event_filter = _strict_filter(runtime, request.args)
     fmt = request.args.get("format", "text")
     if fmt not in DOWNLOADS:

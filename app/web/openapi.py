@@ -346,7 +346,8 @@ def _older() -> dict[str, Any]:
     return {
         "summary": "The log viewer's scrollback: a page of rows just before `before`",
         "description": "HTML rows for htmx, then the next 'load older' row or 'start of "
-        "retention'. Without `before`, the cursor is the row named by the `HX-Target` header.",
+        "retention'. Without `before`, the cursor is the row named by the `HX-Target` header. "
+        "An unknown query parameter is a 400.",
         "parameters": [
             _path("channel", {"type": "string"}),
             _query("before", {"type": "string"}, "An event id: rows older than it"),
@@ -360,6 +361,7 @@ def _older() -> dict[str, Any]:
 def _download() -> dict[str, Any]:
     return {
         "summary": "The log view's retained lines as a file, oldest first, streamed",
+        "description": "An unknown query parameter is a 400 (after signing in).",
         "parameters": [
             _path("channel", {"type": "string"}),
             _query(

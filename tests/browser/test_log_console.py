@@ -4,9 +4,9 @@ A writer thread appends plain, JSON and logfmt lines at ``RATE_PER_S`` for
 ``RUN_S`` seconds (two minutes; ``PULSEBOARD_CONSOLE_RUN_S`` lowers it for a
 quick local run). A viewer opens *while* lines arrive, is scrolled up for a
 while mid-run and back, and a fresh page loads near the end. Every console
-message of any type, and every uncaught page error, fails the test. (A q+field
-filtered viewer beside them stopped receiving rows on this box after ~90 s;
-not yet understood, so not part of this test.)
+message of any type, and every uncaught page error, fails the test. A viewer
+filtered by ``q`` and ``field`` stays open from start to end and must show the
+last matching line.
 """
 
 from __future__ import annotations
@@ -105,10 +105,12 @@ def pump(page: Page, writer: Writer, until_written: int) -> None:
 @pytest.mark.timeout(600)
 @pytest.mark.xfail(
     strict=False,
-    reason="known bug found by this test: at 200 lines/s the live cap can delete the row a "
-    "'load older' request targets before its answer lands; htmx then logs htmx:swapError "
-    "(insertBefore of null). Fix: target the 'load older' row itself (hx-target=this, "
-    "outerHTML) instead of the first row. Timing-dependent, hence not strict.",
+    reason="still failing after the in-flight cap guard: once scrolled back the live end grows "
+    "toward scrollback_cap (50,000 rows) at 200 lines/s, the page falls behind (page.evaluate "
+    "hung for minutes on a loaded box), the server cuts its stream (ERR_CONNECTION_RESET, the "
+    "SSE extension logs the error Event) and a snapshot on reconnect detaches the row an "
+    "in-flight 'load older' targets (htmx:swapError). The filtered viewer kept up in the run "
+    "that got that far. Timing-dependent, hence not strict.",
 )
 def test_viewers_opened_and_left_open_at_200_lines_per_s_log_nothing(
     browser: Browser, server: ServerProcess, app_log: LogFile
@@ -122,6 +124,9 @@ def test_viewers_opened_and_left_open_at_200_lines_per_s_log_nothing(
         plain = watched(browser, console, "plain")
         plain.goto(f"{server.url}/channels/log.app", timeout=WAIT_MS)
         expect_connection(plain, "Live", timeout_ms=WAIT_MS)
+        filtered = watched(browser, console, "filtered")
+        filtered.goto(f"{server.url}/channels/log.app?q=line&field=user%3Dalice", timeout=WAIT_MS)
+        expect_connection(filtered, "Live", timeout_ms=WAIT_MS)
 
         pump(plain, writer, BEFORE_OPEN + (total - BEFORE_OPEN) // 3)
         for _ in range(50):  # scrolled up for a while mid-run ("load older" may ask), then back
@@ -140,10 +145,15 @@ def test_viewers_opened_and_left_open_at_200_lines_per_s_log_nothing(
         for page in (plain, fresh):
             rows = page.locator("#log-app-list > li.line")
             expect(rows.last).to_contain_text(newest, timeout=WAIT_MS)
+        alices = [n for n in range(writer.written) if n % 5 == 0 and n % 3 != 0]
+        last_alice = line(alices[-1]).split("console ", 1)[1].split('"')[0]
+        rows = filtered.locator("#log-app-list > li.line")
+        expect(rows.last).to_contain_text(last_alice, timeout=WAIT_MS)
         # the fresh page holds the live end's cap (plain may hold a scrollback page)
         assert fresh.locator("#log-app-list > li.line").count() <= LOG_CAP
         plain.wait_for_timeout(500)  # late console messages
-        assert console == [], f"{len(console)} console messages, first: {console[:5]}"
+        cuts = [entry for entry in server.log().splitlines() if "cut" in entry.lower()]
+        assert console == [], f"{len(console)} console messages: {console[:10]}; cuts: {cuts[:5]}"
     finally:
         writer.stop.set()
         writer.join(10)

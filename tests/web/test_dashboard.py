@@ -208,6 +208,23 @@ async def test_older_pages_and_downloads_ignore_case_too(app: Quart) -> None:
     assert status == 400 and "ignore_case" in text
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/channels/log.app/older?q=x&befor=1-0", "/channels/log.app/download?format=text&fromat=x"],
+)
+async def test_older_pages_and_downloads_refuse_an_unknown_parameter(app: Quart, path: str) -> None:
+    status, text, _headers = await get(app, path)
+    assert status == 400
+    assert "unknown query parameter" in text and ("befor" in text or "fromat" in text)
+
+
+async def test_older_pages_and_downloads_take_every_filter_parameter(app: Quart) -> None:
+    query = "q=boom&ignore_case=1&level=error&field=user%3Dal"
+    for path in ("older?before=9-0&", "download?format=ndjson&"):
+        status, _text, _headers = await get(app, f"/channels/log.app/{path}{query}")
+        assert status == 200, path
+
+
 async def test_a_search_that_runs_out_of_budget_goes_on_where_it_stopped(
     app: Quart, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -335,7 +352,11 @@ async def test_older_pages_and_downloads_apply_the_field_filter(app: Quart) -> N
     older = await client.get("/channels/log.fields/older", query_string={"field": "user=alice"})
     rows = await older.get_data(as_text=True)
     assert rows.count('<li id="line-') == 2 and ">bob<" not in rows
-    for path in ("/channels/log.fields/older", "/channels/log.fields/download", "/events"):
-        bad = await client.get(path, query_string={"channel": "log.fields", "field": "x"})
+    for path, args in (
+        ("/channels/log.fields/older", {}),
+        ("/channels/log.fields/download", {}),
+        ("/events", {"channel": "log.fields"}),
+    ):
+        bad = await client.get(path, query_string={**args, "field": "x"})
         assert bad.status_code == 400, path
         assert (await bad.get_json())["detail"]["field"] == "field"
