@@ -331,10 +331,13 @@ def _line_context() -> dict[str, Any]:
     }
 
 
-def _field_filter(prefix: str = "") -> dict[str, Any]:
+def _field_filter(prefix: str = "", *, strict: bool = False) -> dict[str, Any]:
+    """``strict``: the schema states the shape (``/events``); the pages and their routes
+    ask a sign-in before they check any parameter, so there it stays a string, as ``level``."""
+    item = {"type": "string", "pattern": '^[^\\s="]+=.*$'} if strict else {"type": "string"}
     return _query(
         "field",
-        {"type": "array", "items": {"type": "string", "pattern": '^[^\\s="]+=.*$'}},
+        {"type": "array", "items": item},
         f"{prefix}`NAME=VALUE`, repeatable: keep JSON or logfmt lines with that field "
         "(nested JSON names dotted: `http.status=500`); plain lines have no fields",
         style="form",
@@ -433,7 +436,7 @@ def _events(limits: LimitsSettings) -> dict[str, Any]:
                 "Keep log events and notifications at this level or above (empty: all, as a "
                 "form sends it)",
             ),
-            _field_filter(),
+            _field_filter(strict=True),
             _query(
                 "history",
                 {"type": "integer", "minimum": 0, "maximum": limits.history_limit},
