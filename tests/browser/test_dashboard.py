@@ -111,17 +111,23 @@ def test_chat_panel_keeps_at_most_200_messages(page: Page, server: ServerProcess
 def test_keyed_notification_replaces_the_earlier_one_in_place(
     page: Page, server: ServerProcess
 ) -> None:
-    open_live(page, f"{server.url}/channels/ops.alerts")
-    post(server, "ops.alerts", {"message": "deploy 7 started", "key": "deploy-7"})
-    post(server, "ops.alerts", {"message": "unrelated backup done", "level": "success"})
-    post(server, "ops.alerts", {"message": "deploy 7 finished", "key": "deploy-7"})
+    channel = "ops.keyed"  # its own channel: other tests' notes cannot push these out
+    post(server, channel, {"message": "first note", "level": "info"})
+    open_live(page, f"{server.url}/channels/{channel}")
+    post(server, channel, {"message": "deploy 7 started", "key": "deploy-7"})
+    post(server, channel, {"message": "unrelated backup done", "level": "success"})
+    post(server, channel, {"message": "deploy 7 finished", "key": "deploy-7"})
     for _ in range(2):
-        notes = page.locator("#ops-alerts-list > li")
+        notes = page.locator("#ops-keyed-list > li")
         expect(notes.filter(has_text="deploy 7 finished")).to_have_count(1)
         expect(notes.filter(has_text="deploy 7 started")).to_have_count(0)
-        backup = notes.filter(has_text="unrelated backup done").bounding_box()
-        deploy = notes.filter(has_text="deploy 7 finished").bounding_box()
-        assert backup and deploy and backup["y"] < deploy["y"], "the key kept its place"
+        backup = notes.filter(has_text="unrelated backup done")
+        deploy = notes.filter(has_text="deploy 7 finished")
+        expect(backup).to_be_visible()
+        expect(deploy).to_be_visible()
+        backup_box, deploy_box = backup.bounding_box(), deploy.bounding_box()
+        assert backup_box and deploy_box, "both notes are drawn"
+        assert backup_box["y"] < deploy_box["y"], "the key kept its place"
         page.reload()
 
 
