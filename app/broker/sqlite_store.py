@@ -7,8 +7,13 @@ One :meth:`SqliteLog.commit` is one transaction for a whole batch of events
 ``meta`` under ``state:``) is committed in the same transaction as the events.
 
 Deliberate oddities:
-- the last seq is kept in ``meta`` too, so trimming every event away never
-  lets a restart hand out an id twice;
+- the last seq is the newest row's, or ``meta``'s ``last_seq``, written only
+  before rows are deleted, so trimming every event away never lets a restart
+  hand out an id twice (and a commit that only inserts writes two pages);
+- a commit trims a channel only every :func:`trim_step` events, so a channel
+  may hold up to a tenth (at most 1,000 events) more than it keeps until then
+  or until the broker's periodic :meth:`SqliteLog.trim`: trimming every
+  commit cost more than the insert itself;
 - one server per file: a ``flock`` on ``<db>.lock`` (not ``locking_mode =
   EXCLUSIVE``, which would also lock out ``sqlite3 .backup``).
 """
@@ -38,6 +43,8 @@ CREATE INDEX IF NOT EXISTS events_by_channel ON events (channel, seq);
 """
 
 
+TRIM_STEP_MAX = 1000
+
 REGEX_SYNTAX = frozenset("\\.^$|?*+()[]{}")
 
 
@@ -58,6 +65,15 @@ class Retention:
     def keep(self) -> int:
         """Events kept per channel by count: ``history``, or ``max_events`` when more."""
         return max(self.history, self.max_events)
+
+
+def trim_step(keep: int) -> int:
+    """Events a channel may grow past ``keep`` before a commit trims it: a tenth, at most 1,000.
+
+    >>> trim_step(5), trim_step(1000), trim_step(100_000)
+    (1, 100, 1000)
+    """
+    return max(1, min(keep // 10, TRIM_STEP_MAX))
 
 
 def database_path(url: str) -> Path:
@@ -87,7 +103,8 @@ class SqliteLog:
             self.db.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
             self.db.executescript(SCHEMA)
             self.epoch = self._meta("epoch") or self._set_meta("epoch", new_epoch())
-            self.last_seq = int(self._meta("last_seq") or 0)
+            newest = self.db.execute("SELECT max(seq) FROM events").fetchone()[0]
+            self.last_seq = max(int(self._meta("last_seq") or 0), newest or 0)
         except (sqlite3.Error, OSError) as error:
             self.close()
             raise StoreError(f"cannot use the database {str(path)!r}: {_reason(error)}") from None
@@ -110,7 +127,8 @@ class SqliteLog:
     def commit(self, events: Iterable[Event], keep: int, state: State | None = None) -> None:
         """Store ``events`` and ``state`` (``None`` deletes a key) in one transaction, or nothing.
 
-        The same transaction trims each channel it writes to to its newest ``keep`` events.
+        The same transaction trims a channel it writes to to its newest ``keep`` events
+        when one of them is a :func:`trim_step` multiple of the channel's offsets.
         """
         rows = [
             (e.seq, e.channel, e.kind, e.offset, e.time, json.dumps(e.data, ensure_ascii=False))
@@ -124,10 +142,13 @@ class SqliteLog:
             last = self.last_seq
             if rows:
                 db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
-                for channel in {row[1] for row in rows}:
-                    self._trim_count(channel, keep)
                 last = max(last, *(row[0] for row in rows))
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(last),))
+                step = trim_step(keep)
+                due = {row[1] for row in rows if row[3] % step == 0}
+                if due:
+                    self._set_meta("last_seq", str(last))
+                for channel in due:
+                    self._trim_count(channel, keep)
             for key, value in (state or {}).items():
                 if value is None:
                     db.execute("DELETE FROM meta WHERE key = ?", (STATE_PREFIX + key,))
@@ -236,6 +257,7 @@ class SqliteLog:
 
     def drop_channels(self, channels: Iterable[str]) -> None:
         """Forget ``channels`` (swept): a restart must not bring them back."""
+        self._set_meta("last_seq", str(self.last_seq))
         self.db.executemany("DELETE FROM events WHERE channel = ?", [(c,) for c in channels])
 
     def trim(self, retention: Retention, now: float) -> int:
@@ -247,6 +269,7 @@ class SqliteLog:
         """
         db = self.db
         deleted = 0
+        self._set_meta("last_seq", str(self.last_seq))
         for (channel,) in db.execute("SELECT DISTINCT channel FROM events").fetchall():
             deleted += self._trim_count(channel, retention.keep)
             floor = db.execute(

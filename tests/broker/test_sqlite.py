@@ -140,6 +140,42 @@ async def test_retention_by_count_keeps_at_least_history(tmp_path: Path) -> None
         await broker.close()
 
 
+async def test_commits_trim_a_channel_in_steps_and_the_periodic_trim_exactly(
+    tmp_path: Path,
+) -> None:
+    """Trimming in every commit cost more than the insert: a channel is trimmed every tenth."""
+    retention = Retention(history=20, max_events=30)  # trim_step(30) == 3
+    broker = SqliteBroker(f"sqlite:///{tmp_path}/pb.db", KindRegistry(), retention, 1000)
+    await broker.start()
+    try:
+        assert broker.store is not None
+        for n in range(32):  # offsets 0..31: the commit of offset 30 trims to 30 events
+            await broker.publish("ops.a", "notify", note(n))
+        assert events_of(broker.store, "ops.a") == list(range(2, 33))  # 31: not yet trimmed
+        await broker.trim()
+        assert events_of(broker.store, "ops.a") == list(range(3, 33))
+    finally:
+        await broker.close()
+
+
+async def test_no_id_is_handed_out_twice_after_every_event_is_dropped(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/pb.db"
+    broker = SqliteBroker(url, KindRegistry(), Retention(history=100), 1000)
+    await broker.start()
+    for n in range(3):
+        await broker.publish("ops.gone", "notify", note(n))
+    assert broker.store is not None
+    await broker._call(broker.store.drop_channels, ["ops.gone"])
+    await broker.close()
+    broker = SqliteBroker(url, KindRegistry(), Retention(history=100), 1000)
+    await broker.start()
+    try:
+        event = await broker.publish("ops.new", "notify", note(0))
+    finally:
+        await broker.close()
+    assert event.seq == 4
+
+
 async def test_retention_by_age_spares_the_newest_history(tmp_path: Path) -> None:
     clock = [1_000_000.0]
     retention = Retention(history=2, max_events=100, max_age_s=5.0)
