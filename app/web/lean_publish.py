@@ -188,12 +188,18 @@ class LeanPublish:
         limit = self.site.settings.limits.body_bytes.get(kind.name, self.max_body_bytes)
         if post.length > min(limit, self.max_body_bytes):
             return None
-        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
+        deadline = None  # the loop's clock only when a read must wait (Python 3.11: a getpid)
         while True:
-            try:
-                message = await _receive_by(receive, deadline)
-            except TimeoutError:
-                return None
+            if fastpath.queued(receive):
+                message = await receive()
+            else:
+                if deadline is None:
+                    deadline = asyncio.get_running_loop().time() + self.body_timeout_s
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    return None
             seen.append(message)
             if message["type"] != "http.request":
                 return None
@@ -229,14 +235,6 @@ def _payload(kind: Kind, body: bytes) -> dict[str, Any] | None:
         return kind.validate(decoded) if isinstance(decoded, dict) else None
     except (PayloadError, UnicodeDecodeError):
         return None
-
-
-async def _receive_by(receive: ASGIReceiveCallable, deadline: float) -> ASGIReceiveEvent:
-    """The next message, TimeoutError at ``deadline``; no timer when one is queued already."""
-    if fastpath.queued(receive):
-        return await receive()
-    async with asyncio.timeout_at(deadline):
-        return await receive()
 
 
 def _replay(seen: list[ASGIReceiveEvent], receive: ASGIReceiveCallable) -> ASGIReceiveCallable:
