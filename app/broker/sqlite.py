@@ -24,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app.broker.base import (
@@ -53,10 +53,8 @@ class _Pending:
 
     log: ChannelLog
     event: Event
+    done: asyncio.Future[None]
     state: State | None = None
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
 
 
 class SqliteBroker:
@@ -86,6 +84,8 @@ class SqliteBroker:
         self._next_seq = 0
         self._next_offset: dict[ChannelLog, int] = {}
         self._committer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # start()'s (Python 3.11: a getpid
+        # per get_running_loop, which a publish would pay)
         self._last_trim = 0.0
         self._failing = False
         self._closing = False
@@ -121,6 +121,7 @@ class SqliteBroker:
         for event in sorted((e for _, _, events in loaded for e in events), key=lambda e: e.seq):
             hub.logs[event.channel].append(event)
         self.local.replace(hub, store.last_seq)
+        self._loop = asyncio.get_running_loop()
         self._committer = asyncio.create_task(self._commit_loop(), name="sqlite-commit")
 
     async def close(self) -> None:
@@ -155,7 +156,7 @@ class SqliteBroker:
         """Assign the next id, and return once the event (and ``state``) is committed."""
         pending = self._enqueue(channel, kind, data)
         pending.state = state
-        await asyncio.shield(pending.done)
+        await pending.done  # cancelled (the caller left): committed all the same
         return pending.event
 
     async def publish_many(
@@ -170,14 +171,14 @@ class SqliteBroker:
         if pendings:
             pendings[-1].state = state
         done = asyncio.gather(*(pending.done for pending in pendings), return_exceptions=True)
-        for outcome in await asyncio.shield(done):  # a batch fails as a whole: one error
+        for outcome in await done:  # a batch fails as a whole: one error
             if isinstance(outcome, BaseException):
                 raise outcome
         return [pending.event for pending in pendings]
 
     def _enqueue(self, channel: str, kind: str, data: dict[str, Any]) -> _Pending:
         """Give the event its id and offset and queue it for the next commit."""
-        if self._committer is None or self._closing:
+        if self._committer is None or self._loop is None or self._closing:
             raise BrokerUnavailable("the sqlite broker is not running")
         local = self.local
         local.admit(channel)
@@ -187,7 +188,7 @@ class SqliteBroker:
         self._next_seq += 1
         event_id = format_event_id(local.epoch, self._next_seq)
         event = Event(event_id, channel, kind, self.clock(), data, self._next_seq, offset)
-        pending = _Pending(log, event)
+        pending = _Pending(log, event, self._loop.create_future())
         self._queue.append(pending)
         self._queued.set()
         return pending
