@@ -273,7 +273,7 @@ def test_a_dashboard_left_open_logs_nothing_in_the_console(
             note = {"message": f"console job {n}", "key": f"console-job-{n % 5}"}
             assert client.post("/api/channels/ops.alerts/events", json=note).is_success
             log_file.append(f"INFO console line {n}")
-            page.wait_for_timeout(100)
+            page.wait_for_timeout(100)  # the writers' pace, while the page is open
     expect(page.locator("#log-app-list > li.line").last).to_contain_text("console line 59")
     expect(page.locator("#chat-lobby-list > li").last).to_contain_text("console chat 59")
     assert console == [], f"{len(console)} console messages, first: {console[:3]}"

@@ -116,7 +116,7 @@ def test_a_page_left_open_while_lines_arrive_logs_nothing(
     total = RATE_PER_S * RUN_S
     for start in range(0, total, batch):  # 200 lines/s for RUN_S seconds
         app_log.append(*(f"INFO open line {n:05d}" for n in range(start, start + batch)))
-        page.wait_for_timeout(TICK_S * 1000)
+        page.wait_for_timeout(TICK_S * 1000)  # the writer's pace, while the page is open
     rows = page.locator("#log-app-list > li.line")
     expect(rows.last).to_contain_text(f"open line {total - 1:05d}", timeout=30000)
     assert rows.count() == LOG_CAP
