@@ -112,13 +112,18 @@ def log_file(tmp_path_factory: pytest.TempPathFactory) -> LogFile:
     return LogFile(tmp_path_factory.mktemp("logs") / "app.log")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("server"), dashboard_config(log_file.path))
-    process.start()
+def served(process: ServerProcess) -> Iterator[ServerProcess]:
+    """A module's server fixture, ``yield from served(...)``: the started ``process``, then
+    stopped, and a traceback in its log fails the module."""
     yield process
     process.stop()
     assert "Traceback" not in process.log(), process.log()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Iterator[ServerProcess]:
+    config = dashboard_config(log_file.path)
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 @pytest.fixture
@@ -131,6 +136,15 @@ def page(browser: Browser) -> Iterator[Page]:
     yield tab
     context.close()
     assert not dialogs, f"script ran in the page: {dialogs}"
+
+
+@pytest.fixture
+def console(page: Page) -> list[str]:
+    """Everything the page writes to its console, and uncaught errors."""
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: messages.append(f"pageerror: {error}"))
+    return messages
 
 
 def screenshot(page: Page, name: str) -> Path:

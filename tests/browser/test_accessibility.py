@@ -16,7 +16,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LogFile, dashboard_config, screenshot
+from tests.browser.conftest import LogFile, dashboard_config, screenshot, served
 from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -53,10 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Itera
         ],
     }
     log_file.append(*(f"INFO line {n} of the audit, long enough to matter" for n in range(60)))
-    process = ServerProcess(tmp_path_factory.mktemp("server"), config).start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 def blocking_violations(page: Page) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LogFile, expect_connection, screenshot
+from tests.browser.conftest import LogFile, expect_connection, screenshot, served
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -71,20 +71,7 @@ def server(
             {"type": "logtail", "channel": "log.system", "path": str(logs / "system" / "*.log")},
         ],
     }
-    process = ServerProcess(tmp_path_factory.mktemp("server"), config)
-    process.start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
-
-
-@pytest.fixture
-def console(page: Page) -> list[str]:
-    """Everything the page writes to its console, and uncaught errors."""
-    messages: list[str] = []
-    page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: messages.append(f"pageerror: {error}"))
-    return messages
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 def open_app_log(page: Page, server: ServerProcess, app_log: LogFile, marker: str) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.browser.conftest import LogFile, expect_connection, scroll_up_until
+from tests.browser.conftest import LogFile, expect_connection, scroll_up_until, served
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -54,20 +54,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, app_log: LogFile) -> Iterat
             {"type": "logtail", "channel": "log.app", "path": str(app_log.path), "lines": 5000}
         ],
     }
-    process = ServerProcess(tmp_path_factory.mktemp("server"), config)
-    process.start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 @pytest.mark.timeout(180)
 def test_a_reconnect_while_an_older_page_loads_keeps_every_row_once(
-    page: Page, server: ServerProcess, app_log: LogFile
+    page: Page, server: ServerProcess, app_log: LogFile, console: list[str]
 ) -> None:
-    console: list[str] = []
-    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
     held: list[Route] = []
     holding = [True]
     page.route(

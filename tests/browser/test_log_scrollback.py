@@ -21,6 +21,7 @@ from tests.browser.conftest import (
     filled_log,
     screenshot,
     scroll_up_until,
+    served,
 )
 from tests.support.server import ServerProcess
 
@@ -46,10 +47,9 @@ def big_log(tmp_path_factory: pytest.TempPathFactory) -> LogFile:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, big_log: LogFile) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("server")
-    process = backfilled_server(workdir, big_log, "log.app", LINES, {"history": LINES + 100})
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+    yield from served(
+        backfilled_server(workdir, big_log, "log.app", LINES, {"history": LINES + 100})
+    )
 
 
 def scroll_back(page: Page, pages: int | None = None) -> None:

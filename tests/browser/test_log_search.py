@@ -20,6 +20,7 @@ from tests.browser.conftest import (
     filled_log,
     screenshot,
     scroll_up_until,
+    served,
 )
 from tests.support.server import ServerProcess
 
@@ -55,10 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, pay_log: LogFile) -> Iterat
         "history": 1000,
         "retention": {"max_events": LINES + 1000},
     }
-    process = backfilled_server(workdir, pay_log, CHANNEL, LINES, broker)
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+    yield from served(backfilled_server(workdir, pay_log, CHANNEL, LINES, broker))
 
 
 def search(page: Page, server: ServerProcess, pattern: str) -> None:
