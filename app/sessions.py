@@ -67,6 +67,18 @@ def new_code() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _room_for_one(
+    entries: dict[str, tuple[str, float]], cap: int, now: float
+) -> dict[str, tuple[str, float]]:
+    """``entries`` (value, expiry) with room for one more: past ``cap`` the expired ones go,
+    then the oldest (a dict keeps insertion order)."""
+    if len(entries) >= cap:
+        entries = {k: v for k, v in entries.items() if v[1] > now}
+    while len(entries) >= cap:
+        del entries[next(iter(entries))]
+    return entries
+
+
 class MemorySessions:
     """Sessions in this process: a dict of id → (grant id, expiry), bounded in size."""
 
@@ -88,10 +100,7 @@ class MemorySessions:
     async def create(self, grant_id: str) -> str:
         """A new session; the oldest ones are dropped past ``max_sessions``."""
         now = self.clock()
-        if len(self._sessions) >= self.max_sessions:
-            self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}
-        while len(self._sessions) >= self.max_sessions:
-            del self._sessions[next(iter(self._sessions))]
+        self._sessions = _room_for_one(self._sessions, self.max_sessions, now)
         session_id = new_session_id()
         self._sessions[session_id] = (grant_id, now + self.ttl_s)
         return session_id
@@ -115,10 +124,7 @@ class MemorySessions:
     async def create_code(self, value: str, ttl_s: float) -> str:
         """A one-time code; past ``max_codes`` expired ones go, then the oldest."""
         now = self.clock()
-        if len(self._codes) >= self.max_codes:
-            self._codes = {k: v for k, v in self._codes.items() if v[1] > now}
-        while len(self._codes) >= self.max_codes:
-            del self._codes[next(iter(self._codes))]
+        self._codes = _room_for_one(self._codes, self.max_codes, now)
         code = new_code()
         self._codes[code] = (value, now + ttl_s)
         return code

@@ -306,16 +306,16 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready after {READY_TIMEOUT_S} s; see {self.log_file}")
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers."""
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM, then SIGKILL if it lingers ``timeout_s``."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout=STOP_TIMEOUT_S)
+            self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait(timeout=STOP_TIMEOUT_S)
+            self.process.wait(timeout=timeout_s)
 
     @property
     def pid(self) -> int:

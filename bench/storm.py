@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -79,12 +78,7 @@ def stop(server: Server) -> float:
     """SIGTERM and wait for the exit (10,000 streams take a while); seconds it took."""
     assert server.process is not None
     began = time.monotonic()
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        server.process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=STOP_TIMEOUT_S)
+    server.stop(STOP_TIMEOUT_S)
     return time.monotonic() - began
 
 

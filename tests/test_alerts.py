@@ -21,6 +21,7 @@ from app.sources.demolog import append_lines
 from app.sources.logtail.source import LOGTAIL, LogTailSource
 from tests.broker.conftest import build_broker
 from tests.support.waiting import until
+from tests.support.webhook_receiver import WebhookReceiver, receiving
 from tests.support.webhook_shapes import SHAPES, escape_slack
 
 ERROR_LINE = "2026-11-27 18:30:01,123 ERROR [worker-3] payments: charge failed for order 7"
@@ -178,45 +179,9 @@ def test_a_huge_line_still_makes_a_valid_notification() -> None:
 # -- the engine, against a real broker and a real webhook receiver -----------
 
 
-class WebhookReceiver:
-    """A tiny HTTP/1.1 server on 127.0.0.1: answers each POST with the next status."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = statuses
-        self.bodies: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
-        self.paths: list[str] = []
-        self.url = ""
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                body = json.loads(await reader.readexactly(length))
-                self.paths.append(head.split(b" ", 2)[1].decode())
-                status = self.statuses.pop(0) if self.statuses else 200
-                await self.bodies.put((status, body))
-                writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n".encode())
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def next(self) -> tuple[int, dict[str, Any]]:
-        return await asyncio.wait_for(self.bodies.get(), timeout=10)
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[WebhookReceiver]:
-    hook = WebhookReceiver([])
-    server = await asyncio.start_server(hook.handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    hook.url = f"http://127.0.0.1:{port}/hook"
-    async with server:
+    async with receiving() as hook:
         yield hook
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +13,7 @@ from app.events import State
 from app.outbox import Delivery, Outbox, next_attempt, retry_delay
 from app.settings import SettingsError, settings_from_dict
 from tests.support.waiting import until
+from tests.support.webhook_receiver import WebhookReceiver, receiving
 
 
 def delivery(**fields: Any) -> Delivery:
@@ -107,36 +107,10 @@ def test_webhook_max_age_is_a_positive_duration_named_on_error(value: Any) -> No
 # -- against a real listener ---------------------------------------------------
 
 
-class Listener:
-    """Answers each POST with the next status (then 200); records the Idempotency-Key."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = statuses
-        self.keys: list[str] = []
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                headers = dict(
-                    line.decode().lower().split(": ", 1) for line in head.split(b"\r\n")[1:-2]
-                )
-                await reader.readexactly(int(headers["content-length"]))
-                self.keys.append(headers["idempotency-key"])
-                status = self.statuses.pop(0) if self.statuses else 200
-                writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n".encode())
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
 @pytest.fixture
-async def listener() -> AsyncIterator[tuple[Listener, str]]:
-    hook = Listener([])
-    server = await asyncio.start_server(hook.handle, "127.0.0.1", 0)
-    async with server:
-        yield hook, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+async def listener() -> AsyncIterator[tuple[WebhookReceiver, str]]:
+    async with receiving() as hook:
+        yield hook, hook.url
 
 
 class Store:
@@ -155,7 +129,7 @@ class Store:
 
 
 async def test_a_failing_delivery_keeps_its_key_stores_its_progress_and_is_forgotten_when_done(
-    listener: tuple[Listener, str],
+    listener: tuple[WebhookReceiver, str],
 ) -> None:
     hook, url = listener
     hook.statuses = [503, 429, 500]
@@ -173,7 +147,7 @@ async def test_a_failing_delivery_keeps_its_key_stores_its_progress_and_is_forgo
 
 
 async def test_a_refused_body_is_given_up_at_once_with_a_warning(
-    listener: tuple[Listener, str], caplog: pytest.LogCaptureFixture
+    listener: tuple[WebhookReceiver, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     hook, url = listener
     hook.statuses = [422]
@@ -205,7 +179,7 @@ async def test_a_delivery_past_its_age_is_given_up(caplog: pytest.LogCaptureFixt
 
 
 async def test_stored_deliveries_resume_with_their_keys_and_attempts(
-    listener: tuple[Listener, str],
+    listener: tuple[WebhookReceiver, str],
 ) -> None:
     hook, url = listener
     store = Store()

@@ -292,13 +292,19 @@ def _view_filter() -> list[dict[str, Any]]:
     ]
 
 
+def _checked_first(schema: dict[str, Any], strict: bool) -> dict[str, Any]:
+    """``schema`` where a route checks the parameter first (``strict``: ``/events``); the pages
+    and their routes ask a sign-in before they check any parameter, so there a plain string,
+    as ``level``."""
+    return schema if strict else {"type": "string"}
+
+
 def _ignore_case(*, strict: bool = False) -> dict[str, Any]:
-    """``strict``: the schema names the words (``/events``); the pages and their routes
-    ask a sign-in before they check any parameter, so there it stays a string, as ``level``."""
+    """``strict``: the schema names the words (see :func:`_checked_first`)."""
     words = ["", "0", "1", "false", "true", "no", "yes", "off", "on"]
     return _query(
         "ignore_case",
-        {"type": "string", "enum": words} if strict else {"type": "string"},
+        _checked_first({"type": "string", "enum": words}, strict),
         f"`1`: `q` ignores case (RE2's option; `(?i)` in the pattern does the same); "
         f"one of {', '.join(repr(w) for w in words)}",
     )
@@ -332,9 +338,8 @@ def _line_context() -> dict[str, Any]:
 
 
 def _field_filter(prefix: str = "", *, strict: bool = False) -> dict[str, Any]:
-    """``strict``: the schema states the shape (``/events``); the pages and their routes
-    ask a sign-in before they check any parameter, so there it stays a string, as ``level``."""
-    item = {"type": "string", "pattern": '^[^\\s="]+=.*$'} if strict else {"type": "string"}
+    """``strict``: the schema states the shape (see :func:`_checked_first`)."""
+    item = _checked_first({"type": "string", "pattern": '^[^\\s="]+=.*$'}, strict)
     return _query(
         "field",
         {"type": "array", "items": item},

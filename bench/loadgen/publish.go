@@ -148,16 +148,25 @@ func (p *publisher) send() (int, error) {
 	if p.mode == "ndjson" {
 		contentType = "application/x-ndjson"
 	}
-	response, err := p.client.Post(endpoint, contentType, bytes.NewReader(body))
-	if err != nil {
+	if err := postEvents(p.client, endpoint, contentType, bytes.NewReader(body)); err != nil {
 		return 0, err
+	}
+	return p.batch, nil
+}
+
+// postEvents POSTs one body of events and reads the answer to its end (the connection is
+// kept alive); any status but 201 Created is an error.
+func postEvents(client *http.Client, endpoint, contentType string, body io.Reader) error {
+	response, err := client.Post(endpoint, contentType, body)
+	if err != nil {
+		return err
 	}
 	_, _ = io.Copy(io.Discard, response.Body)
 	response.Body.Close()
 	if response.StatusCode != http.StatusCreated {
-		return 0, fmt.Errorf("status %d", response.StatusCode)
+		return fmt.Errorf("status %d", response.StatusCode)
 	}
-	return p.batch, nil
+	return nil
 }
 
 // countError tallies an error by its text, folding rare kinds once there are many.

@@ -409,14 +409,8 @@ func publishSeqs(client *http.Client, cfg stormConfig, first, last int) (int, er
 		contentType = "application/x-ndjson"
 	}
 	endpoint := cfg.base + "/api/channels/" + cfg.channel + "/events"
-	response, err := client.Post(endpoint, contentType, strings.NewReader(body.String()))
-	if err != nil {
+	if err := postEvents(client, endpoint, contentType, strings.NewReader(body.String())); err != nil {
 		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, response.Body)
-	response.Body.Close()
-	if response.StatusCode != http.StatusCreated {
-		return 0, fmt.Errorf("status %d", response.StatusCode)
 	}
 	return last - first + 1, nil
 }

@@ -71,7 +71,7 @@ class RedisServer:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     log = (self.directory / "redis.log").read_text(errors="replace")
                     raise RuntimeError(f"redis-server did not start:\n{log}")
-                time.sleep(0.02)
+                time.sleep(0.02)  # polling: another process, its PING is the only sign
         finally:
             client.close()
 

@@ -37,7 +37,7 @@ def note(number: int) -> dict[str, Any]:
 
 async def restart(server: RedisServer, after_s: float) -> None:
     await asyncio.to_thread(server.stop)
-    await asyncio.sleep(after_s)
+    await asyncio.sleep(after_s)  # how long Redis is down is the scenario: nothing to await
     await asyncio.to_thread(server.start)
 
 
@@ -54,7 +54,7 @@ async def test_a_redis_restart_with_its_data_loses_nothing(
         with pytest.raises(BrokerUnavailable):
             await broker.publish("ops.deploys", "notify", note(1))
         await until(lambda: not broker.ready, "the broker noticed Redis is down")
-        await asyncio.sleep(OUTAGE_S)
+        await asyncio.sleep(OUTAGE_S)  # the outage's length is the scenario: nothing to await
         await asyncio.to_thread(server.start)
         await until(lambda: broker.ready, "the broker reconnected")
         after = await broker.publish("ops.deploys", "notify", note(2))
@@ -121,7 +121,7 @@ async def test_publishing_with_a_stale_epoch_is_refused_not_misnumbered(
             event = await broker.publish("ops.deploys", "notify", note(len(outcomes)))
         except BrokerUnavailable:
             outcomes.append("refused")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the pace of a client retrying (the loop has a deadline)
             continue
         outcomes.append("published")
         assert parse_event_id(event.id) == (broker.epoch, 1)

@@ -16,7 +16,7 @@ import redis.asyncio
 
 from app.broker.base import KindConflict
 from tests.broker.conftest import BrokerFactory, RedisServer, unique_prefix
-from tests.support.waiting import until
+from tests.support.waiting import answer, until
 
 pytestmark = pytest.mark.redis
 
@@ -34,10 +34,9 @@ async def test_declared_kinds_survive_a_flushall(
     try:
         await client.flushall()
         await until(lambda: broker.epoch not in ("", old), "a new epoch")
-        for _ in range(500):  # 10 s at most: the reload records the kinds again
-            if stored := await client.hgetall(f"{prefix}:kinds"):
-                break
-            await asyncio.sleep(0.02)
+        stored = await answer(  # the reload records the kinds again
+            lambda: client.hgetall(f"{prefix}:kinds"), bool, "the kinds stored again"
+        )
     finally:
         await client.aclose()
     assert stored == {b"log.app": b"log", b"chat.lobby": b"chat"}

@@ -68,7 +68,7 @@ async def test_next_batch_returns_empty_when_interrupted_timed_out_or_closed() -
     subscription = following(hub, hub.log("a.b", "notify"))
     async with asyncio.timeout(WAIT_S):
         waiting = asyncio.create_task(subscription.next_batch())
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn of the loop, not a wait: the task is in its wait
         subscription.interrupt()
         assert await waiting == []
         assert await subscription.next_batch(timeout_s=0.0) == []

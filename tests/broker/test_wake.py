@@ -14,7 +14,7 @@ async def test_wait_returns_at_once_when_set_and_after_set_otherwise() -> None:
     wake.clear()
     assert not wake.is_set()
     waiting = asyncio.ensure_future(wake.wait())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop, not a wait: the waiter is in its wait()
     assert not waiting.done()
     wake.set()
     await asyncio.wait_for(waiting, 10)

@@ -6,15 +6,18 @@ test skips locally and fails in CI (``CI=true``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.conftest import require_binary
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -26,6 +29,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 SYMBOLS = ["ACME", "GLOBEX", "INITECH", "UMBRELLA"]
+SCROLL_TO_TOP = "el => { el.scrollTop = -el.scrollHeight; }"  # a reversed column: top is negative
 
 
 def dashboard_config(log_file: Path, heartbeat_s: float = 1.0) -> dict[str, Any]:
@@ -57,6 +61,37 @@ class LogFile:
             file.write("".join(f"{line}\n" for line in lines))
 
 
+def filled_log(directory: Path, name: str, lines: Iterable[str]) -> LogFile:
+    """A log file that already holds ``lines`` when the server starts."""
+    log = LogFile(directory / name)
+    log.append(*lines)
+    return log
+
+
+def backfilled_server(
+    workdir: Path, log: LogFile, channel: str, lines: int, broker: dict[str, Any]
+) -> ServerProcess:
+    """A started server whose logtail backfills ``lines`` of ``log`` into ``channel``.
+
+    It returns once the newest of them is stored, so that a test's first page sees them all.
+    """
+    config = {
+        "server": {"heartbeat": 1.0, "retry_ms": 500, "max_lag": 50_000},
+        "broker": broker,
+        "sources": [{"type": "logtail", "channel": channel, "path": str(log.path), "lines": lines}],
+    }
+    process = ServerProcess(workdir, config).start()
+    wait_until(lambda: newest_seq(process, channel) >= lines, f"{lines} lines stored", 120)
+    return process
+
+
+def newest_seq(server: ServerProcess, channel: str) -> int:
+    """The sequence number of ``channel``'s newest event (0 before the first)."""
+    channels = httpx.get(f"{server.url}/api/channels").json()["channels"]
+    last = next((c["last_id"] for c in channels if c["name"] == channel), None)
+    return int(last.rsplit("-", 1)[1]) if last else 0
+
+
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     """Per module: the sync API runs an event loop, which async tests after it must not meet."""
@@ -77,13 +112,18 @@ def log_file(tmp_path_factory: pytest.TempPathFactory) -> LogFile:
     return LogFile(tmp_path_factory.mktemp("logs") / "app.log")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("server"), dashboard_config(log_file.path))
-    process.start()
+def served(process: ServerProcess) -> Iterator[ServerProcess]:
+    """A module's server fixture, ``yield from served(...)``: the started ``process``, then
+    stopped, and a traceback in its log fails the module."""
     yield process
     process.stop()
     assert "Traceback" not in process.log(), process.log()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Iterator[ServerProcess]:
+    config = dashboard_config(log_file.path)
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 @pytest.fixture
@@ -98,12 +138,35 @@ def page(browser: Browser) -> Iterator[Page]:
     assert not dialogs, f"script ran in the page: {dialogs}"
 
 
+@pytest.fixture
+def console(page: Page) -> list[str]:
+    """Everything the page writes to its console, and uncaught errors."""
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: messages.append(f"pageerror: {error}"))
+    return messages
+
+
 def screenshot(page: Page, name: str) -> Path:
     """Save a screenshot under tests/screenshots/ (gitignored)."""
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def scroll_up_until(page: Page, done: Callable[[], bool], what: str, within_s: float) -> None:
+    """Scroll the log viewer to its top until ``done()``: a "load older" row asks when revealed.
+
+    The scroll is repeated: until the stream's snapshot has replaced the page's first
+    list, the row is inert (partials/_log.html), and each page brings a new row.
+    """
+    body = page.locator(".viewer-body")
+    deadline = time.monotonic() + within_s
+    while not done():
+        assert time.monotonic() < deadline, f"not {what} within {within_s} s"
+        body.evaluate(SCROLL_TO_TOP)
+        page.wait_for_timeout(50)  # polling: nothing announces that the row has asked
 
 
 def expect_connection(page: Page, state: str, timeout_ms: float = 5000) -> None:

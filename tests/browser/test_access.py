@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LogFile, dashboard_config, expect_connection, screenshot
+from tests.browser.conftest import LogFile, dashboard_config, expect_connection, screenshot, served
 from tests.support.cli import pulseboard
 from tests.support.server import ServerProcess
 
@@ -40,11 +40,8 @@ def access_config(log_path: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("server"), access_config(log_file.path))
-    process.start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+    config = access_config(log_file.path)
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 def sign_in(page: Page, server: ServerProcess, token: str, target: str = "/") -> None:

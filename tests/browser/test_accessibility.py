@@ -6,6 +6,7 @@ could not reach and ticker flashes below 4.5:1.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LogFile, dashboard_config, screenshot
+from tests.browser.conftest import LogFile, dashboard_config, screenshot, served
 from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -52,10 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Itera
         ],
     }
     log_file.append(*(f"INFO line {n} of the audit, long enough to matter" for n in range(60)))
-    process = ServerProcess(tmp_path_factory.mktemp("server"), config).start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 def blocking_violations(page: Page) -> list[str]:
@@ -75,20 +73,50 @@ def freeze_flash(page: Page) -> None:
     page.evaluate("document.getAnimations().forEach(a => { a.pause(); a.currentTime = 0; })")
 
 
+class Audit:
+    """One page of a given size and colour scheme, and the violations found on it so far."""
+
+    def __init__(self, page: Page, size: str, scheme: str) -> None:
+        self.page, self.name = page, f"a11y-{size}-{scheme}"
+        self.found: dict[str, list[str]] = {}
+
+    def __call__(self, where: str, shot: str | None = None) -> None:
+        """Audit the page as it is now under ``where``; take a screenshot named ``shot`` first."""
+        if shot is not None:
+            screenshot(self.page, f"{self.name}-{shot}")
+        self.found[where] = blocking_violations(self.page)
+
+
+@contextlib.contextmanager
+def audit(browser: Browser, size: str, scheme: str) -> Iterator[Audit]:
+    """An :class:`Audit` in a context of its own; at the end, one failure listing every find."""
+    width, height = SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)  # type: ignore[arg-type]
+    try:
+        audited = Audit(context.new_page(), size, scheme)
+        yield audited
+        report = [f"{where}: {line}" for where, lines in audited.found.items() for line in lines]
+        assert not report, "\n".join(report)
+    finally:
+        context.close()
+
+
+def sign_in(page: Page, token: str) -> None:
+    """Submit the sign-in form the page shows."""
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("size", list(SIZES))
 def test_no_serious_violations_on_any_page(
     browser: Browser, server: ServerProcess, scheme: str, size: str
 ) -> None:
-    width, height = SIZES[size]
-    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)  # type: ignore[arg-type]
-    page = context.new_page()
-    try:
-        found: dict[str, list[str]] = {}
+    with audit(browser, size, scheme) as check:
+        page = check.page
         page.goto(f"{server.url}/login")
-        found["/login"] = blocking_violations(page)
-        page.fill("input[name=token]", READ_TOKEN)
-        page.click("button[type=submit]")
+        check("/login")
+        sign_in(page, READ_TOKEN)
         expect(page.locator("#main")).to_be_visible()
         for path in PAGES:
             page.goto(f"{server.url}{path}")
@@ -98,18 +126,11 @@ def test_no_serious_violations_on_any_page(
             slug = path.strip("/").split("?")[0].replace("/", "-") + (
                 "-search" if "?" in path else ""
             )
-            name = f"a11y-{size}-{scheme}-{slug or 'home'}"
-            screenshot(page, name)
-            found[path] = blocking_violations(page)
+            check(path, shot=slug or "home")
         page.goto(f"{server.url}{SEARCH}")
         page.locator("a.ctx").first.click()
         expect(page.locator("li.line.anchor")).to_be_visible()
-        screenshot(page, f"a11y-{size}-{scheme}-context")
-        found["context view"] = blocking_violations(page)
-        report = [f"{path}: {line}" for path, lines in found.items() for line in lines]
-        assert not report, "\n".join(report)
-    finally:
-        context.close()
+        check("context view", shot="context")
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -118,46 +139,36 @@ def test_no_serious_violations_on_access_and_kiosk_pages(
     browser: Browser, server: ServerProcess, scheme: str, size: str
 ) -> None:
     """The no-access page, a kiosk board, a used and an empty kiosk link, all signed in or not."""
-    width, height = SIZES[size]
-    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)  # type: ignore[arg-type]
-    page = context.new_page()
-    try:
-        found: dict[str, list[str]] = {}
-        made = httpx.post(
-            f"{server.url}/api/kiosk-links",
-            json={"board": "ops"},
-            headers={"Authorization": f"Bearer {READ_TOKEN}"},
-        )
-        assert made.status_code == 201, made.text
+    made = httpx.post(
+        f"{server.url}/api/kiosk-links",
+        json={"board": "ops"},
+        headers={"Authorization": f"Bearer {READ_TOKEN}"},
+    )
+    assert made.status_code == 201, made.text
+    with audit(browser, size, scheme) as check:
+        page = check.page
         page.goto(made.json()["url"])
         expect(page).to_have_url(f"{server.url}/boards/ops?kiosk=1")
         freeze_flash(page)
-        found["kiosk board"] = blocking_violations(page)
+        check("kiosk board")
         page.goto(made.json()["url"])
         expect(page.locator(".form-error")).to_be_visible()
-        found["used kiosk link"] = blocking_violations(page)
+        check("used kiosk link")
         page.goto(f"{server.url}/kiosk")
-        found["kiosk link without code"] = blocking_violations(page)
+        check("kiosk link without code")
         page.goto(f"{server.url}/login?next=/channels/ticker")
-        page.fill("input[name=token]", SCOPED_TOKEN)
-        page.click("button[type=submit]")
+        sign_in(page, SCOPED_TOKEN)
         expect(page.locator("h1")).to_have_text("No access to “ticker”")
-        screenshot(page, f"a11y-{size}-{scheme}-no-access")
-        found["no access"] = blocking_violations(page)
+        check("no access", shot="no-access")
         page.goto(f"{server.url}/channels/log.missing")
         expect(page.locator("h1")).to_have_text("No channel “log.missing”")
-        found["not found"] = blocking_violations(page)
-        report = [f"{where}: {line}" for where, lines in found.items() for line in lines]
-        assert not report, "\n".join(report)
-    finally:
-        context.close()
+        check("not found")
 
 
 def test_ticker_says_which_columns_are_since_the_open(page: Page, server: ServerProcess) -> None:
     """The arrow follows the last tick, change and % the open: the head and each row say which."""
     page.goto(f"{server.url}/login?next=/channels/ticker")
-    page.fill("input[name=token]", READ_TOKEN)
-    page.click("button[type=submit]")
+    sign_in(page, READ_TOKEN)
     expect(page.locator(".quote-head .chg")).to_have_text("Since open")
     expect(page.locator(".quote-head .pct")).to_have_text("% open")
     moved = page.locator(".quote.tick-up, .quote.tick-down").first
@@ -168,7 +179,6 @@ def test_ticker_says_which_columns_are_since_the_open(page: Page, server: Server
 def test_a_panel_without_a_title_names_its_channel_once(page: Page, server: ServerProcess) -> None:
     """log.app has no title: the heading is the channel, the kind line does not repeat it."""
     page.goto(f"{server.url}/login?next=/boards/ops")
-    page.fill("input[name=token]", READ_TOKEN)
-    page.click("button[type=submit]")
+    sign_in(page, READ_TOKEN)
     head = page.locator(".panel-log .panel-head")
     expect(head).to_have_text(re.compile(r"^\s*log\.app\s*log\s*Wrap\s*$"))

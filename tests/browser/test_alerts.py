@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LogFile, dashboard_config, expect_connection
+from tests.browser.conftest import LogFile, dashboard_config, expect_connection, served
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -25,11 +25,7 @@ RULE = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Iterator[ServerProcess]:
     config = {**dashboard_config(log_file.path), "alerts": [RULE]}
-    process = ServerProcess(tmp_path_factory.mktemp("server"), config)
-    process.start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 def open_live(browser: Browser, url: str) -> Page:

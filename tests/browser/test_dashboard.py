@@ -257,12 +257,9 @@ def test_pages_work_under_the_csp_without_violations(
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_dashboard_left_open_logs_nothing_in_the_console(
-    page: Page, server: ServerProcess, log_file: LogFile
+    page: Page, server: ServerProcess, log_file: LogFile, console: list[str]
 ) -> None:
     """Every kind's cap and replaced rows delete only what exists: not one console message."""
-    console: list[str] = []
-    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
     with httpx.Client(base_url=server.url, timeout=5) as client:
         for n in range(250):  # more history than the page shows (50) and than the cap (200)
             client.post("/api/channels/chat.lobby/events", json={"user": "old", "text": f"{n}"})
@@ -273,7 +270,7 @@ def test_a_dashboard_left_open_logs_nothing_in_the_console(
             note = {"message": f"console job {n}", "key": f"console-job-{n % 5}"}
             assert client.post("/api/channels/ops.alerts/events", json=note).is_success
             log_file.append(f"INFO console line {n}")
-            page.wait_for_timeout(100)
+            page.wait_for_timeout(100)  # the writers' pace, while the page is open
     expect(page.locator("#log-app-list > li.line").last).to_contain_text("console line 59")
     expect(page.locator("#chat-lobby-list > li").last).to_contain_text("console chat 59")
     assert console == [], f"{len(console)} console messages, first: {console[:3]}"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LogFile, expect_connection, screenshot
+from tests.browser.conftest import LogFile, expect_connection, screenshot, served
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -71,20 +71,7 @@ def server(
             {"type": "logtail", "channel": "log.system", "path": str(logs / "system" / "*.log")},
         ],
     }
-    process = ServerProcess(tmp_path_factory.mktemp("server"), config)
-    process.start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
-
-
-@pytest.fixture
-def console(page: Page) -> list[str]:
-    """Everything the page writes to its console, and uncaught errors."""
-    messages: list[str] = []
-    page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: messages.append(f"pageerror: {error}"))
-    return messages
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 def open_app_log(page: Page, server: ServerProcess, app_log: LogFile, marker: str) -> None:
@@ -116,7 +103,7 @@ def test_a_page_left_open_while_lines_arrive_logs_nothing(
     total = RATE_PER_S * RUN_S
     for start in range(0, total, batch):  # 200 lines/s for RUN_S seconds
         app_log.append(*(f"INFO open line {n:05d}" for n in range(start, start + batch)))
-        page.wait_for_timeout(TICK_S * 1000)
+        page.wait_for_timeout(TICK_S * 1000)  # the writer's pace, while the page is open
     rows = page.locator("#log-app-list > li.line")
     expect(rows.last).to_contain_text(f"open line {total - 1:05d}", timeout=30000)
     assert rows.count() == LOG_CAP

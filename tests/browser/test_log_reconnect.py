@@ -24,13 +24,12 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.browser.conftest import LogFile, expect_connection
+from tests.browser.conftest import LogFile, expect_connection, scroll_up_until, served
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
 
 BEFORE_OPEN = 3000
-SCROLL_TO_TOP = "el => { el.scrollTop = -el.scrollHeight; }"
 # What the extension does when its EventSource errors in the CLOSED state (a 503, a 429).
 FORCE_RECONNECT = """() => {
   const source = document.querySelector("[sse-connect]")["htmx-internal-data"].sseEventSource;
@@ -55,20 +54,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, app_log: LogFile) -> Iterat
             {"type": "logtail", "channel": "log.app", "path": str(app_log.path), "lines": 5000}
         ],
     }
-    process = ServerProcess(tmp_path_factory.mktemp("server"), config)
-    process.start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 @pytest.mark.timeout(180)
 def test_a_reconnect_while_an_older_page_loads_keeps_every_row_once(
-    page: Page, server: ServerProcess, app_log: LogFile
+    page: Page, server: ServerProcess, app_log: LogFile, console: list[str]
 ) -> None:
-    console: list[str] = []
-    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
     held: list[Route] = []
     holding = [True]
     page.route(
@@ -85,19 +77,10 @@ def test_a_reconnect_while_an_older_page_loads_keeps_every_row_once(
     app_log.append(*(f"INFO reconnect line {n:05d}" for n in range(BEFORE_OPEN, BEFORE_OPEN + 50)))
     expect(rows.last).to_contain_text(f"line {BEFORE_OPEN + 49:05d}")
 
-    body = page.locator(".viewer-body")
-    for _ in range(100):  # the "load older" row asks once it scrolls into view
-        if held:
-            break
-        body.evaluate(SCROLL_TO_TOP)
-        page.wait_for_timeout(100)
-    assert held, "no older page requested"
+    scroll_up_until(page, lambda: bool(held), "an older page requested", 30)
 
-    page.evaluate(FORCE_RECONNECT)
-    for _ in range(300):
-        if len(streams) >= 2:
-            break
-        page.wait_for_timeout(100)
+    with page.expect_request(lambda request: "/events?" in request.url, timeout=30000):
+        page.evaluate(FORCE_RECONNECT)
     assert len(streams) >= 2, "the extension never reconnected"
     expect_connection(page, "Live", timeout_ms=10000)
     app_log.append(f"INFO reconnect line {BEFORE_OPEN + 50:05d}")

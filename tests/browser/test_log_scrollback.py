@@ -7,23 +7,29 @@ is the start of retention.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from functools import partial
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.browser.conftest import LogFile, expect_connection, screenshot
+from tests.browser.conftest import (
+    SCROLL_TO_TOP,
+    LogFile,
+    backfilled_server,
+    expect_connection,
+    filled_log,
+    screenshot,
+    scroll_up_until,
+    served,
+)
 from tests.support.server import ServerProcess
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
 LINES = 20_000
 PAGE_ROWS = 200  # the viewer's first render (older pages bring more)
 LOG_CAP = 1000
-SCROLL_TO_TOP = "el => { el.scrollTop = -el.scrollHeight; }"  # a reversed column: top is negative
 SCROLL_TO_END = "el => { el.scrollTop = 0; }"
 PAGE_WAIT_S = 15.0
 
@@ -35,50 +41,31 @@ def numbered(n: int) -> str:
 
 @pytest.fixture(scope="module")
 def big_log(tmp_path_factory: pytest.TempPathFactory) -> LogFile:
-    log = LogFile(tmp_path_factory.mktemp("logs") / "app.log")
-    log.append(*(numbered(n) for n in range(LINES)))
-    return log
+    return filled_log(tmp_path_factory.mktemp("logs"), "app.log", map(numbered, range(LINES)))
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, big_log: LogFile) -> Iterator[ServerProcess]:
-    config = {
-        "server": {"heartbeat": 1.0, "retry_ms": 500, "max_lag": 50_000},
-        "broker": {"history": LINES + 100},
-        "sources": [
-            {"type": "logtail", "channel": "log.app", "path": str(big_log.path), "lines": LINES}
-        ],
-    }
-    process = ServerProcess(tmp_path_factory.mktemp("server"), config).start()
-    wait_until(lambda: retained(process) >= LINES, f"{LINES} lines retained")
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
-
-
-def retained(server: ServerProcess) -> int:
-    channels = httpx.get(f"{server.url}/api/channels").json()["channels"]
-    return next((c["retained"] for c in channels if c["name"] == "log.app"), 0)
+    workdir = tmp_path_factory.mktemp("server")
+    yield from served(
+        backfilled_server(workdir, big_log, "log.app", LINES, {"history": LINES + 100})
+    )
 
 
 def scroll_back(page: Page, pages: int | None = None) -> None:
-    """Scroll to the top again and again: each time one older page comes in (or the start).
-
-    The scroll is repeated while waiting: until the stream's snapshot has replaced the
-    page's first list, the "load older" row is inert (partials/_log.html).
-    """
+    """Scroll to the top again and again: each time one older page comes in (or the start)."""
     rows = page.locator("#log-app-list > li.line")
-    body = page.locator(".viewer-body")
     start = page.locator(".older.start")
     for _ in range(pages if pages is not None else LINES // PAGE_ROWS + 2):
         if start.count():
             return
-        before = rows.count()
-        deadline = time.monotonic() + PAGE_WAIT_S
-        while rows.count() == before and not start.count():
-            assert time.monotonic() < deadline, f"no older page within {PAGE_WAIT_S} s"
-            body.evaluate(SCROLL_TO_TOP)
-            page.wait_for_timeout(50)
+        more = partial(_grown, rows, start, rows.count())
+        scroll_up_until(page, more, "an older page", PAGE_WAIT_S)
+
+
+def _grown(rows: Locator, start: Locator, before: int) -> bool:
+    """An older page came in (or the start of retention)."""
+    return rows.count() != before or bool(start.count())
 
 
 @pytest.mark.slow

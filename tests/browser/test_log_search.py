@@ -8,16 +8,21 @@ the search reads the rest from the database, page by page, newest first.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LogFile, expect_connection, screenshot
+from tests.browser.conftest import (
+    LogFile,
+    backfilled_server,
+    expect_connection,
+    filled_log,
+    screenshot,
+    scroll_up_until,
+    served,
+)
 from tests.support.server import ServerProcess
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +30,6 @@ LINES = 20_000
 FAR = LINES - 15_000  # the line 15,000 lines back from the end
 NEAR = LINES - 10  # a newer match, in lower case
 CONTEXT = 25
-SCROLL_TO_TOP = "el => { el.scrollTop = -el.scrollHeight; }"  # a reversed column: top is negative
 SEARCH_WAIT_S = 60.0
 CHANNEL = "log.pay"
 LIST = "#log-pay-list"
@@ -41,36 +45,18 @@ def numbered(n: int) -> str:
 
 @pytest.fixture(scope="module")
 def pay_log(tmp_path_factory: pytest.TempPathFactory) -> LogFile:
-    log = LogFile(tmp_path_factory.mktemp("logs") / "pay.log")
-    log.append(*(numbered(n) for n in range(LINES)))
-    return log
+    return filled_log(tmp_path_factory.mktemp("logs"), "pay.log", map(numbered, range(LINES)))
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, pay_log: LogFile) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("server")
-    config = {
-        "server": {"heartbeat": 1.0, "retry_ms": 500, "max_lag": 50_000},
-        "broker": {
-            "url": f"sqlite:///{workdir}/pb.db",
-            "history": 1000,
-            "retention": {"max_events": LINES + 1000},
-        },
-        "sources": [
-            {"type": "logtail", "channel": CHANNEL, "path": str(pay_log.path), "lines": LINES}
-        ],
+    broker = {
+        "url": f"sqlite:///{workdir}/pb.db",
+        "history": 1000,
+        "retention": {"max_events": LINES + 1000},
     }
-    process = ServerProcess(workdir, config).start()
-    wait_until(lambda: newest_seq(process) >= LINES, f"{LINES} lines stored", 120)
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
-
-
-def newest_seq(server: ServerProcess) -> int:
-    channels = httpx.get(f"{server.url}/api/channels").json()["channels"]
-    last = next((c["last_id"] for c in channels if c["name"] == CHANNEL), None)
-    return int(last.rsplit("-", 1)[1]) if last else 0
+    yield from served(backfilled_server(workdir, pay_log, CHANNEL, LINES, broker))
 
 
 def search(page: Page, server: ServerProcess, pattern: str) -> None:
@@ -87,13 +73,13 @@ def search(page: Page, server: ServerProcess, pattern: str) -> None:
 def scroll_until(page: Page, row_text: str) -> None:
     """Scroll to the top until a row with ``row_text`` is there: the search pages back."""
     row = page.locator(f"{LIST} > li.line", has_text=row_text)
-    body = page.locator(".viewer-body")
-    deadline = time.monotonic() + SEARCH_WAIT_S
-    while not row.count():
-        assert time.monotonic() < deadline, f"no {row_text!r} within {SEARCH_WAIT_S} s"
-        assert not page.locator(".older.start").count(), "start of retention, no match"
-        body.evaluate(SCROLL_TO_TOP)
-        page.wait_for_timeout(100)
+    start = page.locator(".older.start")
+
+    def found() -> bool:
+        assert not start.count() or row.count(), "start of retention, no match"
+        return bool(row.count())
+
+    scroll_up_until(page, found, f"a row {row_text!r}", SEARCH_WAIT_S)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import LogFile, expect_connection, screenshot
+from tests.browser.conftest import LogFile, expect_connection, screenshot, served
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -46,11 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, app_log: LogFile) -> Iterat
         "server": {"heartbeat": 1.0, "retry_ms": 500},
         "sources": [{"type": "logtail", "channel": "log.app", "path": str(app_log.path)}],
     }
-    process = ServerProcess(tmp_path_factory.mktemp("server"), config)
-    process.start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 def open_viewer(page: Page, server: ServerProcess, query: str = "") -> None:

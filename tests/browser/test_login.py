@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import LogFile, dashboard_config, expect_connection, screenshot
+from tests.browser.conftest import LogFile, dashboard_config, expect_connection, screenshot, served
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -21,10 +21,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, log_file: LogFile) -> Itera
         **dashboard_config(log_file.path),
         "auth": {"read_tokens": [READ_TOKEN], "secret_key": "a secret key of the tests"},
     }
-    process = ServerProcess(tmp_path_factory.mktemp("server"), config).start()
-    yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+    yield from served(ServerProcess(tmp_path_factory.mktemp("server"), config).start())
 
 
 def test_sign_in_once_then_the_dashboard_streams(

@@ -31,6 +31,7 @@ from tests.sources.conftest import ContinuousWriter, LogWriter
 from tests.support.alert_deliveries import WebhookListener, check_deliveries, idempotency_key
 from tests.support.server import ServerProcess
 from tests.support.sse_client import SSEStream
+from tests.support.waiting import answer
 
 READY_TIMEOUT_S = 60.0
 CHECK_TIMEOUT_S = 60.0
@@ -56,7 +57,7 @@ class Node:
             deadline = time.monotonic() + READY_TIMEOUT_S
             while (await client.get(f"{self.url}/readyz")).status_code != 200:
                 assert time.monotonic() < deadline, f"not ready:\n{self.server.log()[-3000:]}"
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # polling: only /readyz tells another process is up
         self.up.set()
 
     def kill(self) -> None:
@@ -129,7 +130,7 @@ async def crash_loop(
             await node.start()
             restarts.append(time.monotonic() - started)
         print(f"crash loop: {kills} restarts to /readyz, {_spread(restarts)}")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the scenario: a last stretch of load on a server left up
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), CHECK_TIMEOUT_S)
         for load in loads:
@@ -222,10 +223,13 @@ class LogLines(Load):
 
     async def finish(self, node: Node) -> None:
         last = self.writer.line("last line")
-        deadline = time.monotonic() + CHECK_TIMEOUT_S
-        while last not in [event["data"]["line"] for event in await history(node, self.channel)]:
-            assert time.monotonic() < deadline, "the last line was never delivered"
-            await asyncio.sleep(0.1)
+        await answer(
+            lambda: history(node, self.channel),
+            lambda events: last in (event["data"]["line"] for event in events),
+            "the last line delivered",
+            CHECK_TIMEOUT_S,
+            every_s=0.1,
+        )
 
     def close(self) -> None:
         self.writer.close()
@@ -264,14 +268,14 @@ class Publisher(Load):
                 try:
                     response = await client.post(url, content=body, headers=headers)
                 except httpx.HTTPError:  # killed meanwhile: not acknowledged
-                    await asyncio.sleep(0.02)
+                    await asyncio.sleep(0.02)  # the pace of a client's retries
                     continue
                 if response.status_code == 201:
                     ids = response.json()["ids"]
                     self.acknowledged.update(zip(ids, messages, strict=True))
                 else:
                     assert response.status_code == 503, response.text
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the publisher's pace
 
     async def check(self, node: Node) -> None:
         events = await history(node, self.channel)
@@ -305,7 +309,7 @@ class Subscribers(Load):
                 async with SSEStream(f"{node.url}/events?channel={channel}", headers) as stream:
                     assert stream.response is not None
                     if stream.response.status_code != 200:
-                        await asyncio.sleep(0.05)
+                        await asyncio.sleep(0.05)  # the pace of a client's reconnects
                         continue
                     self.connected[number].set()
                     while not (stop.is_set() and self._caught_up(seen)):
@@ -316,7 +320,7 @@ class Subscribers(Load):
                         elif frame.event == channel:
                             seen.append(frame.id)
             except (httpx.HTTPError, EOFError, TimeoutError, OSError):
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the pace of a client's reconnects
 
     def _caught_up(self, seen: list[str]) -> bool:
         return set(self.publisher.acknowledged) <= set(seen)
@@ -380,7 +384,7 @@ class WebhookAlerts(Load):
                 f"alerted {len(set(await self._alerted(node)) & errors)} of {len(errors)} "
                 f"ERROR lines, {len(self.listener.keys() & expected)} delivered"
             )
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # polling: history and the listener (the loop has a deadline)
 
     async def check(self, node: Node) -> None:
         errors, alerted = await self._error_ids(node), await self._alerted(node)

@@ -163,13 +163,19 @@ OPEN_MATRIX = {  # name: (request, status, answered by the lean path)
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", OPEN_MATRIX)
-async def test_lean_and_quart_answer_alike(open_app: Counted, name: str) -> None:
-    raw, status, lean = OPEN_MATRIX[name]
-    with_lean, without, handed = await open_app.both(raw)
+async def assert_alike(app: Counted, case: tuple[bytes, int, bool]) -> None:
+    """Both paths answer ``request`` with the same bytes and ``status``; the lean one kept it
+    when ``lean``, else handed it to Quart."""
+    request, status, lean = case
+    with_lean, without, handed = await app.both(request)
     assert with_lean == without
     assert with_lean.startswith(f"HTTP/1.1 {status} ".encode()), with_lean
     assert handed is not lean
+
+
+@pytest.mark.parametrize("name", OPEN_MATRIX)
+async def test_lean_and_quart_answer_alike(open_app: Counted, name: str) -> None:
+    await assert_alike(open_app, OPEN_MATRIX[name])
 
 
 async def test_a_new_channel_is_quarts_then_lean(open_app: Counted) -> None:
@@ -192,11 +198,7 @@ SECURED_MATRIX = {
 
 @pytest.mark.parametrize("name", SECURED_MATRIX)
 async def test_lean_and_quart_answer_alike_with_tokens(secured_app: Counted, name: str) -> None:
-    raw, status, lean = SECURED_MATRIX[name]
-    with_lean, without, handed = await secured_app.both(raw)
-    assert with_lean == without
-    assert with_lean.startswith(f"HTTP/1.1 {status} ".encode()), with_lean
-    assert handed is not lean
+    await assert_alike(secured_app, SECURED_MATRIX[name])
 
 
 async def test_rate_limited_alike_and_charged_once(limited_app: Counted) -> None:

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.crash_loop import Node, history
 from tests.sources.conftest import LogWriter
+from tests.support.waiting import answer
 
 
-async def lines_of(node: Node, channel: str, count: int) -> list[str]:
-    """The channel's lines once there are ``count`` (fails after 30 s)."""
-    deadline = time.monotonic() + 30
-    while True:
-        lines = [event["data"]["line"] for event in await history(node, channel)]
-        if len(lines) >= count:
-            return lines
-        assert time.monotonic() < deadline, f"{len(lines)} lines of {count}"
-        await asyncio.sleep(0.05)
+async def lines_of(node: Node, channel: str, count: int = 1, last: str | None = None) -> list[str]:
+    """The channel's lines once there are ``count`` and ``last`` among them (fails after 30 s)."""
+
+    async def lines() -> list[str]:
+        return [event["data"]["line"] for event in await history(node, channel)]
+
+    def done(got: list[str]) -> bool:
+        return len(got) >= count and (last is None or last in got)
+
+    return await answer(lines, done, f"{count} lines and {last!r} in {channel}", every_s=0.05)
 
 
 @pytest.mark.slow
@@ -41,10 +41,7 @@ async def test_a_sigkilled_server_delivers_the_lines_written_while_it_was_down(
         node.kill()
         writer.lines(7)  # while down
         await node.start()
-        writer.line("last line")
-        lines = await lines_of(node, "log.app", 113)
-        await asyncio.sleep(0.5)  # a late repeat would show now
-        lines = await lines_of(node, "log.app", 113)
+        lines = await lines_of(node, "log.app", last=writer.line("last line"))  # repeats: before it
     finally:
         log = node.server.log()
         node.stop()

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from app.throttle import FAILURES, WINDOW_S
 from tests.support.server import ServerProcess
 
 READER = "reader-token-123"
@@ -17,6 +18,11 @@ CONFIG = {
     "auth": {"read_tokens": [READER], "secret_key": "a-test-secret-key-long-enough"},
     "channels": [{"name": "ops.deploys", "kind": "notify"}],
 }
+
+
+def refills_within(seconds: float) -> int:
+    """Guesses the throttle gives back in ``seconds`` (10 a minute): a slow machine's requests."""
+    return int(seconds * FAILURES / WINDOW_S)
 
 
 @contextmanager
@@ -53,32 +59,36 @@ def test_next_never_leaves_the_site(signing: ServerProcess, next_: str) -> None:
 def test_wrong_login_tokens_are_throttled_and_logged_boundedly(start_server) -> None:
     server = start_server(CONFIG)
     url = f"{server.url}/login"
+    started = time.monotonic()
     answers = [httpx.post(url, data={"token": f"guess-{i:04d}"}).status_code for i in range(30)]
-    assert answers[:10] == [401] * 10
-    assert answers[10:] == [429] * 20
     throttled = httpx.post(url, data={"token": READER})  # even the right one: no oracle
+    refilled = refills_within(time.monotonic() - started)
+    assert answers[:10] == [401] * 10
+    assert set(answers[10:]) <= {401, 429} and answers[10:].count(401) <= refilled
     assert throttled.status_code == 429
     assert int(throttled.headers["Retry-After"]) >= 1
     assert "Too many failed sign-ins" in throttled.text
     log = server.log()
-    assert log.count("auth failure") == 10
-    assert log.count("auth throttled") == 1
+    assert log.count("auth failure") == answers.count(401)
+    assert 1 <= log.count("auth throttled") <= 1 + refilled
 
 
 def test_wrong_bearer_tokens_are_throttled(start_server) -> None:
     server = start_server(CONFIG)
     url = f"{server.url}/api/channels"
+    started = time.monotonic()
     answers = [
         httpx.get(url, headers={"Authorization": f"Bearer guess-{i:04d}"}).status_code
         for i in range(25)
     ]
-    assert answers[:10] == [401] * 10
-    assert answers[10:] == [429] * 15
     refused = httpx.get(url, headers={"Authorization": f"Bearer {READER}"})
+    refilled = refills_within(time.monotonic() - started)
+    assert answers[:10] == [401] * 10
+    assert set(answers[10:]) <= {401, 429} and answers[10:].count(401) <= refilled
     assert refused.status_code == 429
     assert refused.json()["error"].startswith("too many wrong tokens")
     assert int(refused.headers["Retry-After"]) >= 1
-    assert server.log().count("auth failure") == 10
+    assert server.log().count("auth failure") == answers.count(401)
 
 
 def test_a_session_from_before_the_flood_still_works(start_server) -> None:

@@ -71,7 +71,7 @@ class Load:
                 seen = set(self.epochs[-2 * len(self.gateways) :])
                 if len(self.epochs) > 2 * len(self.gateways) and seen and old not in seen:
                     return seen.pop()
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # polling what the writer task saw (under a timeout)
 
 
 def append(path: Path, *lines: str) -> None:

@@ -22,6 +22,7 @@ from tests.conftest import require_binary
 from tests.redis.conftest import GatewayFactory
 from tests.support.server import ServerProcess
 from tests.support.sse_client import SSEStream
+from tests.support.waiting import answer
 
 pytestmark = pytest.mark.redis
 
@@ -53,12 +54,9 @@ async def ready(gateway: ServerProcess) -> bool:
         return (await client.get(f"{gateway.url}/readyz")).status_code == 200
 
 
-async def until_ready_is(gateway: ServerProcess, wanted: bool, within_s: float = 15.0) -> None:
-    for _ in range(int(within_s / 0.05)):
-        if await ready(gateway) == wanted:
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"/readyz never became {'ready' if wanted else 'not ready'}")
+async def until_ready_is(gateway: ServerProcess, wanted: bool) -> None:
+    what = f"/readyz {'ready' if wanted else 'not ready'}"
+    await answer(lambda: ready(gateway), lambda now: now == wanted, what, every_s=0.05)
 
 
 @pytest.mark.slow
@@ -86,7 +84,7 @@ async def test_an_outage_loses_no_line_and_doubles_none(
         append(log_file, "line 3", "line 4", "line 5")
         pings = len(stream.parser.comments)
         await stream.wait_for(lambda: len(stream.parser.comments) >= pings + 3, within=15)
-        await asyncio.sleep(OUTAGE_S)
+        await asyncio.sleep(OUTAGE_S)  # the outage's length is the scenario: nothing to await
         await asyncio.to_thread(persistent_redis.start)
         during = await stream.events(3, within=20)
         append(log_file, "line 6")

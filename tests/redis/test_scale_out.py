@@ -24,6 +24,7 @@ from tests.redis.conftest import GatewayFactory
 from tests.sources.conftest import LogWriter
 from tests.support.server import ROOT, ServerProcess
 from tests.support.sse_client import SSEStream
+from tests.support.waiting import answer
 
 pytestmark = pytest.mark.redis
 
@@ -91,13 +92,13 @@ async def test_when_the_source_process_dies_another_takes_over(
 
 async def log_lines(gateway: ServerProcess, until_line: str) -> list[str]:
     """The lines of ``log.app`` on ``gateway`` once ``until_line`` is among them (30 s at most)."""
-    async with asyncio.timeout(30):
-        while True:
-            with contextlib.suppress(AssertionError):  # 404 until the channel exists
-                lines = [event["data"]["line"] for event in await history(gateway.url, "log.app")]
-                if until_line in lines:
-                    return lines
-            await asyncio.sleep(0.05)
+
+    async def lines() -> list[str]:
+        with contextlib.suppress(AssertionError):  # 404 until the channel exists
+            return [event["data"]["line"] for event in await history(gateway.url, "log.app")]
+        return []
+
+    return await answer(lines, lambda got: until_line in got, f"{until_line!r} in log.app")
 
 
 @pytest.mark.slow
@@ -116,9 +117,8 @@ async def test_the_gateway_taking_over_the_sources_continues_the_log_where_it_st
         await log_lines(survivor, writer.written[-1])
         holder.stop(signal.SIGKILL)
         writer.lines(5)  # nobody tails the file until the lease expires
-        lines = await log_lines(survivor, writer.line("last line"))
-        await asyncio.sleep(0.5)  # a late repeat would show now
-        lines = await log_lines(survivor, "last line")
+        await log_lines(survivor, writer.line("last line"))
+        lines = await log_lines(survivor, writer.line("after the last line"))  # repeats: before it
     finally:
         writer.close()
     assert lines == writer.written  # the offset was in Redis, beside the events

@@ -38,7 +38,7 @@ class Collector:
         apply_state(self.state, state or {})
         self._changed.set()
         if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+            await asyncio.sleep(self.delay_s)  # a slow broker is what a test asks for here
         seq = next(self._seq)
         return Event(str(seq), channel, kind, time.time(), data, seq, seq)
 

@@ -50,7 +50,7 @@ async def test_a_room_publishes_nothing_and_returns_on_stop(type_name: str) -> N
 
     stop = asyncio.Event()
     task = asyncio.create_task(room.type.create(room.config).run(publish, stop))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop, not a wait: the room's run() has started
     assert not task.done()
     stop.set()
     await asyncio.wait_for(task, timeout=10)

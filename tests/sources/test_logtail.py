@@ -60,7 +60,7 @@ async def test_rename_rotation_while_the_old_writer_still_appends(log_dir, tail,
         deadline = time.monotonic() + 0.3
         while time.monotonic() < deadline:  # the daemon has not reopened yet
             writer.lines(5)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the pace of the daemon's writes to the renamed file
         writer.reopen()
         writer.lines(50)
         await got.wait_for(len(writer.written))
@@ -76,7 +76,7 @@ async def test_two_rotations_within_500_ms(log_dir, tail, make_writer):
         rotate_by_rename(path, ".2")
         writer.reopen()
         writer.lines(30)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # the scenario: the second rotation 200 ms after the first
         rotate_by_rename(path, ".1")
         writer.lines(10)  # still the old handle, now app.log.1
         writer.reopen()
@@ -124,7 +124,7 @@ async def test_delete_then_recreate_after_2_s(log_dir, tail, make_writer):
         await got.wait_for(20)
         first.close()
         path.unlink()
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # the scenario: the path stays missing 2 s (the tailer looks on)
         second = make_writer(path, prefix="second")
         second.lines(20)
         await got.wait_for(40)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_binary
+from tests.support.waiting import until
 
 LOGROTATE = "/usr/sbin/logrotate"
 
@@ -95,7 +96,8 @@ async def test_rename_rotation_by_logrotate_with_create(
         background = continuous_writer(writer, interval_s=0.001)
         await got.wait_for(len(writer.written) + 100)  # following the live writer
         await logrotate(rotate_dir, path, "create")
-        await asyncio.sleep(0.2)  # the daemon still writes to app.log.1 ...
+        rotated_at = len(writer.written)  # the daemon still writes to app.log.1 ...
+        await until(lambda: len(writer.written) >= rotated_at + 100, "100 lines to app.log.1")
         writer.reopen()  # ... until its postrotate signal makes it reopen app.log
         await got.wait_for(len(writer.written) + 100)  # and to the new app.log
         background.stop()

@@ -8,9 +8,7 @@ database (or Redis prefix).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from app.sources.logtail.source import LOGTAIL, LogTailSource
 from tests.broker.conftest import RedisServer, build_broker, unique_prefix
 from tests.broker.conftest import redis_server as redis_server  # the session's shared Redis
 from tests.sources.test_logtail_logrotate import logrotate
-from tests.support.waiting import until
+from tests.support.waiting import answer, until
 
 BACKENDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 
@@ -61,28 +59,23 @@ def _watching(source: object) -> bool:
     return isinstance(source, LogTailSource) and source.ready.is_set()
 
 
+async def published(broker: Broker, channel: str) -> list[str]:
+    """The lines in ``channel``'s history, oldest first."""
+    page = await broker.history(channel, None, 100_000)
+    return [str(event.data["line"]) for event in page.events]
+
+
 async def delivered(broker: Broker, count: int, channel: str = "log.app") -> list[str]:
     """The lines published to ``channel`` once there are ``count`` (fails after 30 s)."""
-    deadline = time.monotonic() + 30
-    while True:
-        page = await broker.history(channel, None, 100_000)
-        lines = [str(event.data["line"]) for event in page.events]
-        if len(lines) >= count or time.monotonic() > deadline:
-            assert len(lines) >= count, f"{len(lines)} lines of {count}: {lines[-5:]}"
-            return lines
-        await asyncio.sleep(0.02)
+    what = f"{count} lines in {channel}"
+    return await answer(lambda: published(broker, channel), lambda got: len(got) >= count, what)
 
 
 async def settled(broker: Broker, writer: Any, channel: str = "log.app") -> list[str]:
     """Everything delivered up to a last line written now (anything repeated comes before)."""
     last = writer.line("last line")
-    lines = await delivered(broker, 1, channel)
-    deadline = time.monotonic() + 30
-    while last not in lines:
-        assert time.monotonic() < deadline, f"no {last!r} within 30 s"
-        await asyncio.sleep(0.02)
-        lines = await delivered(broker, 1, channel)
-    return lines
+    what = f"{last!r} in {channel}"
+    return await answer(lambda: published(broker, channel), lambda got: last in got, what)
 
 
 @pytest.mark.parametrize("broker_url", BACKENDS, indirect=True)
@@ -198,9 +191,8 @@ async def test_lines_apply_only_to_a_file_seen_for_the_first_time(
     new.lines(50)
     async with running(url, log_dir / "*.log", lines=10) as broker:
         seen_lines = await settled(broker, seen, "log.seen")
-        new_lines = await delivered(broker, 10, "log.new")
-        await asyncio.sleep(0.3)  # nothing more is coming for the new file
-        new_lines = await delivered(broker, 10, "log.new")
+        await delivered(broker, 10, "log.new")  # the new file is followed: a line written now...
+        new_lines = await settled(broker, new, "log.new")  # ...comes after anything repeated
     assert seen_lines == seen.written[40:]
     assert new_lines == new.written[40:]
 

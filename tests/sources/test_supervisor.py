@@ -22,6 +22,7 @@ from app.sources.base import (
     Supervisor,
     configure_sources,
 )
+from tests.support.waiting import answer
 
 
 class Plain(msgspec.Struct, forbid_unknown_fields=True):
@@ -50,7 +51,7 @@ class Counting:
         while not stop.is_set():
             count += 1
             await publish("notes.steady", "notify", {"message": str(count)})
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # the pace of a busy source, leaving the loop to others
 
 
 class Returning:
@@ -281,9 +282,8 @@ async def test_a_checkpointing_source_may_store_state_without_publishing(
 
 async def _eventually_state(broker: MemoryBroker, prefix: str) -> dict[str, str]:
     """What is stored under ``prefix`` once it is complete (the resuming source: at 6)."""
-    for _ in range(3000):
-        state = await broker.load_state(prefix)
-        if state and state.get("resuming:next", "6") == "6":
-            return state
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"nothing stored under {prefix!r} within 30 s")
+    return await answer(
+        lambda: broker.load_state(prefix),
+        lambda state: bool(state) and state.get("resuming:next", "6") == "6",
+        f"the state under {prefix!r} complete",
+    )

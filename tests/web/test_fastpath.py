@@ -88,7 +88,7 @@ def test_lean_events_are_made_inside_the_block_only_and_put_back() -> None:
 async def test_set_wakes_every_waiter_and_clear_rearms() -> None:
     event = LeanEvent()
     waiters = [asyncio.ensure_future(event.wait()) for _ in range(3)]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop, not a wait: the waiters reach their wait()
     assert not any(waiter.done() for waiter in waiters)
     await event.set()
     await asyncio.wait_for(asyncio.gather(*waiters), 10)
@@ -96,7 +96,7 @@ async def test_set_wakes_every_waiter_and_clear_rearms() -> None:
     await event.wait()  # already set: at once
     await event.clear()
     again = asyncio.ensure_future(event.wait())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the waiter is in its wait()
     assert not again.done()
     await event.set()
     await asyncio.wait_for(again, 10)
@@ -106,7 +106,7 @@ async def test_a_cancelled_waiter_is_forgotten_and_others_still_wake() -> None:
     event = LeanEvent()
     cancelled = asyncio.ensure_future(event.wait())
     kept = asyncio.ensure_future(event.wait())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: both are in their wait()
     cancelled.cancel()
     await asyncio.gather(cancelled, return_exceptions=True)
     assert event._waiters is not None and len(event._waiters) == 1
