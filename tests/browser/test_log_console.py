@@ -35,6 +35,7 @@ BEFORE_OPEN = 1500  # more than the DOM cap: the first render holds 200 of them
 LOG_CAP = 1000
 SCROLL_TO_TOP = "el => { el.scrollTop = -el.scrollHeight; }"  # a reversed column: top is negative
 SCROLL_TO_END = "el => { el.scrollTop = 0; }"
+OLD_AND_LIVE = (".old", ":not(.old)")
 WAIT_MS = 90_000  # generous for a loaded box; a page that stalls for good fails, not hangs
 
 
@@ -111,9 +112,11 @@ def pump(page: Page, writer: Writer, until_written: int) -> None:
     "a live page at 200 rows/s keeps Chromium's main thread ~100% busy (each SSE message is one "
     "swap whose out-of-band delete walks the document, ~50% of it), so the extra work of "
     "'load older' pages while scrolled back puts it behind (a scroll took > 60 s in a "
-    "diagnostic run), and the plain page ended with 17,500 rows against a bound of 3,001 (not "
-    "explained yet). Remaining fix: one SSE message per write turn with one "
-    "merged delete (server side). Timing-dependent, hence not strict.",
+    "diagnostic run), and the plain page ended with 17,000 older rows and 200 live ones against "
+    "a bound of 3,001 (200 live rows look like a snapshot after a reconnect, and older pages "
+    "loaded after the last live row, which alone trims them: not explained yet). Remaining "
+    "fix: one SSE message per write turn with one merged delete (server side), and trimming "
+    "older rows in the 'load older' answer itself. Timing-dependent, hence not strict.",
 )
 def test_viewers_opened_and_left_open_at_200_lines_per_s_log_nothing(
     browser: Browser, server: ServerProcess, app_log: LogFile
@@ -157,7 +160,8 @@ def test_viewers_opened_and_left_open_at_200_lines_per_s_log_nothing(
         # (+1: the row below an in-flight "load older" is spared)
         assert fresh.locator("#log-app-list > li.line").count() <= LOG_CAP
         assert plain.locator("#log-app-list > li.line.old").count() > 0, "no older page came"
-        assert plain.locator("#log-app-list > li.line").count() <= LOG_CAP + SCROLLBACK_CAP + 1
+        old, live = (plain.locator(f"#log-app-list > li.line{c}").count() for c in OLD_AND_LIVE)
+        assert old + live <= LOG_CAP + SCROLLBACK_CAP + 1, f"{old} older rows, {live} live rows"
         plain.wait_for_timeout(500)  # late console messages
         cuts = [entry for entry in server.log().splitlines() if "cut" in entry.lower()]
         assert console == [], f"{len(console)} console messages: {console[:10]}; cuts: {cuts[:5]}"
