@@ -75,7 +75,7 @@ from app.events import Event, KindRegistry, KindView
 from app.linefields import structured
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-SCROLLBACK_CAP = 50_000  # log rows a viewer holds while scrolled back (partials/_log.html)
+SCROLLBACK_CAP = 2_000  # older rows a viewer keeps while scrolled back (partials/_log.html)
 MAX_CHIPS = 40  # fields a structured log row shows as chips; the raw line has them all
 SPARK_POINTS = 60
 SPARK_KEYS = 1000

@@ -6,7 +6,10 @@ quick local run). A viewer opens *while* lines arrive, is scrolled up for a
 while mid-run and back, and a fresh page loads near the end. Every console
 message of any type, and every uncaught page error, fails the test. A viewer
 filtered by ``q`` and ``field`` stays open from start to end and must show the
-last matching line.
+last matching line, and the scrolled-back page holds no more rows than the live end's
+cap plus the scrollback's (``SCROLLBACK_CAP``): what keeps such a page quick enough that the
+server never cuts its stream (a cut is a console error: the SSE extension logs it).
+Every wait is bounded: a stalled page fails the test in minutes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from app.render import SCROLLBACK_CAP
 from tests.browser.conftest import LogFile, expect_connection
 from tests.support.server import ServerProcess
 
@@ -29,12 +33,10 @@ RUN_S = float(os.environ.get("PULSEBOARD_CONSOLE_RUN_S", "120"))
 TICK_S = 0.1
 BEFORE_OPEN = 1500  # more than the DOM cap: the first render holds 200 of them
 LOG_CAP = 1000
-# page.evaluate, not a locator's: no 30 s timeout when a busy page answers late
-SCROLL_TO_TOP = (
-    "() => { const el = document.querySelector('.viewer-body'); el.scrollTop = -el.scrollHeight; }"
-)
-SCROLL_TO_END = "() => { document.querySelector('.viewer-body').scrollTop = 0; }"
-WAIT_MS = 120_000  # a page that falls behind catches up: the test is about the console, not speed
+SCROLL_TO_TOP = "el => { el.scrollTop = -el.scrollHeight; }"  # a reversed column: top is negative
+SCROLL_TO_END = "el => { el.scrollTop = 0; }"
+OLD_AND_LIVE = (".old", ":not(.old)")
+WAIT_MS = 90_000  # generous for a loaded box; a page that stalls for good fails, not hangs
 
 
 def line(n: int) -> str:
@@ -102,15 +104,19 @@ def pump(page: Page, writer: Writer, until_written: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(RUN_S + 420)  # the safety net under the bounded waits
 @pytest.mark.xfail(
     strict=False,
-    reason="still failing after the in-flight cap guard: once scrolled back the live end grows "
-    "toward scrollback_cap (50,000 rows) at 200 lines/s, the page falls behind (page.evaluate "
-    "hung for minutes on a loaded box), the server cuts its stream (ERR_CONNECTION_RESET, the "
-    "SSE extension logs the error Event) and a snapshot on reconnect detaches the row an "
-    "in-flight 'load older' targets (htmx:swapError). The filtered viewer kept up in the run "
-    "that got that far. Timing-dependent, hence not strict.",
+    reason="the cap's O(rows^2) :has() is gone and the list is bounded (cap + SCROLLBACK_CAP), "
+    "and a 60 s run passed once; the 120 s run still failed on a loaded box (load 6 on 2 cores): "
+    "a live page at 200 rows/s keeps Chromium's main thread ~100% busy (each SSE message is one "
+    "swap whose out-of-band delete walks the document, ~50% of it), so the extra work of "
+    "'load older' pages while scrolled back puts it behind (a scroll took > 60 s in a "
+    "diagnostic run), and the plain page ended with 17,000 older rows and 200 live ones against "
+    "a bound of 3,001 (200 live rows look like a snapshot after a reconnect, and older pages "
+    "loaded after the last live row, which alone trims them: not explained yet). Remaining "
+    "fix: one SSE message per write turn with one merged delete (server side), and trimming "
+    "older rows in the 'load older' answer itself. Timing-dependent, hence not strict.",
 )
 def test_viewers_opened_and_left_open_at_200_lines_per_s_log_nothing(
     browser: Browser, server: ServerProcess, app_log: LogFile
@@ -129,10 +135,11 @@ def test_viewers_opened_and_left_open_at_200_lines_per_s_log_nothing(
         expect_connection(filtered, "Live", timeout_ms=WAIT_MS)
 
         pump(plain, writer, BEFORE_OPEN + (total - BEFORE_OPEN) // 3)
-        for _ in range(50):  # scrolled up for a while mid-run ("load older" may ask), then back
-            plain.evaluate(SCROLL_TO_TOP)
+        body = plain.locator(".viewer-body")
+        for _ in range(50):  # scrolled up for a while mid-run ("load older" asks), then back
+            body.evaluate(SCROLL_TO_TOP, timeout=WAIT_MS)
             plain.wait_for_timeout(100)
-        plain.evaluate(SCROLL_TO_END)
+        body.evaluate(SCROLL_TO_END, timeout=WAIT_MS)
 
         pump(plain, writer, BEFORE_OPEN + (total - BEFORE_OPEN) * 9 // 10)
         fresh = watched(browser, console, "fresh")
@@ -149,8 +156,12 @@ def test_viewers_opened_and_left_open_at_200_lines_per_s_log_nothing(
         last_alice = line(alices[-1]).split("console ", 1)[1].split('"')[0]
         rows = filtered.locator("#log-app-list > li.line")
         expect(rows.last).to_contain_text(last_alice, timeout=WAIT_MS)
-        # the fresh page holds the live end's cap (plain may hold a scrollback page)
+        # the fresh page holds the live end's cap; plain, scrolled back, also its scrollback
+        # (+1: the row below an in-flight "load older" is spared)
         assert fresh.locator("#log-app-list > li.line").count() <= LOG_CAP
+        assert plain.locator("#log-app-list > li.line.old").count() > 0, "no older page came"
+        old, live = (plain.locator(f"#log-app-list > li.line{c}").count() for c in OLD_AND_LIVE)
+        assert old + live <= LOG_CAP + SCROLLBACK_CAP + 1, f"{old} older rows, {live} live rows"
         plain.wait_for_timeout(500)  # late console messages
         cuts = [entry for entry in server.log().splitlines() if "cut" in entry.lower()]
         assert console == [], f"{len(console)} console messages: {console[:10]}; cuts: {cuts[:5]}"

@@ -426,7 +426,7 @@ async def test_a_cursor_from_another_epoch_gets_a_gap_frame_then_the_history(
         texts = [json.loads(body)["data"]["text"] for body in data_of(sock.written)]
         assert texts == ["a", "b"]
     else:
-        assert 'id="boom-room-list" hx-swap-oob="innerHTML"' in gap.data
+        assert 'id="boom-room-note" hx-swap-oob="innerHTML"' in gap.data
     assert registry.stats.gaps == 1
     await stopped(task)
 
