@@ -15,7 +15,7 @@ the RE2 binding costs about 9 µs, the set's scan for 500 patterns about 1.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import re2
@@ -124,6 +124,12 @@ class EventFilter:
     pattern: Any = None
     level: str | None = None
     fields: tuple[tuple[str, str], ...] = ()
+    key: str | None = field(init=False, default=None, compare=False, repr=False)
+    """The pattern's :func:`pattern_key`, worked out once (asking RE2 its options is a call)."""
+
+    def __post_init__(self) -> None:
+        if self.pattern is not None:
+            object.__setattr__(self, "key", pattern_key(self.pattern))
 
     @property
     def active(self) -> bool:
@@ -144,8 +150,8 @@ class EventFilter:
             return False
         if self.pattern is None:
             return True
-        if patterns is not None:
-            matched = patterns.matches(pattern_key(self.pattern), event, text)
+        if patterns is not None and self.key is not None:
+            matched = patterns.matches(self.key, event, text)
             if matched is not None:
                 return matched
         return self.pattern.search(text) is not None
@@ -157,9 +163,7 @@ FilterKey = tuple[str, str | None, str | None, tuple[tuple[str, str], ...]]
 
 def filter_key(format_name: str, event_filter: EventFilter) -> FilterKey:
     """The key streams sharing ``event_filter``'s frames in ``format_name`` have in common."""
-    pattern = event_filter.pattern
-    key = None if pattern is None else pattern_key(pattern)
-    return (format_name, key, event_filter.level, tuple(event_filter.fields))
+    return (format_name, event_filter.key, event_filter.level, tuple(event_filter.fields))
 
 
 def pattern_key(pattern: Any) -> str:
