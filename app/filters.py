@@ -239,7 +239,7 @@ class SharedFilter:
     """
 
     KEPT = 16
-    __slots__ = ("__weakref__", "_encode", "_kept", "_patterns", "filter")
+    __slots__ = ("__weakref__", "_encode", "_kept", "_newest", "_patterns", "filter")
 
     def __init__(
         self,
@@ -251,13 +251,18 @@ class SharedFilter:
         self._encode = encode
         self._patterns = patterns
         self._kept: dict[str, tuple[Event, bytes]] = {}
+        self._newest: tuple[Event | None, bytes] = (None, b"")
 
     def frame(self, event: Event) -> bytes:
         """``event``'s frame if the filter keeps it, else ``b""``."""
+        newest, frame = self._newest
+        if newest is event:  # the hub's fan-out: each of its streams asks in turn
+            return frame
         kept = self._kept.get(event.id)
         if kept is not None and kept[0] is event:
             return kept[1]
         frame = self._encode(event) if self.filter.accepts(event, self._patterns) else b""
+        self._newest = (event, frame)
         kept_events = self._kept
         kept_events[event.id] = (event, frame)
         if len(kept_events) > self.KEPT:
