@@ -236,10 +236,12 @@ class SharedFilter:
     the answers for the newest ``KEPT`` events are kept, so streams that read
     the same events (the hub's fan-out, or a batch each) ask the filter once.
     Few: 500 distinct all-matching filters keep 500 x KEPT highlighted frames.
+    They are kept in a ring by offset (a list store per event, no eviction):
+    events of several channels may take each other's place, then are asked again.
     """
 
     KEPT = 16
-    __slots__ = ("__weakref__", "_encode", "_kept", "_newest", "_patterns", "filter")
+    __slots__ = ("__weakref__", "_encode", "_kept", "_patterns", "filter")
 
     def __init__(
         self,
@@ -250,21 +252,17 @@ class SharedFilter:
         self.filter = event_filter
         self._encode = encode
         self._patterns = patterns
-        self._kept: dict[str, tuple[Event, bytes]] = {}
-        self._newest: tuple[Event | None, bytes] = (None, b"")
+        self._kept: list[tuple[Event | None, bytes]] = [(None, b"")] * self.KEPT
 
     def frame(self, event: Event) -> bytes:
         """``event``'s frame if the filter keeps it, else ``b""``."""
-        newest, frame = self._newest
-        if newest is event:  # the hub's fan-out: each of its streams asks in turn
+        slot = event.offset % _KEPT
+        kept, frame = self._kept[slot]
+        if kept is event:  # the hub's fan-out: each of the filter's streams asks in turn
             return frame
-        kept = self._kept.get(event.id)
-        if kept is not None and kept[0] is event:
-            return kept[1]
         frame = self._encode(event) if self.filter.accepts(event, self._patterns) else b""
-        self._newest = (event, frame)
-        kept_events = self._kept
-        kept_events[event.id] = (event, frame)
-        if len(kept_events) > self.KEPT:
-            del kept_events[next(iter(kept_events))]
+        self._kept[slot] = (event, frame)
         return frame
+
+
+_KEPT = SharedFilter.KEPT
