@@ -16,7 +16,10 @@ Deliberate oddities:
   ``finditer``'s on a table of patterns and texts, so a binding that changes
   it fails there, not in a viewer.
 - The engine's form of a pattern is kept per compiled pattern object
-  (identity, bounded LRU): streams keep theirs for their life.
+  (identity, an LRU of ``KEPT``), which keeps that object alive too: at
+  most ``KEPT`` patterns outlive their stream or request, each with the
+  memory RE2 gave it (bounded by its ``max_mem``). Beyond ``KEPT`` distinct
+  live filters, the engine form is made again per call (slower, not wrong).
 - A text that is not valid UTF-8 as Python text (a lone surrogate) raises
   ``UnicodeEncodeError``, as ``finditer`` does.
 - Even that call is 1-3 µs, twice per matching line, and 500 engine objects
@@ -42,7 +45,7 @@ from typing import Any
 import re2
 from re2 import _re2
 
-KEPT = 4096  # patterns whose engine form is kept (a stream's filter, a search's page)
+KEPT = 1024  # patterns whose engine form is kept (a stream's filter, a search's page)
 FAST_PATTERN_MAX = 64  # characters of a pattern Python's re may take (literal alternatives)
 FAST_TEXT_MAX = 4096  # characters of a text it may scan (longer: RE2)
 _UNANCHORED = re2._Anchor.UNANCHORED

@@ -74,6 +74,7 @@ from markupsafe._speedups import _escape_inner  # escape's C core, a str (no Mar
 
 from app.acks import alert_state
 from app.events import Event, KindRegistry, KindView
+from app.highlight import KEPT as PATTERNS_KEPT
 from app.highlight import match_spans
 from app.linefields import structured
 
@@ -507,7 +508,7 @@ def context_href(channel: str, event_id: str, pattern: Any = None) -> str:
     return f"/channels/{channel}/lines/{line}{_search(pattern)}#line-{line}"
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=PATTERNS_KEPT)
 def _search(pattern: Any) -> str:
     """The query a context link carries for ``pattern`` (kept per pattern object)."""
     if pattern is None:
@@ -518,7 +519,7 @@ def _search(pattern: Any) -> str:
     return f"?{urlencode(query)}"
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=PATTERNS_KEPT)
 def _search_html(pattern: Any) -> str:
     """:func:`_search`, escaped for an attribute."""
     return _escape_inner(_search(pattern))
