@@ -498,33 +498,6 @@ def marked(text: str, spans: Sequence[tuple[int, int]], offset: int = 0) -> str:
     return "".join(pieces)
 
 
-def context_href(channel: str, event_id: str, pattern: Any = None) -> str:
-    """The context view of a line: its neighbours, the line anchored, the search highlighted.
-
-    >>> context_href("log.app", "ab-7")
-    '/channels/log.app/lines/ab-7#line-ab-7'
-    """
-    line = quote(event_id, safe="-_.~:")
-    return f"/channels/{channel}/lines/{line}{_search(pattern)}#line-{line}"
-
-
-@lru_cache(maxsize=PATTERNS_KEPT)
-def _search(pattern: Any) -> str:
-    """The query a context link carries for ``pattern`` (kept per pattern object)."""
-    if pattern is None:
-        return ""
-    query = [("q", pattern.pattern)]
-    if not pattern.options.case_sensitive:
-        query.append(("ignore_case", "1"))
-    return f"?{urlencode(query)}"
-
-
-@lru_cache(maxsize=PATTERNS_KEPT)
-def _search_html(pattern: Any) -> str:
-    """:func:`_search`, escaped for an attribute."""
-    return _escape_inner(_search(pattern))
-
-
 def context_link(event: Event, pattern: Any) -> Markup:
     """A search result's link to its context view; nothing when no search is on.
 
@@ -537,13 +510,28 @@ def context_link(event: Event, pattern: Any) -> Markup:
 
 
 def link_halves(channel: str, event_id: str) -> tuple[str, str]:
-    """A context link's html before and after its search (the part each pattern has its own)."""
+    """A context link's html before and after its search (the part each pattern has its own).
+
+    The context view of a line: its neighbours, the line anchored, the search highlighted.
+
+    >>> link_halves("log.app", "ab-7")[0]
+    '<a class="ctx" href="/channels/log.app/lines/ab-7'
+    """
     line = quote(event_id, safe="-_.~:")
     return (
         f'<a class="ctx" href="{escape(f"/channels/{channel}/lines/{line}")}',
         f'{escape(f"#line-{line}")}" aria-label="context"'
         ' title="The lines around this one, unfiltered"></a>',
     )
+
+
+@lru_cache(maxsize=PATTERNS_KEPT)
+def _search_html(pattern: Any) -> str:
+    """The query a context link carries for ``pattern``, escaped (kept per pattern object)."""
+    query = [("q", pattern.pattern)]
+    if not pattern.options.case_sensitive:
+        query.append(("ignore_case", "1"))
+    return _escape_inner(f"?{urlencode(query)}")
 
 
 def clock(timestamp: float) -> str:
