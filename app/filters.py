@@ -15,7 +15,7 @@ the RE2 binding costs about 9 µs, the set's scan for 500 patterns about 1.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import re2
@@ -124,6 +124,12 @@ class EventFilter:
     pattern: Any = None
     level: str | None = None
     fields: tuple[tuple[str, str], ...] = ()
+    key: str | None = field(init=False, default=None, compare=False, repr=False)
+    """The pattern's :func:`pattern_key`, worked out once (asking RE2 its options is a call)."""
+
+    def __post_init__(self) -> None:
+        if self.pattern is not None:
+            object.__setattr__(self, "key", pattern_key(self.pattern))
 
     @property
     def active(self) -> bool:
@@ -144,8 +150,8 @@ class EventFilter:
             return False
         if self.pattern is None:
             return True
-        if patterns is not None:
-            matched = patterns.matches(pattern_key(self.pattern), event, text)
+        if patterns is not None and self.key is not None:
+            matched = patterns.matches(self.key, event, text)
             if matched is not None:
                 return matched
         return self.pattern.search(text) is not None
@@ -157,9 +163,7 @@ FilterKey = tuple[str, str | None, str | None, tuple[tuple[str, str], ...]]
 
 def filter_key(format_name: str, event_filter: EventFilter) -> FilterKey:
     """The key streams sharing ``event_filter``'s frames in ``format_name`` have in common."""
-    pattern = event_filter.pattern
-    key = None if pattern is None else pattern_key(pattern)
-    return (format_name, key, event_filter.level, tuple(event_filter.fields))
+    return (format_name, event_filter.key, event_filter.level, tuple(event_filter.fields))
 
 
 def pattern_key(pattern: Any) -> str:
@@ -232,6 +236,8 @@ class SharedFilter:
     the answers for the newest ``KEPT`` events are kept, so streams that read
     the same events (the hub's fan-out, or a batch each) ask the filter once.
     Few: 500 distinct all-matching filters keep 500 x KEPT highlighted frames.
+    They are kept in a ring by offset (a list store per event, no eviction):
+    events of several channels may take each other's place, then are asked again.
     """
 
     KEPT = 16
@@ -246,16 +252,17 @@ class SharedFilter:
         self.filter = event_filter
         self._encode = encode
         self._patterns = patterns
-        self._kept: dict[str, tuple[Event, bytes]] = {}
+        self._kept: list[tuple[Event | None, bytes]] = [(None, b"")] * self.KEPT
 
     def frame(self, event: Event) -> bytes:
         """``event``'s frame if the filter keeps it, else ``b""``."""
-        kept = self._kept.get(event.id)
-        if kept is not None and kept[0] is event:
-            return kept[1]
+        slot = event.offset % _KEPT
+        kept, frame = self._kept[slot]
+        if kept is event:  # the hub's fan-out: each of the filter's streams asks in turn
+            return frame
         frame = self._encode(event) if self.filter.accepts(event, self._patterns) else b""
-        kept_events = self._kept
-        kept_events[event.id] = (event, frame)
-        if len(kept_events) > self.KEPT:
-            del kept_events[next(iter(kept_events))]
+        self._kept[slot] = (event, frame)
         return frame
+
+
+_KEPT = SharedFilter.KEPT

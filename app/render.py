@@ -63,15 +63,19 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from markupsafe import Markup, escape
+from markupsafe._speedups import _escape_inner  # escape's C core, a str (no Markup made)
 
 from app.acks import alert_state
 from app.events import Event, KindRegistry, KindView
+from app.highlight import KEPT as PATTERNS_KEPT
+from app.highlight import match_spans
 from app.linefields import structured
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -415,29 +419,40 @@ class Renderer:
 class EventParts:
     """A rendered row with a slot per marked text (and its context link, a search's).
 
-    One pattern's row is a join away.
+    One pattern's row is a join away: ``html`` fills the slots in one pass,
+    the context link from its per-event and per-pattern halves.
     """
 
-    __slots__ = ("event", "pieces", "texts")
+    __slots__ = ("_link_halves", "event", "pieces", "texts")
 
     def __init__(self, event: Event, pieces: list[str], texts: list[str | None]) -> None:
         self.event = event
         self.pieces = pieces  # html, slot number, html, slot number, ..., html
-        self.texts = texts  # None: the context link's slot
+        self.texts = [texts[int(pieces[at])] for at in range(1, len(pieces), 2)]  # slot order
+        self._link_halves: tuple[str, str] | None = None  # the context link's, once asked
 
     def html(self, highlight: Any = None) -> str:
         """The row with ``highlight``'s matches marked (None: every text only escaped)."""
-        pieces, texts = self.pieces, self.texts
+        pieces = self.pieces
         if len(pieces) == 1:
             return pieces[0]
-        out = list(pieces)
-        for at in range(1, len(pieces), 2):
-            text = texts[int(pieces[at])]
+        out = pieces.copy()
+        at = 1
+        for text in self.texts:
             if text is None:
-                out[at] = context_link(self.event, highlight)
+                out[at] = self._link(highlight)
             else:
-                out[at] = mark(text, highlight)
+                out[at] = marked(text, match_spans(text, highlight))
+            at += 2
         return "".join(out)
+
+    def _link(self, pattern: Any) -> str:
+        if pattern is None:
+            return ""
+        if self._link_halves is None:
+            self._link_halves = link_halves(self.event.channel, self.event.id)
+        head, tail = self._link_halves
+        return f"{head}{_search_html(pattern)}{tail}"
 
 
 def _compare(price: float, previous: float) -> str:
@@ -449,48 +464,38 @@ def _compare(price: float, previous: float) -> str:
 # -- text -------------------------------------------------------------------
 
 
-def match_spans(text: str, pattern: Any) -> list[tuple[int, int]]:
-    """Non-empty ``(start, end)`` spans where ``pattern`` matches ``text``."""
-    if pattern is None:
-        return []
-    return [(m.start(), m.end()) for m in pattern.finditer(text) if m.end() > m.start()]
-
-
 def mark(text: str, pattern: Any, offset: int = 0, spans: Sequence[tuple[int, int]] = ()) -> Markup:
-    """Escape ``text`` and wrap the matches of ``pattern`` (or the given ``spans``) in <mark>.
+    """Escape ``text`` and wrap the matches of ``pattern`` (or the given ``spans``) in <mark>."""
+    return Markup(marked(text, spans or match_spans(text, pattern), offset))
 
-    Joins plain strings and escapes each piece once: every ``q=`` pattern of a
-    line runs this (issue 18), so it is kept to a few C calls per match.
+
+def marked(text: str, spans: Sequence[tuple[int, int]], offset: int = 0) -> str:
+    """``text`` escaped, the ``spans`` (less ``offset``) in <mark>: html as a plain str.
+
+    Every ``q=`` pattern of a line runs this (issue 18), so it escapes with
+    MarkupSafe's C function itself: its ``escape`` makes a ``Markup`` of each
+    piece, at six times the cost.
+
+    >>> marked("a<b>c", [(1, 4)])
+    'a<mark>&lt;b&gt;</mark>c'
     """
-    spans = spans or match_spans(text, pattern)
     if not spans:
-        return escape(text)
+        return _escape_inner(text)
     pieces: list[str] = []
     position = 0
     for start, end in spans:
         start, end = max(start - offset, position), min(end - offset, len(text))
         if start >= end:
             continue
-        pieces += (escape(text[position:start]), "<mark>", escape(text[start:end]), "</mark>")
+        pieces += (
+            _escape_inner(text[position:start]),
+            "<mark>",
+            _escape_inner(text[start:end]),
+            "</mark>",
+        )
         position = end
-    pieces.append(escape(text[position:]))
-    return Markup("".join(pieces))
-
-
-def context_href(channel: str, event_id: str, pattern: Any = None) -> str:
-    """The context view of a line: its neighbours, the line anchored, the search highlighted.
-
-    >>> context_href("log.app", "ab-7")
-    '/channels/log.app/lines/ab-7#line-ab-7'
-    """
-    query = []
-    if pattern is not None:
-        query.append(("q", pattern.pattern))
-        if not pattern.options.case_sensitive:
-            query.append(("ignore_case", "1"))
-    line = quote(event_id, safe="-_.~:")
-    search = f"?{urlencode(query)}" if query else ""
-    return f"/channels/{channel}/lines/{line}{search}#line-{line}"
+    pieces.append(_escape_inner(text[position:]))
+    return "".join(pieces)
 
 
 def context_link(event: Event, pattern: Any) -> Markup:
@@ -500,10 +505,33 @@ def context_link(event: Event, pattern: Any) -> Markup:
     """
     if pattern is None:
         return Markup("")
-    return Markup(
-        '<a class="ctx" href="%s" aria-label="context"'
-        ' title="The lines around this one, unfiltered"></a>'
-    ) % context_href(event.channel, event.id, pattern)
+    head, tail = link_halves(event.channel, event.id)
+    return Markup(f"{head}{_search_html(pattern)}{tail}")
+
+
+def link_halves(channel: str, event_id: str) -> tuple[str, str]:
+    """A context link's html before and after its search (the part each pattern has its own).
+
+    The context view of a line: its neighbours, the line anchored, the search highlighted.
+
+    >>> link_halves("log.app", "ab-7")[0]
+    '<a class="ctx" href="/channels/log.app/lines/ab-7'
+    """
+    line = quote(event_id, safe="-_.~:")
+    return (
+        f'<a class="ctx" href="{escape(f"/channels/{channel}/lines/{line}")}',
+        f'{escape(f"#line-{line}")}" aria-label="context"'
+        ' title="The lines around this one, unfiltered"></a>',
+    )
+
+
+@lru_cache(maxsize=PATTERNS_KEPT)
+def _search_html(pattern: Any) -> str:
+    """The query a context link carries for ``pattern``, escaped (kept per pattern object)."""
+    query = [("q", pattern.pattern)]
+    if not pattern.options.case_sensitive:
+        query.append(("ignore_case", "1"))
+    return _escape_inner(f"?{urlencode(query)}")
 
 
 def clock(timestamp: float) -> str:

@@ -34,6 +34,8 @@ def encode_event(data: str, *, event: str | None = None, id: str | None = None) 
         parts.append(f"id: {_check_field('id', id)}\n")
     if event is not None:
         parts.append(f"event: {_check_field('event', event)}\n")
+    if "\n" not in data and "\r" not in data:  # one line: most rows (two C scans, no split)
+        return f"{''.join(parts)}data: {data}\n\n".encode()
     for line in _LINE_END.split(data):
         parts.append(f"data: {line}\n")
     parts.append("\n")

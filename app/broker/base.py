@@ -165,7 +165,10 @@ class Feed(Protocol):
         """Make the pending (or next) :meth:`next_batch` return: the consumer has its own news."""
 
     def park(self, encode: Encode, deliver: Deliver) -> None:
-        """Have the broker hand new events, encoded by ``encode``, to ``deliver`` until woken."""
+        """Have the broker hand new events, encoded by ``encode``, to ``deliver`` until woken.
+
+        An event ``encode`` makes ``b""`` of is skipped: ``deliver`` is not called.
+        """
 
     def too_far_behind(self) -> bool:
         """True when the next :meth:`next_batch` would raise SubscriberLagging."""

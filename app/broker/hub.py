@@ -170,7 +170,8 @@ class ChannelLog:
             deliver = subscriber.deliver
             if deliver is not None and subscriber.cursors[self] == event.offset:
                 try:  # the publisher's task: a subscriber's failure only wakes it
-                    handed = deliver(subscriber.encode(event), event)
+                    frame = subscriber.encode(event)
+                    handed = not frame or deliver(frame, event)  # b"": filtered out, moves on
                 except Exception:
                     logger.exception("direct delivery of %s failed; woke its subscriber", event.id)
                     handed = False
@@ -232,7 +233,8 @@ class Subscription:
         deliver: while set (:meth:`park`), the hub hands each new event of a
             channel this subscriber is caught up on straight to it, as the
             frame ``encode`` made (it takes the frame and returns True),
-            instead of waking its task; on False, on any exception, or
+            instead of waking its task; an empty frame (a filtered stream's
+            line left out) only moves the cursor on; on False, on any exception, or
             whenever it wakes the task, the hub clears it. The stream parks
             only while it has nothing pending, so order holds.
         gap_channels: channels whose history after the client's cursor is lost.

@@ -50,6 +50,24 @@ def test_a_parked_subscriber_that_raises_is_woken_and_the_others_still_get_the_f
         assert woken.take() == [log.get(0)]
 
 
+def test_an_empty_frame_moves_a_parked_subscriber_on_without_a_delivery() -> None:
+    hub = Hub(KindRegistry(), history_size=10, max_lag=10)
+    log = hub.log("a.b", "notify")
+    subscription = following(hub, log)
+    handed: list[tuple[bytes, int]] = []
+
+    def take(frame: bytes, one: Event) -> bool:
+        handed.append((frame, one.offset))
+        return True
+
+    subscription.park(lambda one: b"kept" if one.offset % 2 else b"", take)
+    for offset in range(4):
+        log.append(event(offset))
+    assert handed == [(b"kept", 1), (b"kept", 3)]
+    assert subscription.cursors[log] == 4
+    assert subscription.deliver is not None and not subscription.wake.is_set()
+
+
 async def test_next_batch_takes_what_is_new_and_stays_woken_after_a_full_batch() -> None:
     hub = Hub(KindRegistry(), history_size=10, max_lag=10)
     log = hub.log("a.b", "notify")

@@ -176,7 +176,7 @@ class EventStream:
                 if shared is None:
                     sub.park(self.format.event, self._deliver)
                 else:
-                    sub.park(shared.frame, self._deliver_kept)
+                    sub.park(shared.frame, self._deliver)  # b"" (left out): no call
             try:
                 events = await sub.next_batch(BATCH_EVENTS)
             except SubscriberLagging as lagging:
@@ -217,12 +217,6 @@ class EventStream:
         assert self.writer is not None
         self.writer.take(frame)
         self.registry.count_one(event)
-        return True
-
-    def _deliver_kept(self, frame: bytes, event: Event) -> bool:
-        """:meth:`_deliver` for a filtered stream: ``b""`` (left out) only moves the cursor on."""
-        if frame:
-            self._deliver(frame, event)
         return True
 
     def sweep(self, now: float, timings: StreamTimings) -> Cut | None:
