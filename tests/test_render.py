@@ -311,17 +311,35 @@ def test_every_stored_notify_level_has_a_style(level: str) -> None:
 def test_an_older_page_puts_its_rows_and_the_next_load_older_row(renderer: Renderer) -> None:
     rows = [make_event("log", {"line": f"l{n}", "file": "app.log"}) for n in range(2)]
     html = renderer.older_rows("log.app", "log", rows, rows[0].id)
-    assert html.startswith('<li id="log-app-older" class="older old" hx-swap-oob="outerHTML"')
+    assert '<li id="log-app-older" class="older old" hx-swap-oob="outerHTML"' in html
     assert f'hx-get="/channels/log.app/older?before={rows[0].id}"' in html
     assert html.count('class="line old ') == 2
     start = renderer.older_rows("log.app", "log", rows, None)
     assert '<li id="log-app-older" class="older old start" hx-swap-oob="outerHTML">' in start
 
 
+def test_an_older_page_trims_the_scrollback_to_make_room_for_itself(renderer: Renderer) -> None:
+    """Out of band, before its rows go in: a mark appended, then old rows and the mark deleted."""
+    rows = [make_event("log", {"line": f"l{n}", "file": "app.log"}) for n in range(500)]
+    html = renderer.older_rows("log.app", "log", rows, rows[0].id)
+    mark = (
+        '<div hx-swap-oob="beforeend:#log-app-list"><template class="trim-mark"></template></div>'
+    )
+    trim = (
+        '<div hx-swap-oob="delete:#log-app-list > li.line.old:nth-child(n+1502),'
+        ' #log-app-list > template.trim-mark"></div>'
+    )
+    assert html.startswith(mark + trim)  # 2,000 - 500 old rows stay below the "load older" row
+    few = renderer.older_rows("log.app", "log", rows[:3], rows[0].id)
+    assert "li.line.old:nth-child(n+1999)" in few
+    empty = renderer.older_rows("log.app", "log", [], None)
+    assert "li.line.old:nth-child(n+2002)" in empty
+
+
 def test_the_start_of_a_short_log_leaves_the_cap_on(renderer: Renderer) -> None:
     """No scrollback rows: not "old", so live rows still cut the top; a click loads more later."""
     html = renderer.older_rows("log.app", "log", [], None)
-    assert html.startswith('<li id="log-app-older" class="older start" hx-swap-oob="outerHTML"')
+    assert '<li id="log-app-older" class="older start" hx-swap-oob="outerHTML"' in html
     assert 'hx-trigger="click"' in html and "Start of retention" in html
 
 

@@ -107,16 +107,11 @@ def pump(page: Page, writer: Writer, until_written: int) -> None:
 @pytest.mark.timeout(RUN_S + 420)  # the safety net under the bounded waits
 @pytest.mark.xfail(
     strict=False,
-    reason="the cap's O(rows^2) :has() is gone, and a 60 s run passed once; 120 s runs still "
-    "fail. On a loaded box (load 6 on 2 cores) a live page at 200 rows/s keeps Chromium's main "
-    "thread ~100% busy (each SSE message is one swap whose out-of-band delete walks the list, "
-    "~50% of it), and 'load older' pages while scrolled back put it behind. On a calmer box "
-    "(load 1-2, 23:00 UTC) the page ended with 13,873 older rows and 1,000 live ones against a "
-    "bound of 3,001: older pages keep chaining while the reader sits at the top, and only live "
-    "rows trim the scrollback, so pages that land after the last live row stay. Remaining fix: "
-    "trim older rows in the 'load older' answer itself (its delete needs a target that always "
-    "exists and is not the request's own), and one SSE message per write turn with one merged "
-    "delete (server side). Timing-dependent, hence not strict.",
+    reason="passes on a quiet machine (120 s run, 23:48 UTC: no console message, every page "
+    "bounded, the filtered viewer to the end); under `stress-ng --cpu 1` Chromium falls behind "
+    "the scrolled-back page's 200 swaps/s and the server cuts its stream (write_timeout: no write "
+    "accepted for 10 s), which the SSE extension logs. Remaining: one SSE message per write turn "
+    "with one merged delete, so a page does a tenth of the swaps. Timing-dependent: not strict.",
 )
 def test_viewers_opened_and_left_open_at_200_lines_per_s_log_nothing(
     browser: Browser, server: ServerProcess, app_log: LogFile
