@@ -256,13 +256,10 @@ class SharedFilter:
 
     def frame(self, event: Event) -> bytes:
         """``event``'s frame if the filter keeps it, else ``b""``."""
-        slot = event.offset % _KEPT
+        slot = event.offset % self.KEPT
         kept, frame = self._kept[slot]
         if kept is event:  # the hub's fan-out: each of the filter's streams asks in turn
             return frame
         frame = self._encode(event) if self.filter.accepts(event, self._patterns) else b""
         self._kept[slot] = (event, frame)
         return frame
-
-
-_KEPT = SharedFilter.KEPT
