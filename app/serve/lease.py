@@ -21,7 +21,12 @@ Deliberate oddities:
 - Sources publish through :func:`patient`: while the broker is unavailable a
   publish waits and retries instead of failing, so a source is not crashed
   and restarted (a restarted log tail would backfill lines again) and the
-  lines written during an outage are published once Redis is back. A publish
+  lines written during an outage are published once Redis is back. Before a
+  retry it asks Redis whether the lease is still ours and waits until it is:
+  the lease may have expired during the outage and another process taken it
+  and started the same sources from the stored checkpoints, and a line this
+  process then published too would arrive twice. (Waiting is enough: the
+  renewal loop stops the sources of a process that lost the lease.) A publish
   whose reply was lost as Redis died may have happened: that one line can
   appear twice.
 """
@@ -114,6 +119,16 @@ class SourceLease:
             log.info("sources lease: free in a new epoch; leaving the holder a renewal")
         return self._held
 
+    async def held_again(self) -> None:
+        """Return once Redis says the lease is ours (renewed or taken back); until then wait.
+
+        A process that lost the lease waits here until its sources are stopped.
+        """
+        delay = RETRY_MIN_S
+        while not await self.claim():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
     async def close(self) -> None:
         """Give the lease up (another process takes over at its next claim) and disconnect."""
         try:
@@ -159,27 +174,36 @@ class LeasedSources:
         runner = self.runtime.runner
         log.info("sources lease: held; running %d sources", len(runner.sources))
         broker = self.runtime.broker
-        runner.start(patient(self.runtime.publish), broker.load_state, patient_save(broker))
+        held = self.lease.held_again
+        runner.start(
+            patient(self.runtime.publish, held), broker.load_state, patient_save(broker, held)
+        )
 
 
-def patient(publish: Publish) -> Publish:
-    """``publish`` that waits out a broker outage (retrying with backoff) instead of failing."""
+LeaseCheck = Callable[[], Awaitable[None]]
+
+
+def patient(publish: Publish, held: LeaseCheck) -> Publish:
+    """``publish`` that waits out a broker outage (retrying with backoff) instead of failing.
+
+    ``held`` returns once the lease is ours again; each retry waits for it first.
+    """
 
     async def publish_when_possible(
         channel: str, kind: str, data: dict[str, Any], state: State | None = None
     ) -> Event:
         return await _when_possible(
-            lambda: publish(channel, kind, data, state), f"source publish to {channel}"
+            lambda: publish(channel, kind, data, state), held, f"source publish to {channel}"
         )
 
     return publish_when_possible
 
 
-def patient_save(broker: Broker) -> SaveState:
+def patient_save(broker: Broker, held: LeaseCheck) -> SaveState:
     """The broker's ``save_state`` for sources, waiting out an outage like :func:`patient`."""
 
     async def save_when_possible(state: State) -> None:
-        await _when_possible(lambda: broker.save_state(state), "a source's checkpoint")
+        await _when_possible(lambda: broker.save_state(state), held, "a source's checkpoint")
 
     return save_when_possible
 
@@ -187,7 +211,7 @@ def patient_save(broker: Broker) -> SaveState:
 T = TypeVar("T")
 
 
-async def _when_possible(attempt: Callable[[], Awaitable[T]], what: str) -> T:
+async def _when_possible(attempt: Callable[[], Awaitable[T]], held: LeaseCheck, what: str) -> T:
     """``await attempt()``, retried with capped backoff while the broker is unavailable."""
     delay = RETRY_MIN_S
     while True:
@@ -198,6 +222,7 @@ async def _when_possible(attempt: Callable[[], Awaitable[T]], what: str) -> T:
                 log.warning("%s waits for the broker: %s", what, error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
+            await held()
 
 
 def run_sources_under_lease(app: Quart, runtime: Runtime) -> None:

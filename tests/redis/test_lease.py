@@ -7,13 +7,17 @@ would start again there (issue 12 point 10).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio
 
+from app.broker.base import BrokerUnavailable
 from app.broker.redis import RedisKeys
-from app.serve.lease import SourceLease
+from app.events import Event, State
+from app.serve.lease import SourceLease, patient
 from tests.broker.conftest import RedisServer, unique_prefix
 from tests.broker.conftest import private_redis as private_redis  # a Redis of the test's own
 
@@ -51,6 +55,15 @@ async def set_epoch(url: str, prefix: str, epoch: str) -> None:
     client = redis.asyncio.Redis.from_url(url)
     try:
         await client.set(RedisKeys(prefix).epoch, epoch)
+    finally:
+        await client.aclose()
+
+
+async def expire(url: str, lease: SourceLease) -> None:
+    """What a Redis down for longer than the lease's TTL does: the key is gone."""
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        await client.delete(lease.key)
     finally:
         await client.aclose()
 
@@ -100,3 +113,31 @@ async def test_a_standby_takes_a_lease_left_free_after_a_wipe(
     await set_epoch(redis_url, prefix, "e2")
     assert await standby.claim() is False
     assert await standby.claim() is True
+
+
+async def test_a_publish_retried_after_an_outage_waits_while_another_process_holds_the_lease(
+    redis_url: str, prefix: str, lease: Leases
+) -> None:
+    """The old holder must not publish a line the new holder's log tail publishes too."""
+    holder, standby = lease(), lease()
+    await set_epoch(redis_url, prefix, "e1")
+    assert await holder.claim() is True
+    outage = [BrokerUnavailable("Redis is unavailable")]
+    published: list[dict[str, Any]] = []
+
+    async def publish(
+        channel: str, kind: str, data: dict[str, Any], state: State | None = None
+    ) -> Event:
+        if outage:
+            raise outage.pop()
+        published.append(data)
+        return Event("e1-1", channel, kind, 0.0, data, 1, 0)
+
+    await expire(redis_url, holder)
+    assert await standby.claim() is True  # it starts the same sources from the checkpoints
+    line = asyncio.create_task(patient(publish, holder.held_again)("log.app", "log", {"n": 3}))
+    done, _ = await asyncio.wait([line], timeout=1.5)  # the retry comes after 0.1 s
+    assert not done and published == []
+    await standby.close()  # gone: the lease is free again in the same epoch
+    await asyncio.wait_for(line, 10)
+    assert published == [{"n": 3}]
