@@ -272,11 +272,14 @@ class Renderer:
         gap: bool = False,
         highlight: Any = None,
         searched_to: float | None = None,
+        junction: bool = False,
     ) -> str:
         """A page of scrollback rows and the next "load older" row (``cursor`` None: the start).
 
         ``searched_to``: the page ran out of scan budget there; the next row says so
-        and goes on searching from ``cursor``.
+        and goes on searching from ``cursor``. ``junction``: the page goes in just above
+        the live rows (the first page, asked without ``before``), so it ends with the row
+        that marks where the two meet: the live end's cap leaves a hole there.
         """
         return self._partial(kind).render(
             mode="older",
@@ -285,6 +288,7 @@ class Renderer:
             cursor=cursor,
             gap=gap,
             searched_to=searched_to,
+            junction=junction,
             now=datetime.now(UTC).timestamp(),
             **self._helpers(kind, highlight),
         )
