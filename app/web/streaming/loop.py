@@ -165,7 +165,7 @@ class EventStream:
         self, sub: Feed, send: Send, socket: DirectSocket | None, abort: Abort | None
     ) -> StreamWriter:
         if socket is not None:
-            return SocketWriter(socket, self.registry.stats, sub.interrupt)
+            return SocketWriter(socket, self.registry.stats, sub.interrupt, self.format.join)
         return SendWriter(send, abort, self.registry.stats)
 
     async def _follow(self, sub: Feed, writer: StreamWriter) -> None:
@@ -197,7 +197,7 @@ class EventStream:
         else:
             encode = self.format.event
             frames = [encode(event) for event in events]
-        chunk = b"".join(frames)
+        chunk = b"".join(frames) if self._shared is not None else self.format.join(frames, events)
         if events:
             self.registry.count_delivered(events, self._only_channel)
         if self._ping_due:
@@ -215,7 +215,7 @@ class EventStream:
     def _deliver(self, frame: bytes, event: Event) -> bool:
         """Take ``event``'s frame for this loop turn's write (the hub calls this while parked)."""
         assert self.writer is not None
-        self.writer.take(frame)
+        self.writer.take(frame, event)
         self.registry.count_one(event)
         return True
 
