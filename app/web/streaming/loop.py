@@ -190,7 +190,8 @@ class EventStream:
             await writer.write(self._chunk(events))
 
     def _chunk(self, events: list[Event]) -> bytes:
-        """The frames of ``events`` (filtered), then a heartbeat and a status fragment if due."""
+        """The frames of ``events`` (filtered; html: a run of one channel's rows as one message,
+        :meth:`StreamFormat.join`), then a heartbeat and a status fragment if due."""
         if self._shared is not None:
             frames = [self._shared.frame(event) for event in events]
             events = [event for event, frame in zip(events, frames, strict=True) if frame]
