@@ -47,6 +47,10 @@ Deliberate oddities:
   ``PARTS_KEPT`` events are kept, so every stream that asks reuses them.
   Should the row hold the slot characters itself (an unmarked field), the
   event is rendered per pattern as before (the slot count tells).
+- A partial may split its live row in three with ``part_break`` (the log's does): the
+  delete it goes in with, the row, the cap's template. A run of such rows of one channel
+  then goes out as one message (:meth:`Renderer.run_edges`, :mod:`app.frames`): one delete
+  for all of them, the rows, one template; the browser swaps once instead of k times.
 - No ANSI path: payloads are plain text. The logtail strips escape sequences
   before it publishes (:mod:`app.sources.logtail.lines`), because every consumer of a
   line needs the text a person reads: the JSON stream, ``q=`` and alert
@@ -86,6 +90,7 @@ SPARK_KEYS = 1000
 NOTE_KEYS = 10_000
 PARTS_KEPT = 256  # events whose rendered parts are kept (a fan-out's batch, many times over)
 _SLOT = re.compile("\ufdd0([0-9]+)\ufdd1")  # a noncharacter pair no partial writes
+_BREAK = "\ufdd2"  # part_break while the parts are drawn: another noncharacter
 DEFAULT_VIEW = KindView()
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _CHANNEL_JUNK = re.compile(r"[^a-z0-9_-]+")
@@ -95,6 +100,20 @@ def dom_id(channel: str, *parts: object) -> str:
     """A DOM id for a channel's element: ``dom_id("log.app", 7)`` → ``log-app-7``."""
     base = channel.replace(".", "-")
     return "-".join([base, *(str(part) for part in parts)])
+
+
+def cap_from(cap: int, new_rows: int) -> int:
+    """The first position from the end a live row's delete removes when ``new_rows`` come.
+
+    The list ends with the cap's template (position 1); the rows at positions 2 to the
+    result less one stay, ``cap - new_rows`` of them, so with the new rows there are
+    ``cap``. More new rows than ``cap``: every live row goes (the run sends its last
+    ``cap``).
+
+    >>> cap_from(1000, 1), cap_from(1000, 20), cap_from(1000, 5000)
+    (1001, 982, 2)
+    """
+    return max(cap - new_rows + 2, 2)
 
 
 def key_slug(text: str) -> str:
@@ -164,6 +183,7 @@ def create_environment(kinds: KindRegistry | None = None) -> jinja2.Environment:
         names_its_file=names_its_file,
         alert_state=alert_state,
         scrollback_cap=SCROLLBACK_CAP,
+        cap_from=cap_from,
         structured=structured,
         max_chips=MAX_CHIPS,
     )
@@ -218,17 +238,42 @@ class Renderer:
         helpers = self._helpers(event.kind, None) | {
             "mark": slot,
             "context_link": lambda event: slot(None),
+            "part_break": Markup(_BREAK),
         }
         html = self._partial(event.kind).render(
             mode="event", channel=event.channel, event=event, **helpers
         )
-        pieces = _SLOT.split(html)
+        sections = html.split(_BREAK)
+        head, row, tail = sections if len(sections) == 3 else ("", html, "")
+        pieces = _SLOT.split(row)
         whole = len(pieces) // 2 == len(texts) == html.count("\ufdd0")  # no stray slot
-        parts = EventParts(event, pieces, texts) if whole else None
+        parts = EventParts(event, pieces, texts, head, tail) if whole else None
         self._parts[event.id] = (event, parts)
         if len(self._parts) > PARTS_KEPT:
             self._parts.popitem(last=False)
         return parts
+
+    def run_edges(self, events: Sequence[Event]) -> tuple[str, str] | None:
+        """The delete and the template that frame a run of ``events``' rows as one swap.
+
+        ``events``: two or more of one channel and kind, oldest first. The delete names
+        every event's row and makes room for them (``cap_from``); the rows go between
+        the two (:meth:`EventParts.row`). None when the kind's partial does not split
+        its row (no ``part_break``): its events go one message each. The run's
+        message is kept by :mod:`app.frames`, so this runs once per run.
+        """
+        last = events[-1]
+        parts = self.event_parts(last)
+        if parts is None or not parts.splits:
+            return None
+        html = self._partial(last.kind).render(
+            mode="run",
+            channel=last.channel,
+            ids=[event.id for event in events],
+            **self._helpers(last.kind, None) | {"part_break": Markup(_BREAK)},
+        )
+        sections = html.split(_BREAK)
+        return (sections[0], sections[1]) if len(sections) == 2 else None
 
     def snapshot(self, channel: str, kind: str, events: list[Event], highlight: Any = None) -> str:
         """A channel's recent events as one swap that replaces the panel's content."""
@@ -272,11 +317,14 @@ class Renderer:
         gap: bool = False,
         highlight: Any = None,
         searched_to: float | None = None,
+        junction: bool = False,
     ) -> str:
         """A page of scrollback rows and the next "load older" row (``cursor`` None: the start).
 
         ``searched_to``: the page ran out of scan budget there; the next row says so
-        and goes on searching from ``cursor``.
+        and goes on searching from ``cursor``. ``junction``: the page goes in just above
+        the live rows (the first page, asked without ``before``), so it ends with the row
+        that marks where the two meet: the live end's cap leaves a hole there.
         """
         return self._partial(kind).render(
             mode="older",
@@ -285,6 +333,7 @@ class Renderer:
             cursor=cursor,
             gap=gap,
             searched_to=searched_to,
+            junction=junction,
             now=datetime.now(UTC).timestamp(),
             **self._helpers(kind, highlight),
         )
@@ -407,6 +456,7 @@ class Renderer:
             "sparkline": self.sparkline,
             "direction": self.direction,
             "note_order": self.note_order,
+            "part_break": Markup(""),
         }
 
     def _partial(self, kind: str) -> jinja2.Template:
@@ -423,16 +473,26 @@ class EventParts:
     the context link from its per-event and per-pattern halves.
     """
 
-    __slots__ = ("_link_halves", "event", "pieces", "texts")
+    __slots__ = ("_link_halves", "event", "head", "pieces", "splits", "tail", "texts")
 
-    def __init__(self, event: Event, pieces: list[str], texts: list[str | None]) -> None:
+    def __init__(
+        self, event: Event, pieces: list[str], texts: list[str | None], head: str, tail: str
+    ) -> None:
         self.event = event
         self.pieces = pieces  # html, slot number, html, slot number, ..., html
         self.texts = [texts[int(pieces[at])] for at in range(1, len(pieces), 2)]  # slot order
+        self.head, self.tail = head, tail  # around the row when the partial splits it
+        self.splits = bool(head or tail)
         self._link_halves: tuple[str, str] | None = None  # the context link's, once asked
 
     def html(self, highlight: Any = None) -> str:
         """The row with ``highlight``'s matches marked (None: every text only escaped)."""
+        if self.splits:
+            return f"{self.head}{self.row(highlight)}{self.tail}"
+        return self.row(highlight)
+
+    def row(self, highlight: Any = None) -> str:
+        """The row alone, without the delete and template a partial that splits puts around it."""
         pieces = self.pieces
         if len(pieces) == 1:
             return pieces[0]

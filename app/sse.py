@@ -42,6 +42,30 @@ def encode_event(data: str, *, event: str | None = None, id: str | None = None) 
     return "".join(parts).encode()
 
 
+def encode_data(text: str) -> bytes:
+    """``text`` as a piece of one ``data:`` field: its line ends start new ``data:`` lines.
+
+    Pieces joined after ``data: `` make one frame's body, as if encoded whole
+    (:func:`encode_joined`): a piece can be encoded once and sent in many frames.
+
+    >>> encode_data("a\\nb")
+    b'a\\ndata: b'
+    """
+    if "\n" not in text and "\r" not in text:
+        return text.encode()
+    return "\ndata: ".join(_LINE_END.split(text)).encode()
+
+
+def encode_joined(pieces: list[bytes], *, event: str, id: str) -> bytes:
+    """One frame whose body is ``pieces`` (each from :func:`encode_data`) one after another.
+
+    >>> encode_joined([b"a", b"b\\ndata: c"], event="log.app", id="x-2")
+    b'id: x-2\\nevent: log.app\\ndata: ab\\ndata: c\\n\\n'
+    """
+    start = f"id: {_check_field('id', id)}\nevent: {_check_field('event', event)}\ndata: "
+    return b"".join([start.encode(), *pieces, b"\n\n"])
+
+
 def encode_retry(retry_ms: int) -> bytes:
     """Tell the client how long to wait before reconnecting.
 

@@ -336,6 +336,26 @@ def test_an_older_page_trims_the_scrollback_to_make_room_for_itself(renderer: Re
     assert "li.line.old:nth-child(n+2002)" in empty
 
 
+def test_the_first_older_page_ends_with_the_junction_above_the_live_rows(
+    renderer: Renderer,
+) -> None:
+    """One row, not a "line" (neither cap counts it), after the page's rows: where they meet."""
+    rows = [make_event("log", {"line": f"l{n}", "file": "app.log"}) for n in range(3)]
+    html = renderer.older_rows("log.app", "log", rows, rows[0].id, junction=True)
+    assert html.count('<li class="junction">') == 1
+    assert html.endswith("</li>") and html.rindex(f'id="line-{rows[-1].id}"') < html.index(
+        '<li class="junction">'
+    )
+    assert "may not be on this page" in html and '<a class="button-link" href="">Live end' in html
+    assert "li.line.old:nth-child(n+1999)" in html  # old rows sit above it: their count unchanged
+    later = renderer.older_rows("log.app", "log", rows, rows[0].id)
+    assert "junction" not in later
+    searching = renderer.older_rows("log.app", "log", [], "9-0", junction=True, searched_to=1.0)
+    assert searching.count('class="junction"') == 1  # later matches go in above it
+    short = renderer.older_rows("log.app", "log", [], None, junction=True)
+    assert "junction" not in short  # nothing scrolled back: no hole
+
+
 def test_the_start_of_a_short_log_leaves_the_cap_on(renderer: Renderer) -> None:
     """No scrollback rows: not "old", so live rows still cut the top; a click loads more later."""
     html = renderer.older_rows("log.app", "log", [], None)

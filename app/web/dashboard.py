@@ -20,7 +20,8 @@ the browser's ``:target``).
 The viewer's scrollback: the list's first row is a "load older" row that
 htmx fetches (``/channels/<channel>/older``) when it scrolls into view; the
 answer inserts a page of older rows above the first row and replaces the
-"load older" row with the next one (or with "start of retention"). The
+"load older" row with the next one (or with "start of retention"); the first
+page ends with a row marking where it meets the live rows. The
 first request names no cursor: htmx targets the list's first row and sends
 its id (``HX-Target: line-<event id>``), so the cursor is right even after
 the live end's cap has removed rows from the top. How the cap and the
@@ -302,6 +303,7 @@ async def older_lines(channel: str) -> Response:
         gap=page.gap,
         highlight=event_filter.pattern,
         searched_to=page.searched_to,
+        junction="before" not in request.args,
     )
     return Response(html, content_type="text/html; charset=utf-8")
 

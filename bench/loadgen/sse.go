@@ -163,18 +163,27 @@ func (p *pool) read(body io.ReadCloser) {
 	}
 }
 
+// observe records every stamp of a data line: an html message may carry a run of rows
+// (app/frames.py joins one channel's rows written at once), each one delivery.
 func (p *pool) observe(line []byte) {
-	sent, ok := stamp(line)
-	if !ok {
-		return
-	}
 	now := time.Now().UnixNano()
 	stats := p.current.Load()
-	if stats == nil || sent < stats.startNs {
-		p.stale.Add(1)
-		return
+	for {
+		at := bytes.Index(line, stampPrefix)
+		if at < 0 {
+			return
+		}
+		sent, ok := stamp(line[at:])
+		line = line[at+len(stampPrefix):]
+		if !ok {
+			continue
+		}
+		if stats == nil || sent < stats.startNs {
+			p.stale.Add(1)
+			continue
+		}
+		stats.record(now, sent)
 	}
-	stats.record(now, sent)
 }
 
 // connectQuantile is the q-quantile of the time from dial to response headers.

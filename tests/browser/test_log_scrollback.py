@@ -7,8 +7,10 @@ is the start of retention.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from functools import partial
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
@@ -20,6 +22,7 @@ from tests.browser.conftest import (
     backfilled_server,
     expect_connection,
     filled_log,
+    newest_seq,
     screenshot,
     scroll_up_until,
     served,
@@ -33,6 +36,15 @@ PAGE_ROWS = 200  # the viewer's first render (older pages bring more)
 LOG_CAP = 1000
 SCROLL_TO_END = "el => { el.scrollTop = 0; }"
 PAGE_WAIT_S = 15.0
+JUNCTION_LINES = 3000  # the junction's own server: six older pages of 500
+ARRIVING_PER_TICK = 10  # lines a tick (0.1 s) while the junction test scrolls back
+# where the junction sits: the last old row's index, its own, the first live row's
+JUNCTION_PLACE = """list => {
+  const kids = [...list.children];
+  return [kids.findLastIndex(k => k.matches("li.line.old")),
+          kids.findIndex(k => k.matches("li.junction")),
+          kids.findIndex(k => k.matches("li.line:not(.old)"))];
+}"""
 
 
 def numbered(n: int) -> str:
@@ -51,6 +63,59 @@ def server(tmp_path_factory: pytest.TempPathFactory, big_log: LogFile) -> Iterat
     yield from served(
         backfilled_server(workdir, big_log, "log.app", LINES, {"history": LINES + 100})
     )
+
+
+@pytest.fixture(scope="module")
+def junction_log(tmp_path_factory: pytest.TempPathFactory) -> LogFile:
+    directory = tmp_path_factory.mktemp("junction-logs")
+    return filled_log(directory, "app.log", map(numbered, range(JUNCTION_LINES)))
+
+
+@pytest.fixture(scope="module")
+def junction_server(
+    tmp_path_factory: pytest.TempPathFactory, junction_log: LogFile
+) -> Iterator[ServerProcess]:
+    workdir = tmp_path_factory.mktemp("junction-server")
+    broker = {"history": JUNCTION_LINES + 50_000}
+    yield from served(backfilled_server(workdir, junction_log, "log.app", JUNCTION_LINES, broker))
+
+
+class Arriving(threading.Thread):
+    """Appends numbered lines after the file's ``first`` ones, a few every 0.1 s, until stopped."""
+
+    def __init__(self, log: LogFile, first: int) -> None:
+        super().__init__(daemon=True)
+        self.log, self.next = log, first
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            self.log.append(*map(numbered, range(self.next, self.next + ARRIVING_PER_TICK)))
+            self.next += ARRIVING_PER_TICK
+
+    def __enter__(self) -> Arriving:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.stop.set()
+        self.join(10)
+
+
+def scroll_back_pages(page: Page, pages: int) -> None:
+    """Scroll to the top until ``pages`` more older pages came in, lines arriving or not."""
+    old = page.locator("#log-app-list > li.line.old")
+    for _ in range(pages):
+        more = partial(_more_than, old, old.count())
+        scroll_up_until(page, more, "an older page", PAGE_WAIT_S)
+
+
+def _more_than(rows: Locator, count: int) -> bool:
+    return rows.count() > count
+
+
+def number(text: str) -> int:
+    return int(text.rsplit(" ", 1)[-1])
 
 
 def scroll_back(page: Page, pages: int | None = None) -> None:
@@ -101,6 +166,70 @@ def test_scrolling_up_reaches_the_first_retained_line_while_the_tail_follows(
     expect_connection(page, "Live", timeout_ms=5000)
     expect(rows).to_have_count(PAGE_ROWS)
     expect(page.locator(".to-live")).to_be_hidden()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_one_row_marks_where_the_scrollback_meets_the_live_end(
+    page: Page, junction_server: ServerProcess, junction_log: LogFile
+) -> None:
+    """The first older page ends with it; later pages go in above; a fresh page has none."""
+    page.goto(f"{junction_server.url}/channels/log.app")
+    expect_connection(page, "Live", timeout_ms=5000)
+    junction = page.locator("#log-app-list > li.junction")
+    expect(page.locator("#log-app-list > li.line")).to_have_count(PAGE_ROWS)
+    expect(junction).to_have_count(0)
+    rows = page.locator("#log-app-list")
+    with Arriving(junction_log, JUNCTION_LINES) as arriving:
+        scroll_back_pages(page, 1)
+        expect(junction).to_have_count(1)
+        last_old, at, first_live = rows.evaluate(JUNCTION_PLACE)
+        assert (last_old + 1, first_live) == (at, at + 1)
+        expect(junction).to_contain_text("Newer lines continue below")
+        scroll_back_pages(page, 2)
+    written = arriving.next
+    # enough lines that the live end's cap has cut its oldest rows: the hole is real
+    junction_log.append(*map(numbered, range(written, written + LOG_CAP)))
+    live = page.locator("#log-app-list > li.line:not(.old)")
+    expect(live.last).to_contain_text(f"scroll line {written + LOG_CAP - 1:05d}", timeout=30_000)
+    expect(junction).to_have_count(1)
+    last_old, at, first_live = rows.evaluate(JUNCTION_PLACE)
+    assert (last_old + 1, first_live) == (at, at + 1)
+    below = number(live.first.inner_text())
+    above = number(page.locator("#log-app-list > li.line.old").last.inner_text())
+    assert below > above + 1, (above, below)  # lines between them are not on the page
+    junction.get_by_role("link", name="Live end").click()
+    expect_connection(page, "Live", timeout_ms=5000)
+    expect(page.locator("#log-app-list > li.line")).to_have_count(PAGE_ROWS)
+    expect(junction).to_have_count(0)
+    expect(page.locator("#log-app-list > li.line.old")).to_have_count(0)
+
+
+@pytest.mark.parametrize(("width", "height", "scheme"), [(1600, 1000, "light"), (390, 844, "dark")])
+def test_screenshot_the_junction(
+    browser: Browser,
+    junction_server: ServerProcess,
+    junction_log: LogFile,
+    width: int,
+    height: int,
+    scheme: Any,
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        page.goto(f"{junction_server.url}/channels/log.app")
+        expect_connection(page, "Live", timeout_ms=5000)
+        scroll_back_pages(page, 1)
+        first = newest_seq(junction_server, "log.app") + 100_000  # above what the others write
+        junction_log.append(*map(numbered, range(first, first + LOG_CAP)))  # the cap cuts: a hole
+        live = page.locator("#log-app-list > li.line:not(.old)")
+        expect(live.last).to_contain_text(f"scroll line {first + LOG_CAP - 1:05d}", timeout=30_000)
+        junction = page.locator("#log-app-list > li.junction")
+        junction.evaluate("el => el.scrollIntoView({block: 'center'})")
+        expect(junction).to_be_in_viewport()
+        screenshot(page, f"log-scrollback-junction-{scheme}-{width}x{height}")
+    finally:
+        context.close()
 
 
 @pytest.mark.timeout(120)

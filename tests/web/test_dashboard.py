@@ -208,6 +208,15 @@ async def test_older_pages_and_downloads_ignore_case_too(app: Quart) -> None:
     assert status == 400 and "ignore_case" in text
 
 
+async def test_only_the_first_older_page_marks_where_it_meets_the_live_rows(app: Quart) -> None:
+    await publish_lines(app, "log.junction", [f"line {n}" for n in range(5)])
+    _status, first, _headers = await get(app, "/channels/log.junction/older")
+    assert first.count('<li class="junction">') == 1
+    last = re.findall(r'id="line-([^"]+)"', first)[-1]
+    _status, later, _headers = await get(app, f"/channels/log.junction/older?before={last}")
+    assert "line 3" in later and 'class="junction"' not in later
+
+
 @pytest.mark.parametrize(
     "path",
     ["/channels/log.app/older?q=x&befor=1-0", "/channels/log.app/download?format=text&fromat=x"],

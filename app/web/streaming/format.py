@@ -25,7 +25,7 @@ import msgspec
 
 from app import ndjson, sse
 from app.events import Event
-from app.frames import HtmlFrames, json_frame, ndjson_frame
+from app.frames import HtmlFrames, concatenated, json_frame, ndjson_frame
 from app.render import Renderer
 
 STREAM_HEADERS = [
@@ -60,6 +60,9 @@ class StreamFormat(Protocol):
     def event(self, event: Event) -> bytes:
         """One event's frame; never raises."""
 
+    def join(self, frames: list[bytes], events: list[Event]) -> bytes:
+        """The frames of ``events`` for one write (html: a run of log rows as one message)."""
+
     def snapshot(self, parts: list[SnapshotPart], cursor: str | None) -> bytes:
         """Recent events per channel as replacing swaps; ``cursor`` is the newest id."""
 
@@ -87,6 +90,7 @@ class JsonFormat:
         return sse.encode_retry(retry_ms)
 
     event = staticmethod(json_frame)  # the cached JSON frame, no call in between (hot path)
+    join = staticmethod(concatenated)
 
     def snapshot(self, parts: list[SnapshotPart], cursor: str | None) -> bytes:
         """The events themselves (the latest value per key), in publish order."""
@@ -139,6 +143,7 @@ class HtmlFormat:
     def __init__(self, renderer: Renderer, render_failures: Counter[str]) -> None:
         self.renderer = renderer
         self.frames = HtmlFrames(renderer, render_failures)
+        self.join = self.frames.joined
 
     def opening(self, retry_ms: int) -> bytes:
         """``retry:`` and the first status fragment."""
@@ -180,6 +185,7 @@ class FilteredHtmlFormat(HtmlFormat):
     def __init__(self, renderer: Renderer, render_failures: Counter[str], highlight: Any) -> None:
         super().__init__(renderer, render_failures)
         self.highlight = highlight
+        self.join = concatenated  # its rows are marked per pattern (a SharedFilter's frames)
 
     def event(self, event: Event) -> bytes:
         """The event's html frame with the pattern marked (not cached)."""

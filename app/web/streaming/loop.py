@@ -165,7 +165,7 @@ class EventStream:
         self, sub: Feed, send: Send, socket: DirectSocket | None, abort: Abort | None
     ) -> StreamWriter:
         if socket is not None:
-            return SocketWriter(socket, self.registry.stats, sub.interrupt)
+            return SocketWriter(socket, self.registry.stats, sub.interrupt, self.format.join)
         return SendWriter(send, abort, self.registry.stats)
 
     async def _follow(self, sub: Feed, writer: StreamWriter) -> None:
@@ -190,14 +190,15 @@ class EventStream:
             await writer.write(self._chunk(events))
 
     def _chunk(self, events: list[Event]) -> bytes:
-        """The frames of ``events`` (filtered), then a heartbeat and a status fragment if due."""
+        """The frames of ``events`` (filtered; html: a run of one channel's rows as one message,
+        :meth:`StreamFormat.join`), then a heartbeat and a status fragment if due."""
         if self._shared is not None:
             frames = [self._shared.frame(event) for event in events]
             events = [event for event, frame in zip(events, frames, strict=True) if frame]
         else:
             encode = self.format.event
             frames = [encode(event) for event in events]
-        chunk = b"".join(frames)
+        chunk = b"".join(frames) if self._shared is not None else self.format.join(frames, events)
         if events:
             self.registry.count_delivered(events, self._only_channel)
         if self._ping_due:
@@ -215,7 +216,7 @@ class EventStream:
     def _deliver(self, frame: bytes, event: Event) -> bool:
         """Take ``event``'s frame for this loop turn's write (the hub calls this while parked)."""
         assert self.writer is not None
-        self.writer.take(frame)
+        self.writer.take(frame, event)
         self.registry.count_one(event)
         return True
 

@@ -3,7 +3,8 @@
 Both writers time their blocked writes (``write_started``) and their last
 accepted one (``last_write``) for the registry's sweeper, and count bytes.
 Only the socket writer takes frames the hub hands over while the stream is
-parked (:meth:`SocketWriter.take`): they go out in one write per loop turn.
+parked (:meth:`SocketWriter.take`): they go out in one write per loop turn,
+joined by the stream's format (html: a run of log rows as one message).
 
 Deliberate oddity: Hypercorn's ``send`` waits on the socket without a
 deadline, so neither writer has one of its own: the sweeper's write timeout
@@ -16,10 +17,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from app.events import Event
 from app.web.streaming.registry import StreamStats
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Abort = Callable[[], None]
+Join = Callable[[list[bytes], list[Event]], bytes]
 
 
 class DirectSocket(Protocol):
@@ -57,8 +60,8 @@ class StreamWriter(Protocol):
     async def write(self, body: bytes) -> None:
         """Write ``body`` (after anything taken earlier); raises ConnectionError once gone."""
 
-    def take(self, frame: bytes) -> None:
-        """Queue a frame the hub handed over, for one write at the end of this loop turn."""
+    def take(self, frame: bytes, event: Event) -> None:
+        """Queue ``event``'s frame the hub handed over, for one write at the end of this turn."""
 
     def flush(self) -> None:
         """Write what :meth:`take` queued, now."""
@@ -97,7 +100,7 @@ class SendWriter:
         self.last_write = self._loop.time()
         self._stats.bytes_sent += len(body)
 
-    def take(self, frame: bytes) -> None:
+    def take(self, frame: bytes, event: Event) -> None:
         """Never called: the hub hands frames only to direct writers."""
         raise NotImplementedError("ASGI send takes no direct delivery")
 
@@ -123,6 +126,8 @@ class SocketWriter:
     """
 
     __slots__ = (
+        "_events",
+        "_join",
         "_loop",
         "_on_full",
         "_pending",
@@ -136,12 +141,16 @@ class SocketWriter:
 
     direct = True
 
-    def __init__(self, socket: DirectSocket, stats: StreamStats, on_full: Abort) -> None:
+    def __init__(
+        self, socket: DirectSocket, stats: StreamStats, on_full: Abort, join: Join
+    ) -> None:
         self._socket = socket
         self._stats = stats
         self._on_full = on_full
+        self._join = join
         self._loop = asyncio.get_running_loop()
         self._pending: list[bytes] | None = None
+        self._events: list[Event] = []
         self.write_started: float | None = None
         self.last_write = self._loop.time()
         self.drain_due = False
@@ -152,8 +161,8 @@ class SocketWriter:
         """True once the client hung up (no task listens for ``http.disconnect`` here)."""
         return self._socket.closed
 
-    def take(self, frame: bytes) -> None:
-        """Queue ``frame``; the first one of a loop turn schedules the write.
+    def take(self, frame: bytes, event: Event) -> None:
+        """Queue ``event``'s ``frame``; the first one of a loop turn schedules the write.
 
         Every event the hub hands over before the loop turns (an NDJSON batch,
         several publishes read at once) goes out in one write: the ``write``
@@ -162,16 +171,19 @@ class SocketWriter:
         """
         if self._pending is None:
             self._pending = [frame]
+            self._events = [event]
             self._loop.call_soon(self.flush)
         else:
             self._pending.append(frame)
+            self._events.append(event)
 
     def flush(self) -> None:
         """Write what :meth:`take` queued; past high water, hand over to the task to drain."""
         pending, self._pending = self._pending, None
+        events, self._events = self._events, []
         if not pending or self.aborted:
             return
-        body = b"".join(pending)
+        body = pending[0] if len(pending) == 1 else self._join(pending, events)
         try:
             below_high_water = self._socket.write_now(body)
         except ConnectionError:
