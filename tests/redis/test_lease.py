@@ -50,30 +50,27 @@ async def lease(redis_url: str, prefix: str) -> AsyncIterator[Leases]:
         await each.close()
 
 
-async def set_epoch(url: str, prefix: str, epoch: str) -> None:
-    """What a broker's (re)load does: the deployment's epoch key."""
+async def on_redis(url: str, *command: str) -> None:
+    """One command on a connection of its own, as an operator or another process would."""
     client = redis.asyncio.Redis.from_url(url)
     try:
-        await client.set(RedisKeys(prefix).epoch, epoch)
+        await client.execute_command(*command)
     finally:
         await client.aclose()
+
+
+async def set_epoch(url: str, prefix: str, epoch: str) -> None:
+    """What a broker's (re)load does: the deployment's epoch key."""
+    await on_redis(url, "SET", RedisKeys(prefix).epoch, epoch)
 
 
 async def expire(url: str, lease: SourceLease) -> None:
     """What a Redis down for longer than the lease's TTL does: the key is gone."""
-    client = redis.asyncio.Redis.from_url(url)
-    try:
-        await client.delete(lease.key)
-    finally:
-        await client.aclose()
+    await on_redis(url, "DEL", lease.key)
 
 
 async def flushall(url: str) -> None:
-    client = redis.asyncio.Redis.from_url(url)
-    try:
-        await client.flushall()
-    finally:
-        await client.aclose()
+    await on_redis(url, "FLUSHALL")
 
 
 async def test_after_a_flushall_the_holder_keeps_the_lease(
