@@ -64,6 +64,12 @@ class Around:
     after: list[Event]
 
 
+def line_time(event: Event) -> float:
+    """When ``event``'s line says it was written, else when it was read (as its row shows)."""
+    stated = event.data.get("ts")
+    return float(stated) if isinstance(stated, int | float) else event.time
+
+
 async def older_page(
     broker: Broker,
     channel: str,
@@ -105,7 +111,7 @@ async def older_page(
                     return OlderPage(matches[::-1], cursor)
         if len(page.events) < SCAN_BATCH:
             return OlderPage(matches[::-1], None)
-    return OlderPage(matches[::-1], cursor, searched_to=oldest.time if oldest else None)
+    return OlderPage(matches[::-1], cursor, searched_to=line_time(oldest) if oldest else None)
 
 
 async def _store_search(

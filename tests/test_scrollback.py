@@ -12,7 +12,7 @@ from app import scrollback
 from app.broker.base import Broker, LineSearch
 from app.events import Event, KindRegistry
 from app.filters import EventFilter, compile_user_regex
-from app.scrollback import SCAN_BATCH, older_page, retained
+from app.scrollback import SCAN_BATCH, line_time, older_page, retained
 from tests.broker.conftest import build_broker
 
 
@@ -24,11 +24,19 @@ async def broker() -> AsyncIterator[Broker]:
     await created.close()
 
 
-async def publish_lines(broker: Broker, count: int) -> list[Event]:
+async def publish_lines(broker: Broker, count: int, stated: float | None = None) -> list[Event]:
+    """``count`` lines; with ``stated``, line n states it was written at ``stated + n``."""
     return [
-        await broker.publish("log.app", "log", {"line": f"line {n}", "file": "app.log"})
+        await broker.publish("log.app", "log", line_data(f"line {n}", stated, n))
         for n in range(count)
     ]
+
+
+def line_data(line: str, stated: float | None, n: int) -> dict[str, Any]:
+    data: dict[str, Any] = {"line": line, "file": "app.log"}
+    if stated is not None:
+        data["ts"] = stated + n
+    return data
 
 
 def every(event: Event) -> bool:
@@ -90,7 +98,7 @@ async def test_retained_walks_everything_up_to_the_newest_at_the_start(broker: B
 
 
 async def test_a_page_that_runs_out_of_time_says_how_far_back_it_searched(broker: Broker) -> None:
-    published = await publish_lines(broker, 3 * SCAN_BATCH)
+    published = await publish_lines(broker, 3 * SCAN_BATCH, stated=1.7e9)
     ticks = iter(range(1000))  # each look at the clock is one second later
 
     def clock() -> float:
@@ -101,9 +109,15 @@ async def test_a_page_that_runs_out_of_time_says_how_far_back_it_searched(broker
         time_limit_s=1.5, clock=clock,
     )  # fmt: skip
     assert page.events == [] and page.cursor == published[SCAN_BATCH].id
-    assert page.searched_to == published[SCAN_BATCH].time
+    assert page.searched_to == 1.7e9 + SCAN_BATCH  # the time the line states, as its row shows
     rest = await older_page(broker, "log.app", page.cursor, every, want=10**4, scan_limit=10**6)
     assert (len(rest.events), rest.cursor, rest.searched_to) == (SCAN_BATCH, None, None)
+
+
+def test_a_line_time_is_the_one_the_line_states_else_when_it_was_read() -> None:
+    stated = Event("e-1", "log.app", "log", 1.8e9, {"line": "x", "ts": 1.7e9}, 1, 0)
+    unstated = Event("e-2", "log.app", "log", 1.8e9, {"line": "x"}, 2, 1)
+    assert (line_time(stated), line_time(unstated)) == (1.7e9, 1.8e9)
 
 
 async def test_a_full_page_is_no_continuation(broker: Broker) -> None:
@@ -160,7 +174,7 @@ async def test_the_store_side_search_goes_on_where_its_time_ran_out(
 ) -> None:
     monkeypatch.setattr(scrollback, "STORE_SCAN", 100)
     published = [
-        await sqlite_broker.publish("log.app", "log", {"line": f"row {n}", "file": "a"})
+        await sqlite_broker.publish("log.app", "log", line_data(f"row {n}", 1.7e9, n))
         for n in range(450)
     ]
     ticks = iter(range(1000))
@@ -170,7 +184,7 @@ async def test_the_store_side_search_goes_on_where_its_time_ran_out(
         time_limit_s=1.5, clock=lambda: float(next(ticks)), line_pattern=pattern,
     )  # fmt: skip
     assert page.events == [] and page.cursor == published[250].id
-    assert page.searched_to == published[250].time
+    assert page.searched_to == 1.7e9 + 250  # the time the line states, as its row shows
     rest = await older_page(
         sqlite_broker, "log.app", page.cursor, every, want=10, scan_limit=10, line_pattern=pattern
     )

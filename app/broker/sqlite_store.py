@@ -44,6 +44,8 @@ CREATE INDEX IF NOT EXISTS events_by_channel ON events (channel, seq);
 
 
 TRIM_STEP_MAX = 1000
+# A scanned row's time as its line states it (logtail's ``ts``), else when it was read
+LINE_TIME = "coalesce(json_extract(data, '$.ts'), time)"
 
 REGEX_SYNTAX = frozenset("\\.^$|?*+()[]{}")
 
@@ -214,8 +216,9 @@ class SqliteLog:
     ) -> tuple[list[Event], tuple[int, float] | None, bool]:
         """Of the ``count`` events of ``channel`` before ``seq``, those whose ``line`` matches.
 
-        Returns the matches (oldest first), the oldest scanned ``(seq, time)`` (None when
-        none was left) and whether nothing older remains. SQLite reads the line
+        Returns the matches (oldest first), the oldest scanned ``(seq, time)`` (its line's
+        own ``ts`` when it states one; None when none was left) and whether nothing older
+        remains. SQLite reads the line
         (``json_extract``) and RE2 tests it in a function of this connection: only the
         matches are decoded into events, which is what makes a search over a million
         lines take seconds rather than a minute.
@@ -223,14 +226,15 @@ class SqliteLog:
         top = seq if seq is not None else 2**62
         db = self.db
         floor = db.execute(
-            "SELECT seq, time FROM events WHERE channel = ? AND seq < ?"
+            f"SELECT seq, {LINE_TIME} FROM events WHERE channel = ? AND seq < ?"
             " ORDER BY seq DESC LIMIT 1 OFFSET ?",
             (channel, top, count - 1),
         ).fetchone()
         end = floor is None
         if end:
             floor = db.execute(
-                "SELECT seq, time FROM events WHERE channel = ? AND seq < ? ORDER BY seq LIMIT 1",
+                f"SELECT seq, {LINE_TIME} FROM events WHERE channel = ? AND seq < ?"
+                " ORDER BY seq LIMIT 1",
                 (channel, top),
             ).fetchone()
         if floor is None:
