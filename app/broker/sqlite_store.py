@@ -218,10 +218,9 @@ class SqliteLog:
 
         Returns the matches (oldest first), the oldest scanned ``(seq, time)`` (its line's
         own ``ts`` when it states one; None when none was left) and whether nothing older
-        remains. SQLite reads the line
-        (``json_extract``) and RE2 tests it in a function of this connection: only the
-        matches are decoded into events, which is what makes a search over a million
-        lines take seconds rather than a minute.
+        remains. SQLite reads the line (``json_extract``) and RE2 tests it in a function of
+        this connection: only the matches are decoded into events, which is what makes a
+        search over a million lines take seconds rather than a minute.
         """
         top = seq if seq is not None else 2**62
         db = self.db

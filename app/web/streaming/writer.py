@@ -180,10 +180,9 @@ class SocketWriter:
     def flush(self) -> None:
         """Write what :meth:`take` queued; past high water, hand over to the task to drain."""
         pending, self._pending = self._pending, None
-        events, self._events = self._events, []
         if not pending or self.aborted:
             return
-        body = pending[0] if len(pending) == 1 else self._join(pending, events)
+        body = pending[0] if len(pending) == 1 else self._join(pending, self._events)
         try:
             below_high_water = self._socket.write_now(body)
         except ConnectionError:
