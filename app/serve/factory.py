@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None, *, run_sources: bool = True) ->
         app.register_blueprint(blueprint)
     install_error_handlers(app)
     app.after_request(_count_request)
-    app.lean_publish = LeanPublish(site, app.extensions[GUARD], app.asgi_app)
+    app.lean_publish = LeanPublish(
+        site, app.extensions[GUARD], app.asgi_app, app.fast_paths.lean_answer
+    )
     app.before_serving(runtime.start)
     app.after_serving(runtime.stop)
     return app

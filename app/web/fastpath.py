@@ -37,6 +37,21 @@ The paths (docs/performance.md has the figures):
   ``HTTPStream.app_send`` → ``H11Protocol.stream_send`` →
   ``TCPServer.protocol_send``, whose server owns the ``writer``.
   Fallback: the default buffer, and a cut cancels the stream's task.
+- ``lean_answer``: a lean publish's ``201`` is written in one piece by
+  :func:`answer` instead of two ASGI messages through Hypercorn's HTTP stream
+  and h11, which built three h11 events (header validation, the ``Response``
+  made twice, a writer per state) and went twice through the TCP server's
+  lock and ``drain()``: a third of a single POST's CPU (docs/performance.md,
+  "Single POSTs"). Only the plainest cycle takes it (HTTP/1.1 keep-alive, the
+  request read whole, no upgrade, under ``keep_alive_max_requests``). The
+  bytes are the ones h11 would write, with Hypercorn's own ``date`` and
+  ``server`` headers, written to the transport (past high water the TCP
+  server's ``send`` waits for the client, as it would have). Then h11's state
+  machine and Hypercorn's stream move as the two messages would have moved
+  them: h11's ``_cstate`` through ``Response`` and ``EndOfMessage``, the
+  stream to ``CLOSED`` with its access log line, and Hypercorn's own
+  ``StreamClosed`` (the next cycle, the idle timer). Fallback: ``send`` (any
+  other connection, or a cycle that is not that plain).
 - ``lean_event``: Hypercorn's asyncio worker makes one event per connection
   through ``WorkerContext.event_class``; its own wraps ``asyncio.Event``,
   which allocates a 760-byte waiter deque up front (5 % of an idle stream).
@@ -70,11 +85,18 @@ import struct
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
+from itertools import chain
+from time import time
+from typing import cast
 
+import h11
+from h11._state import ConnectionState
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import WorkerContext
+from hypercorn.events import RawData
+from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.h11 import H11Protocol
-from hypercorn.protocol.http_stream import HTTPStream
+from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 from quart import Quart
 from quart.asgi import ASGIHTTPConnection
@@ -84,7 +106,7 @@ from app.web.streaming.writer import Abort
 
 log = logging.getLogger("pulseboard")
 
-VERIFIED_MINORS = {"quart": "0.22", "hypercorn": "0.18"}
+VERIFIED_MINORS = {"quart": "0.22", "hypercorn": "0.18", "h11": "0.16"}
 HIGH_WATER_BYTES = 64 * 1024
 SEND_BUFFER_BYTES = 32 * 1024  # the kernel doubles it for its bookkeeping
 LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, drops the queue
@@ -107,6 +129,23 @@ CONNECTION_SETS: Needs = (  # instance attributes, assigned in __init__
     (TCPServer, "writer"),
 )
 EVENT_NEEDS: Needs = ((WorkerContext, "event_class"),)
+ANSWER_NEEDS: Needs = (
+    (h11.Connection, "_respond_to_state_changes"),
+    (ConnectionState, "process_event"),
+    (HTTPStream, "handle"),
+)
+ANSWER_SETS: Needs = (  # instance attributes, assigned in __init__
+    (h11.Connection, "_cstate"),
+    (ConnectionState, "states"),
+    (ConnectionState, "keep_alive"),
+    (ConnectionState, "pending_switch_proposals"),
+    (H11Protocol, "connection"),
+    (H11Protocol, "config"),
+    (H11Protocol, "keep_alive_requests"),
+    (HTTPStream, "state"),
+    (HTTPStream, "stream_id"),
+)
+ANSWER_SETS_IN_HANDLE: Needs = ((HTTPStream, "scope"), (HTTPStream, "start_time"))
 
 
 @dataclass(frozen=True)
@@ -115,6 +154,7 @@ class FastPaths:
 
     lean_stream: bool
     connection_control: bool
+    lean_answer: bool
     lean_event: bool
 
     def describe(self) -> str:
@@ -122,7 +162,9 @@ class FastPaths:
         return " ".join(f"{name}={'on' if on else 'off'}" for name, on in asdict(self).items())
 
 
-STANDARD = FastPaths(lean_stream=False, connection_control=False, lean_event=False)
+STANDARD = FastPaths(
+    lean_stream=False, connection_control=False, lean_answer=False, lean_event=False
+)
 
 
 def probe() -> FastPaths:
@@ -133,6 +175,11 @@ def probe() -> FastPaths:
     paths = FastPaths(
         lean_stream=quart and connection,
         connection_control=connection,
+        lean_answer=connection
+        and _verified("h11")
+        and _has(ANSWER_NEEDS)
+        and _sets(ANSWER_SETS)
+        and _sets(ANSWER_SETS_IN_HANDLE, "handle"),
         lean_event=hypercorn and _has(EVENT_NEEDS),
     )
     log.info("fast paths: %s", paths.describe())
@@ -158,17 +205,19 @@ def _has(needs: Needs) -> bool:
     return not missing
 
 
-def _sets(needs: Needs) -> bool:
+def _sets(needs: Needs, method: str = "__init__") -> bool:
     missing = [
-        f"{owner.__name__}.{name}" for owner, name in needs if name not in _assigned_in_init(owner)
+        f"{owner.__name__}.{name}"
+        for owner, name in needs
+        if name not in _assigned_in(owner, method)
     ]
     if missing:
         log.warning("fast path off: %s no longer set", ", ".join(missing))
     return not missing
 
 
-def _assigned_in_init(owner: type) -> tuple[str, ...]:
-    code = getattr(vars(owner).get("__init__"), "__code__", None)
+def _assigned_in(owner: type, method: str) -> tuple[str, ...]:
+    code = getattr(vars(owner).get(method), "__code__", None)
     return tuple(code.co_names) if code is not None else ()
 
 
@@ -250,6 +299,12 @@ class ChunkedSocket:
 
 def hypercorn_connection(send: ASGISendCallable) -> tuple[asyncio.StreamWriter, HTTPStream] | None:
     """The writer and HTTP stream under Hypercorn's HTTP/1.x ``send``, or None if it is not that."""
+    found = _hypercorn_layers(send)
+    return (found[2].writer, found[0]) if found is not None else None
+
+
+def _hypercorn_layers(send: ASGISendCallable) -> tuple[HTTPStream, H11Protocol, TCPServer] | None:
+    """The three objects under Hypercorn's HTTP/1.x ``send``, or None if it is not that."""
     http_stream = getattr(send, "__self__", None)
     if not isinstance(http_stream, HTTPStream):
         return None
@@ -259,7 +314,7 @@ def hypercorn_connection(send: ASGISendCallable) -> tuple[asyncio.StreamWriter, 
     server = getattr(protocol.send, "__self__", None)
     if not isinstance(server, TCPServer):
         return None
-    return server.writer, http_stream
+    return http_stream, protocol, server
 
 
 def stream_connection(send: ASGISendCallable) -> Abort | None:
@@ -292,6 +347,61 @@ def abort_transport(transport: asyncio.WriteTransport) -> None:
         with contextlib.suppress(OSError, ValueError):  # ValueError: closed already
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
     transport.abort()
+
+
+# ``lean_answer``: a whole small answer in one write.
+
+Headers = list[tuple[bytes, bytes]]
+
+
+async def answer(send: ASGISendCallable, status: int, headers: Headers, body: bytes) -> bool:
+    """Send a whole answer in one write; False (nothing sent) when ``send`` must carry it.
+
+    ``headers`` must hold the ``content-length`` and be lower-case and valid, as
+    Hypercorn would make them.
+    """
+    found = _hypercorn_layers(send)
+    if found is None or not _plain_cycle(*found[:2]) or found[2].writer.is_closing():
+        return False
+    http_stream, protocol, server = found
+    connection = cast(h11.Connection, protocol.connection)
+    config = protocol.config
+    pieces = [b"HTTP/1.1 %d \r\n" % status]
+    pieces += [b"%s: %s\r\n" % pair for pair in chain(headers, config.response_headers("h11"))]
+    pieces += [b"\r\n", body]
+    cycle = connection._cstate
+    before = dict(cycle.states)
+    cycle.process_event(h11.SERVER, h11.Response)
+    cycle.process_event(h11.SERVER, h11.EndOfMessage)
+    connection._respond_to_state_changes(before)
+    http_stream.response = {"type": "http.response.start", "status": status, "headers": headers}
+    http_stream.state = ASGIHTTPState.CLOSED
+    server.writer.write(b"".join(pieces))
+    if server.writer.transport.get_write_buffer_size() > HIGH_WATER_BYTES:
+        await protocol.send(RawData(data=b""))  # Hypercorn's drain, and its close on an error
+    elapsed = time() - http_stream.start_time
+    await config.log.access(http_stream.scope, http_stream.response, elapsed)
+    await http_stream.send(StreamClosed(stream_id=http_stream.stream_id))
+    return True
+
+
+def _plain_cycle(http_stream: HTTPStream, protocol: H11Protocol) -> bool:
+    """True when h11 would write the answer as given: nothing sent yet, keep-alive, no upgrade."""
+    connection = protocol.connection
+    if not isinstance(connection, h11.Connection):
+        return False  # a WebSocket's
+    cycle = connection._cstate
+    return (
+        http_stream.state is ASGIHTTPState.REQUEST
+        and not http_stream.closed
+        and connection.our_state is h11.SEND_RESPONSE
+        and connection.their_state is h11.DONE
+        and connection.their_http_version == b"1.1"
+        and cycle.keep_alive
+        and not cycle.pending_switch_proposals
+        and not connection.client_is_waiting_for_100_continue
+        and protocol.keep_alive_requests < protocol.config.keep_alive_max_requests
+    )
 
 
 # ``queued_body``: what Hypercorn has queued for the app.

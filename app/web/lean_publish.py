@@ -123,10 +123,11 @@ def _is_json(content_type: bytes | None) -> bool:
 class LeanPublish:
     """The ASGI handler for every ``POST``: a plain one published here, the rest to ``fallback``."""
 
-    def __init__(self, site: Site, guard: Guard, fallback: ASGIApp) -> None:
+    def __init__(self, site: Site, guard: Guard, fallback: ASGIApp, lean_answer: bool) -> None:
         self.site = site
         self.guard = guard
         self.fallback = fallback
+        self.lean_answer = lean_answer  # fastpath.answer: the 201 in one write
         server = site.settings.server
         self.max_body_bytes = server.max_body_bytes
         self.body_timeout_s = server.body_timeout
@@ -222,8 +223,9 @@ class LeanPublish:
         answer = msgspec.json.encode({"id": event.id})
         length = (b"content-length", b"%d" % len(answer))
         headers = [ANSWER_HEADERS[0], length, *ANSWER_HEADERS[1:]]
-        await send({"type": "http.response.start", "status": 201, "headers": headers})
-        await send({"type": "http.response.body", "body": answer, "more_body": False})
+        if not (self.lean_answer and await fastpath.answer(send, 201, headers, answer)):
+            await send({"type": "http.response.start", "status": 201, "headers": headers})
+            await send({"type": "http.response.body", "body": answer, "more_body": False})
         self.site.count_request(ROUTE, 201)
         return None
 

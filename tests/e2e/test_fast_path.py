@@ -26,7 +26,7 @@ from tests.support.waiting import until
 
 CHANNEL = "fp"
 CONFIG = {"server": {"heartbeat": 0.4}, "channels": [{"name": CHANNEL, "kind": "notify"}]}
-OFF = {"lean_stream": 0, "connection_control": 0, "lean_event": 0}
+OFF = {"lean_stream": 0, "connection_control": 0, "lean_answer": 0, "lean_event": 0}
 
 
 @asynccontextmanager
@@ -85,7 +85,7 @@ async def streams_and_ends(app: StreamingQuart, port: int) -> None:
 
 async def test_the_pinned_versions_serve_every_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(settings_from_dict(CONFIG), run_sources=False)
-    assert app.fast_paths == fastpath.FastPaths(True, True, True)
+    assert app.fast_paths == fastpath.FastPaths(True, True, True, True)
     sockets: list[fastpath.ChunkedSocket | None] = []
     real = fastpath.lean_socket
 

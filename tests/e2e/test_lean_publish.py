@@ -13,10 +13,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.config import Config
+from hypercorn.events import Event, RawData
 
 from app.broker.base import BrokerUnavailable
 from app.serve.factory import create_app, runtime_of
 from app.settings import settings_from_dict
+from app.web import fastpath
 from app.web.asgi import StreamingQuart
 from app.web.lean_publish import ROUTE, LeanPublish
 from tests.e2e.test_fast_path import served
@@ -282,3 +286,93 @@ async def test_a_publish_that_fails_is_quarts_503_and_tried_once(
     assert with_lean.startswith(b"HTTP/1.1 503 ")
     assert handed
     assert tries == ["lean", "lean"]  # once per path: Quart answered the lean path's error
+
+
+@pytest.fixture
+def direct(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each lean 201 went out in one write (``fastpath.answer``) or through ``send``."""
+    written: list[bool] = []
+    real = fastpath.answer
+
+    async def spied(*args: Any) -> bool:
+        written.append(await real(*args))
+        return written[-1]
+
+    monkeypatch.setattr(fastpath, "answer", spied)
+    return written
+
+
+async def test_pipelined_posts_are_answered_in_order_each_in_one_write(
+    open_app: Counted, direct: list[bool]
+) -> None:
+    messages = ("one", "two", "three")
+    reader, writer = await asyncio.open_connection("127.0.0.1", open_app.port)
+    try:
+        writer.write(b"".join(post(EVENTS, b'{"message":"%s"}' % m.encode()) for m in messages))
+        answers = [await answer(reader) for _ in messages]
+    finally:
+        writer.close()
+    assert all(one.startswith(b"HTTP/1.1 201 ") for one in answers), answers
+    assert direct == [True, True, True]
+    history = await runtime_of(open_app.app).broker.history("lean", None, 10)
+    assert [event.data["message"] for event in history.events][-3:] == list(messages)
+
+
+async def closed_after_answer(port: int, raws: list[bytes]) -> list[bytes]:
+    """The answers to ``raws`` sent one by one on one connection, which must then be closed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        answers = []
+        for raw in raws:
+            writer.write(raw)
+            answers.append(await answer(reader))
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        return answers
+    finally:
+        writer.close()
+
+
+async def test_a_client_asking_to_close_gets_the_close_and_the_same_bytes(
+    open_app: Counted, direct: list[bool]
+) -> None:
+    raw = post(EVENTS, extra=("Connection: close",))
+    with_lean, without, handed = await open_app.both(raw)
+    assert with_lean == without
+    assert b"connection: close\r\n" in with_lean.lower()
+    assert not handed and direct == [False]  # lean, but h11 says the close
+    assert (await closed_after_answer(open_app.port, [raw]))[0] == with_lean
+
+
+async def test_the_last_request_a_connection_may_carry_says_close(
+    open_app: Counted, direct: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Config, "keep_alive_max_requests", 2)
+    first, last = await closed_after_answer(open_app.port, [post(EVENTS), post(EVENTS)])
+    assert first.startswith(b"HTTP/1.1 201 ") and last.startswith(b"HTTP/1.1 201 ")
+    assert b"connection" not in first.lower()
+    assert b"connection: close\r\n" in last.lower()
+    assert direct == [True, False]
+
+
+async def test_past_high_water_the_answer_waits_in_hypercorns_send(
+    open_app: Counted, direct: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[bytes] = []
+    real = TCPServer.protocol_send
+
+    async def spied(server: TCPServer, event: Event) -> None:
+        if isinstance(event, RawData):
+            waits.append(event.data)
+        await real(server, event)
+
+    monkeypatch.setattr(TCPServer, "protocol_send", spied)
+    monkeypatch.setattr(fastpath, "HIGH_WATER_BYTES", -1)  # every answer is past high water
+    reader, writer = await asyncio.open_connection("127.0.0.1", open_app.port)
+    try:
+        writer.write(post(EVENTS) * 3)
+        answers = [await answer(reader) for _ in range(3)]
+    finally:
+        writer.close()
+    assert all(one.startswith(b"HTTP/1.1 201 ") for one in answers), answers
+    assert direct == [True, True, True]
+    assert waits == [b"", b"", b""]  # no bytes through Hypercorn's send: only its drain

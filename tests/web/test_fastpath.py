@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
+import h11
 import pytest
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import EventWrapper, WorkerContext
 from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.http_stream import HTTPStream
 from quart.asgi import ASGIHTTPConnection
 
 from app.web import fastpath
-from app.web.fastpath import FastPaths, LeanEvent, hypercorn_connection, lean_events, probe
+from app.web.fastpath import (
+    STANDARD,
+    FastPaths,
+    LeanEvent,
+    hypercorn_connection,
+    lean_events,
+    probe,
+)
 
-ALL_ON = FastPaths(lean_stream=True, connection_control=True, lean_event=True)
+ALL_ON = FastPaths(lean_stream=True, connection_control=True, lean_answer=True, lean_event=True)
 
 
 def test_every_fast_path_is_live_on_the_pinned_versions(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, "pulseboard"):
         assert probe() == ALL_ON
-    assert "fast paths: lean_stream=on connection_control=on lean_event=on" in caplog.text
+    assert (
+        "fast paths: lean_stream=on connection_control=on lean_answer=on lean_event=on"
+        in caplog.text
+    )
 
 
 def test_another_hypercorn_minor_turns_its_paths_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,7 +41,7 @@ def test_another_hypercorn_minor_turns_its_paths_off(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(
         fastpath, "version", lambda name: "0.19.0" if name == "hypercorn" else real(name)
     )
-    assert probe() == FastPaths(lean_stream=False, connection_control=False, lean_event=False)
+    assert probe() == STANDARD
 
 
 def test_another_quart_minor_turns_only_the_lean_stream_off(
@@ -38,20 +51,26 @@ def test_another_quart_minor_turns_only_the_lean_stream_off(
     monkeypatch.setattr(
         fastpath, "version", lambda name: "0.23.1" if name == "quart" else real(name)
     )
-    assert probe() == FastPaths(lean_stream=False, connection_control=True, lean_event=True)
+    assert probe() == replace(ALL_ON, lean_stream=False)
+
+
+def test_another_h11_minor_turns_only_the_lean_answer_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = fastpath.version
+    monkeypatch.setattr(fastpath, "version", lambda name: "0.17.0" if name == "h11" else real(name))
+    assert probe() == replace(ALL_ON, lean_answer=False)
 
 
 def test_a_missing_hypercorn_method_turns_the_connection_paths_off(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delattr(H11Protocol, "stream_send")
-    assert probe() == FastPaths(lean_stream=False, connection_control=False, lean_event=True)
+    assert probe() == replace(STANDARD, lean_event=True)
     assert "H11Protocol.stream_send missing" in caplog.text
 
 
 def test_a_missing_quart_method_turns_the_lean_stream_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(ASGIHTTPConnection, "_create_request_from_scope")
-    assert probe() == FastPaths(lean_stream=False, connection_control=True, lean_event=True)
+    assert probe() == replace(ALL_ON, lean_stream=False)
 
 
 def test_an_attribute_hypercorn_no_longer_sets_turns_the_connection_paths_off(
@@ -60,13 +79,24 @@ def test_an_attribute_hypercorn_no_longer_sets_turns_the_connection_paths_off(
     monkeypatch.setattr(
         fastpath, "CONNECTION_SETS", (*fastpath.CONNECTION_SETS, (TCPServer, "socket_writer"))
     )
-    assert probe() == FastPaths(lean_stream=False, connection_control=False, lean_event=True)
+    assert probe() == replace(STANDARD, lean_event=True)
     assert "TCPServer.socket_writer no longer set" in caplog.text
+
+
+def test_h11_internals_gone_turn_only_the_lean_answer_off(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delattr(h11.Connection, "_respond_to_state_changes")
+    monkeypatch.setattr(
+        fastpath, "ANSWER_SETS_IN_HANDLE", (*fastpath.ANSWER_SETS_IN_HANDLE, (HTTPStream, "gone"))
+    )
+    assert probe() == replace(ALL_ON, lean_answer=False)
+    assert "Connection._respond_to_state_changes missing" in caplog.text
 
 
 def test_a_missing_event_seam_turns_the_lean_event_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(WorkerContext, "event_class")
-    assert probe() == FastPaths(lean_stream=True, connection_control=True, lean_event=False)
+    assert probe() == replace(ALL_ON, lean_event=False)
 
 
 async def test_a_send_that_is_not_hypercorn_http_1_1_has_no_connection() -> None:
@@ -75,13 +105,14 @@ async def test_a_send_that_is_not_hypercorn_http_1_1_has_no_connection() -> None
 
     assert hypercorn_connection(send) is None  # type: ignore[arg-type]
     assert hypercorn_connection(print) is None  # type: ignore[arg-type]
+    assert not await fastpath.answer(send, 201, [(b"content-length", b"0")], b"")  # type: ignore[arg-type]
 
 
 def test_lean_events_are_made_inside_the_block_only_and_put_back() -> None:
     with lean_events(ALL_ON):
         assert isinstance(WorkerContext(max_requests=None).terminated, LeanEvent)
     assert WorkerContext.event_class is EventWrapper
-    with lean_events(FastPaths(lean_stream=True, connection_control=True, lean_event=False)):
+    with lean_events(replace(ALL_ON, lean_event=False)):
         assert isinstance(WorkerContext(max_requests=None).terminated, EventWrapper)
 
 
