@@ -37,7 +37,7 @@ bench/bin/loadgen: $(wildcard bench/loadgen/*.go) bench/loadgen/go.mod
 bench: $(STAMP) bench/bin/loadgen  # a few minutes: S1-S6 against the naive baseline, storm, workers
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/storm.py
-	$(BIN)/python bench/scaleout.py --workers
+	$(BIN)/python bench/scaleout.py --workers --repeat 3
 
 bench-quick: $(STAMP) bench/bin/loadgen  # under a minute: S2 at 200 subscribers, a short filtered step
 	$(BIN)/python bench/run.py --quick

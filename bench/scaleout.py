@@ -14,6 +14,8 @@ redis:// at S2 (1,000 x 50 ev/s) and S3 (stepped) loads, total server CPU
 per delivery (every process of the serve tree plus redis-server, from
 /proc); then how many publishes/s one Redis takes through the Lua path,
 single POSTs and NDJSON batches, with redis-server's CPU per event.
+``--workers --repeat N`` alternates the two set-ups N times and reports every
+pair's ratio and their median.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -131,11 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", action="store_true", help="what --workers 2 costs (18.5)")
     parser.add_argument("--loads", help="with --workers: some of S2,S3,publish-post,publish-ndjson")
+    parser.add_argument("--repeat", type=int, default=1, help="with --workers: pairs of runs")
     args = parser.parse_args(argv)
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is not installed")
     if args.workers:
-        workers_main(tuple(args.loads.split(",")) if args.loads else None)
+        workers_main(tuple(args.loads.split(",")) if args.loads else None, args.repeat)
         return
     results: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -273,43 +277,62 @@ def cost_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def workers_main(only: tuple[str, ...] | None = None) -> None:
-    """``--workers``: the cost of --workers 2 against --workers 1, and publishes through Redis."""
+def workers_main(only: tuple[str, ...] | None = None, repeat: int = 1) -> None:
+    """``--workers``: the cost of --workers 2 against --workers 1, and publishes through Redis.
+
+    With ``repeat`` > 1 the two set-ups alternate that many times: one run's
+    ratio moves by up to 0.1 with the machine, the median of the pairs less.
+    """
     loads = [(name, flags) for name, flags in COST_LOADS if only is None or name in only]
     report: dict[str, Any] = {"machine": machine(), "file_limit": raise_file_limit()}
     results: dict[str, dict[str, Any]] = {}
-    for workers in WORKER_COUNTS:
-        with tempfile.TemporaryDirectory() as tmp:
-            workdir = Path(tmp)
-            with (
-                redis_server(workdir) as (url, redis),
-                serve_workers(workdir, url, workers) as server,
-            ):
-                for name, flags in loads:
-                    results[f"{name} workers={workers}"] = cost_summary(
-                        cost_steps(server, redis, flags)
-                    )
+    for attempt in range(1, repeat + 1):
+        suffix = f" run={attempt}" if repeat > 1 else ""
+        for workers in WORKER_COUNTS:
+            with tempfile.TemporaryDirectory() as tmp:
+                workdir = Path(tmp)
+                with (
+                    redis_server(workdir) as (url, redis),
+                    serve_workers(workdir, url, workers) as server,
+                ):
+                    for name, flags in loads:
+                        results[f"{name} workers={workers}{suffix}"] = cost_summary(
+                            cost_steps(server, redis, flags)
+                        )
     report["results"] = results
+    report["ratios"] = print_workers(results, repeat)
     report["machine"]["loadavg_end"] = os.getloadavg()
-    print(f"{'load':28} {'us/delivery':>11} {'serve':>7} {'redis':>7} {'redis us/ev':>11}  failed")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"workers-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+def print_workers(results: dict[str, dict[str, Any]], repeat: int) -> dict[str, list[float]]:
+    """Print every set-up's figures, then the S2 and S3 ratios (each pair, the median)."""
+    print(f"{'load':34} {'us/delivery':>11} {'serve':>7} {'redis':>7} {'redis us/ev':>11}  failed")
     for name, figures in results.items():
         serve, redis = figures["serve_us_per_delivery"], figures["redis_us_per_delivery"]
-        print(f"{name:28} {_f(figures['us_per_delivery']):>11} {_f(serve):>7} {_f(redis):>7} "
+        print(f"{name:34} {_f(figures['us_per_delivery']):>11} {_f(serve):>7} {_f(redis):>7} "
               f"{_f(figures['redis_us_per_event']):>11}  {figures['failed_steps']}")  # fmt: skip
         for step in figures["steps"]:
             print(f"  rate {step['rate']:>7g}: accepted {step['accepted_per_s']:>9,.0f}/s "
                   f"delivered {step['delivered_per_s']:>9,.0f}/s p99 {step['p99_ms']:>7.1f} ms "
                   f"serve {step['serve_cpu']:.2f} redis {step['redis_cpu']:.2f} "
                   f"{step['failed'] or 'ok'}")  # fmt: skip
+    ratios: dict[str, list[float]] = {}
     for load in ("S2", "S3"):
-        one, two = results.get(f"{load} workers=1"), results.get(f"{load} workers=2")
-        if one and two and one["us_per_delivery"] and two["us_per_delivery"]:
-            ratio = two["us_per_delivery"] / one["us_per_delivery"]
-            print(f"{load}: CPU per delivery, --workers 2 / --workers 1 = {ratio:.2f}x")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"workers-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {out}")
+        for attempt in range(1, repeat + 1):
+            suffix = f" run={attempt}" if repeat > 1 else ""
+            one = results.get(f"{load} workers=1{suffix}")
+            two = results.get(f"{load} workers=2{suffix}")
+            if one and two and one["us_per_delivery"] and two["us_per_delivery"]:
+                ratios.setdefault(load, []).append(two["us_per_delivery"] / one["us_per_delivery"])
+        if load in ratios:
+            each = " ".join(f"{ratio:.2f}x" for ratio in ratios[load])
+            print(f"{load}: CPU per delivery, --workers 2 / --workers 1 = {each}; "
+                  f"median {statistics.median(ratios[load]):.2f}x")  # fmt: skip
+    return ratios
 
 
 def _f(value: float | None) -> str:
