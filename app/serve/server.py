@@ -65,5 +65,5 @@ async def serve(app: StreamingQuart, bind: str) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     log.info("listening on http://%s", bind)
     config = hypercorn_config(bind, runtime.settings.log.access_log)
-    with fastpath.lean_events(app.fast_paths):
+    with fastpath.lean_events(app.fast_paths), fastpath.lean_idle_timers(app.fast_paths):
         await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)

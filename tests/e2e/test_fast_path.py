@@ -13,9 +13,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from hypercorn.asyncio import serve
+from hypercorn.asyncio import serve, tcp_server
 from hypercorn.asyncio.tcp_server import TCPServer
-from hypercorn.asyncio.worker_context import EventWrapper, WorkerContext
+from hypercorn.asyncio.worker_context import AsyncioSingleTask, EventWrapper, WorkerContext
+from hypercorn.config import Config
 
 from app.serve.factory import create_app, runtime_of
 from app.serve.server import hypercorn_config
@@ -26,7 +27,7 @@ from tests.support.waiting import until
 
 CHANNEL = "fp"
 CONFIG = {"server": {"heartbeat": 0.4}, "channels": [{"name": CHANNEL, "kind": "notify"}]}
-OFF = {"lean_stream": 0, "connection_control": 0, "lean_answer": 0, "lean_event": 0}
+OFF = {"lean_stream": 0, "connection_control": 0, "lean_answer": 0, "lean_event": 0, "lean_idle": 0}
 
 
 @asynccontextmanager
@@ -38,7 +39,7 @@ async def served(app: StreamingQuart) -> AsyncIterator[int]:
     port = int(listener.getsockname()[1])
     config = hypercorn_config(f"fd://{listener.detach()}", None)  # Hypercorn closes it
     stop = asyncio.Event()
-    with fastpath.lean_events(app.fast_paths):
+    with fastpath.lean_events(app.fast_paths), fastpath.lean_idle_timers(app.fast_paths):
         serving = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
         try:
             yield port
@@ -85,7 +86,7 @@ async def streams_and_ends(app: StreamingQuart, port: int) -> None:
 
 async def test_the_pinned_versions_serve_every_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(settings_from_dict(CONFIG), run_sources=False)
-    assert app.fast_paths == fastpath.FastPaths(True, True, True, True)
+    assert app.fast_paths == fastpath.FastPaths(True, True, True, True, True)
     sockets: list[fastpath.ChunkedSocket | None] = []
     real = fastpath.lean_socket
 
@@ -98,8 +99,10 @@ async def test_the_pinned_versions_serve_every_fast_path(monkeypatch: pytest.Mon
         assert await fast_path_gauge(port) == {name: 1 for name in OFF}
         await streams_and_ends(app, port)
         assert WorkerContext.event_class is fastpath.LeanEvent
+        assert tcp_server.AsyncioSingleTask is fastpath.LeanIdleTask
     assert len(sockets) == 1 and isinstance(sockets[0], fastpath.ChunkedSocket)
     assert WorkerContext.event_class is EventWrapper  # put back
+    assert tcp_server.AsyncioSingleTask is AsyncioSingleTask
 
 
 def newer_releases(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,6 +113,7 @@ def an_attribute_gone(monkeypatch: pytest.MonkeyPatch) -> None:
     gone = (TCPServer, "socket_writer")
     monkeypatch.setattr(fastpath, "CONNECTION_SETS", (*fastpath.CONNECTION_SETS, gone))
     monkeypatch.setattr(fastpath, "EVENT_NEEDS", ((WorkerContext, "event_factory"),))
+    monkeypatch.setattr(fastpath, "IDLE_NEEDS", ((TCPServer, "_idle_timer"),))
 
 
 @pytest.mark.parametrize("mismatch", [newer_releases, an_attribute_gone])
@@ -130,3 +134,23 @@ async def test_a_probe_mismatch_falls_back_to_the_standard_path_that_still_strea
         assert head.startswith(b"HTTP/1.1 400"), head
         writer.close()
     assert used == []
+
+
+async def test_an_idle_keep_alive_connection_is_closed_after_the_timeout_and_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Config, "keep_alive_timeout", 1.0)
+    monkeypatch.setattr(fastpath, "IDLE_GRACE_S", 0.1)
+    app = create_app(settings_from_dict(CONFIG), run_sources=False)
+    async with served(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(3):  # requests closer than the grace: the connection stays
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                assert head.startswith(b"HTTP/1.1 200"), head
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await asyncio.wait_for(reader.readexactly(length), 10)
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # then idle: closed
+        finally:
+            writer.close()

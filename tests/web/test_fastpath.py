@@ -8,8 +8,10 @@ from dataclasses import replace
 
 import h11
 import pytest
+from hypercorn.asyncio import tcp_server
+from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.asyncio.tcp_server import TCPServer
-from hypercorn.asyncio.worker_context import EventWrapper, WorkerContext
+from hypercorn.asyncio.worker_context import AsyncioSingleTask, EventWrapper, WorkerContext
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.protocol.http_stream import HTTPStream
 from quart.asgi import ASGIHTTPConnection
@@ -19,12 +21,16 @@ from app.web.fastpath import (
     STANDARD,
     FastPaths,
     LeanEvent,
+    LeanIdleTask,
     hypercorn_connection,
     lean_events,
+    lean_idle_timers,
     probe,
 )
 
-ALL_ON = FastPaths(lean_stream=True, connection_control=True, lean_answer=True, lean_event=True)
+ALL_ON = FastPaths(
+    lean_stream=True, connection_control=True, lean_answer=True, lean_event=True, lean_idle=True
+)
 
 
 def test_every_fast_path_is_live_on_the_pinned_versions(caplog: pytest.LogCaptureFixture) -> None:
@@ -32,7 +38,7 @@ def test_every_fast_path_is_live_on_the_pinned_versions(caplog: pytest.LogCaptur
         assert probe() == ALL_ON
     assert (
         "fast paths: lean_stream=on connection_control=on lean_answer=on lean_event=on"
-        in caplog.text
+        " lean_idle=on" in caplog.text
     )
 
 
@@ -64,7 +70,7 @@ def test_a_missing_hypercorn_method_turns_the_connection_paths_off(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delattr(H11Protocol, "stream_send")
-    assert probe() == replace(STANDARD, lean_event=True)
+    assert probe() == replace(STANDARD, lean_event=True, lean_idle=True)
     assert "H11Protocol.stream_send missing" in caplog.text
 
 
@@ -79,7 +85,7 @@ def test_an_attribute_hypercorn_no_longer_sets_turns_the_connection_paths_off(
     monkeypatch.setattr(
         fastpath, "CONNECTION_SETS", (*fastpath.CONNECTION_SETS, (TCPServer, "socket_writer"))
     )
-    assert probe() == replace(STANDARD, lean_event=True)
+    assert probe() == replace(STANDARD, lean_event=True, lean_idle=True)
     assert "TCPServer.socket_writer no longer set" in caplog.text
 
 
@@ -92,6 +98,17 @@ def test_h11_internals_gone_turn_only_the_lean_answer_off(
     )
     assert probe() == replace(ALL_ON, lean_answer=False)
     assert "Connection._respond_to_state_changes missing" in caplog.text
+
+
+def test_a_changed_idle_timer_turns_only_the_lean_idle_off(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delattr(TCPServer, "_idle_timeout")
+    assert probe() == replace(ALL_ON, lean_idle=False)
+    assert "TCPServer._idle_timeout missing" in caplog.text
+    monkeypatch.undo()
+    monkeypatch.delattr(tcp_server, "AsyncioSingleTask")
+    assert probe() == replace(ALL_ON, lean_idle=False)
 
 
 def test_a_missing_event_seam_turns_the_lean_event_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,3 +172,52 @@ async def test_queued_sees_only_a_hypercorn_queue_holding_a_message() -> None:
         return {"type": "http.disconnect"}
 
     assert not fastpath.queued(elsewhere)  # another server's receive: the timer, always
+
+
+def test_lean_idle_timers_are_made_inside_the_block_only_and_put_back() -> None:
+    with lean_idle_timers(ALL_ON):
+        assert tcp_server.AsyncioSingleTask is LeanIdleTask
+    assert tcp_server.AsyncioSingleTask is AsyncioSingleTask
+    with lean_idle_timers(replace(ALL_ON, lean_idle=False)):
+        assert tcp_server.AsyncioSingleTask is AsyncioSingleTask
+
+
+async def test_a_restart_stopped_within_the_grace_never_starts_its_task() -> None:
+    started: list[str] = []
+
+    async def idle() -> None:
+        started.append("idle")
+
+    async with TaskGroup(asyncio.get_running_loop()) as group:
+        timer = LeanIdleTask()
+        await timer.restart(group, idle)
+        pending = timer._timer
+        assert pending is not None and not pending.cancelled()
+        await timer.stop()
+        assert pending.cancelled() and timer._timer is None and timer._task is None
+    assert started == []
+
+
+async def test_an_idle_task_starts_after_the_grace_and_stop_cancels_and_awaits_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fastpath, "IDLE_GRACE_S", 0.01)
+    started, ended = asyncio.Event(), asyncio.Event()
+
+    async def idle() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended.set()
+
+    async with TaskGroup(asyncio.get_running_loop()) as group:
+        timer = LeanIdleTask()
+        await timer.restart(group, idle)
+        await asyncio.wait_for(started.wait(), 10)
+        await timer.restart(group, idle)  # the running one is cancelled first
+        assert ended.is_set()
+        ended.clear()
+        await timer.stop()
+        assert not ended.is_set()  # the second had not started: only its timer went
+        assert timer._task is None and timer._timer is None
