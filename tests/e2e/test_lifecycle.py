@@ -168,6 +168,12 @@ def test_access_log_is_written_to_a_file_and_json_logs_parse(start_server, tmp_p
     server = start_server({"log": {"access_log": str(access), "format": "json"}})
     assert httpx.get(f"{server.url}/healthz").status_code == 200
     wait_until(lambda: access.exists() and "/healthz" in access.read_text(), "access line")
+    with httpx.Client(base_url=server.url) as client:  # the first creates it, the second is lean
+        for _ in range(2):
+            answer = client.post("/api/channels/logged/events", json={"message": "hi"})
+            assert answer.status_code == 201
+    posted = '"POST /api/channels/logged/events 1.1" 201'
+    wait_until(lambda: access.read_text().count(posted) == 2, "both POSTs' access lines")
     lines = [line for line in server.log().splitlines() if line.startswith("{")]
     assert lines
     assert all(json.loads(line)["level"] for line in lines)
