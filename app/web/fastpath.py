@@ -1,6 +1,6 @@
-"""Every use of Quart's and Hypercorn's internals, probed at start, each with a public fallback.
+"""Every use of Quart's, Hypercorn's and h11's internals, probed at start, each with a fallback.
 
-Nothing else in Pulseboard touches either library's private parts; this
+Nothing else in Pulseboard touches these libraries' private parts; this
 module is the door. :func:`probe` runs when the app is built: it checks the
 installed versions against the ones this was verified on (pinned in
 pyproject.toml) and the attributes each path relies on, logs which paths are
@@ -58,17 +58,17 @@ The paths (docs/performance.md has the figures):
   :class:`LeanEvent` makes its waiter list only when somebody waits. Set for
   the time Hypercorn serves (:func:`lean_events`), then put back.
   Fallback: Hypercorn's event.
-
 - ``lean_idle``: Hypercorn's TCP server restarts its keep-alive timer after
   every answer and stops it when the next request comes: its
   ``AsyncioSingleTask`` makes a task (which makes another in ``wait_for``)
-  and a timer each time, and cancels and awaits both, about 13 µs a request
+  and a timer each time, and cancels and awaits both, about 14 µs a request
   (6 % of a single POST). :class:`LeanIdleTask` starts that same task only
   once the connection has been idle for :data:`IDLE_GRACE_S`, so a
   connection whose requests come closer than that only sets and cancels one
   timer handle; the keep-alive timeout and the close of idle connections at
   shutdown come up to that much later. Set for the time Hypercorn serves
   (:func:`lean_idle_timers`), then put back. Fallback: Hypercorn's own.
+
 - ``queued_body``: a lean publish reads its body under ``server.body_timeout``,
   but an ``asyncio.timeout`` costs a timer handle per message (6 % of a single
   POST's CPU), and the body of a small POST has nearly always arrived with its
@@ -142,7 +142,7 @@ CONNECTION_SETS: Needs = (  # instance attributes, assigned in __init__
 )
 EVENT_NEEDS: Needs = ((WorkerContext, "event_class"),)
 IDLE_NEEDS: Needs = ((TCPServer, "_idle_timeout"),)
-SINGLE_TASK = "AsyncioSingleTask"  # the class tcp_server's TCPServer makes its idle timer of
+SINGLE_TASK = "AsyncioSingleTask"  # looked up in tcp_server when a TCPServer makes its idle timer
 IDLE_SETS: Needs = ((TCPServer, "idle_task"), (TCPServer, SINGLE_TASK))
 IDLE_SETS_IN_TASK_GROUP: Needs = ((TaskGroup, "_task_group"),)
 IDLE_GRACE_S = 0.5
