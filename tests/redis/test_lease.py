@@ -73,13 +73,21 @@ async def flushall(url: str) -> None:
     await on_redis(url, "FLUSHALL")
 
 
-async def test_after_a_flushall_the_holder_keeps_the_lease(
-    redis_url: str, prefix: str, lease: Leases
-) -> None:
+async def held_and_refused(
+    lease: Leases, redis_url: str, prefix: str
+) -> tuple[SourceLease, SourceLease]:
+    """Two processes in epoch e1: the first holds the lease, the second was refused it."""
     holder, standby = lease(), lease()
     await set_epoch(redis_url, prefix, "e1")
     assert await holder.claim() is True
     assert await standby.claim() is False
+    return holder, standby
+
+
+async def test_after_a_flushall_the_holder_keeps_the_lease(
+    redis_url: str, prefix: str, lease: Leases
+) -> None:
+    holder, standby = await held_and_refused(lease, redis_url, prefix)
     await flushall(redis_url)
     assert await standby.claim() is False  # free, but the epoch is gone: the holder first
     await set_epoch(redis_url, prefix, "e2")  # a gateway reloaded
@@ -91,10 +99,7 @@ async def test_after_a_flushall_the_holder_keeps_the_lease(
 async def test_a_lease_free_in_the_same_epoch_is_taken_at_once(
     redis_url: str, prefix: str, lease: Leases
 ) -> None:
-    holder, standby = lease(), lease()
-    await set_epoch(redis_url, prefix, "e1")
-    assert await holder.claim() is True
-    assert await standby.claim() is False
+    holder, standby = await held_and_refused(lease, redis_url, prefix)
     await holder.close()  # a clean stop gives it back
     assert await standby.claim() is True
 
@@ -102,10 +107,7 @@ async def test_a_lease_free_in_the_same_epoch_is_taken_at_once(
 async def test_a_standby_takes_a_lease_left_free_after_a_wipe(
     redis_url: str, prefix: str, lease: Leases
 ) -> None:
-    holder, standby = lease(), lease()
-    await set_epoch(redis_url, prefix, "e1")
-    assert await holder.claim() is True
-    assert await standby.claim() is False
+    _holder, standby = await held_and_refused(lease, redis_url, prefix)
     await flushall(redis_url)  # and the holder is gone
     await set_epoch(redis_url, prefix, "e2")
     assert await standby.claim() is False
